@@ -1,0 +1,299 @@
+"""The one configuration tree shared by the CLI, the library, checkpoints and Optuna spaces.
+
+``Config(model="lightgcn")`` is shorthand for ``Config(model=ModelConfig(name="lightgcn"))``;
+any section may also be given as a dict. Dotted paths (``"train.lr"``) address single fields
+(:meth:`Config.get` / :meth:`Config.set`), which is how search spaces and ``--set`` work.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import types
+import typing
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kgrec.errors import ConfigError
+
+SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user")
+MODELS = ("mf", "lightgcn", "kggnn")
+
+
+@dataclass
+class DataConfig:
+    """Which data, and how it is split.
+
+    Attributes:
+        dataset: a bundled dataset name or a recipe path.
+        split: one of ``given``, ``random`` (per user), ``temporal`` (global time cut),
+            ``user_temporal`` (each user's latest), ``cold_item``, ``cold_user``.
+        valid, test: fractions held out for validation and test.
+        seed: the split's seed (independent of the training seed).
+        data_dir: folder holding the datasets (default ``$KGREC_DATA_DIR``).
+    """
+
+    dataset: str = "lastfm-hetrec-kg"
+    split: str = "random"
+    valid: float = 0.1
+    test: float = 0.1
+    seed: int = 0
+    data_dir: str | None = None
+
+    def check(self) -> None:
+        if self.split not in SPLITS:
+            raise ConfigError(f"data.split: {self.split!r} is not one of {SPLITS}")
+        for name in ("valid", "test"):
+            v = getattr(self, name)
+            if not 0.0 <= v < 1.0:
+                raise ConfigError(f"data.{name}: {v} must be in [0, 1)")
+        if self.valid + self.test >= 1.0:
+            raise ConfigError("data.valid + data.test must be below 1")
+
+
+@dataclass
+class ModelConfig:
+    """The model.
+
+    Attributes:
+        name: ``mf`` (MF-BPR), ``lightgcn`` or ``kggnn`` (KG-aware heterogeneous GNN).
+        dim: embedding size.
+        layers: propagation layers (ignored by ``mf``).
+        kg_layers: layers of knowledge propagation in ``kggnn`` (default: ``layers``).
+        kg_dropout: share of KG edges dropped per training step (``kggnn``).
+    """
+
+    name: str = "kggnn"
+    dim: int = 64
+    layers: int = 2
+    kg_layers: int | None = None
+    kg_dropout: float = 0.5
+
+    def check(self) -> None:
+        if self.name not in MODELS:
+            raise ConfigError(f"model.name: {self.name!r} is not one of {MODELS}")
+        if self.dim < 1 or self.layers < 0:
+            raise ConfigError("model.dim must be >= 1 and model.layers >= 0")
+        if not 0.0 <= self.kg_dropout < 1.0:
+            raise ConfigError(f"model.kg_dropout: {self.kg_dropout} must be in [0, 1)")
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation.
+
+    Attributes:
+        epochs: maximum epochs.
+        batch_size: positive pairs per step (one sampled negative each).
+        lr: Adam learning rate.
+        reg: L2 weight on the batch's input embeddings.
+        patience: evaluations without improvement before early stopping.
+        eval_every: epochs between validation evaluations.
+        seed: the training seed (weights, sampling).
+        device: ``auto``, ``cpu`` or ``cuda``.
+    """
+
+    epochs: int = 300
+    batch_size: int = 2048
+    lr: float = 1e-3
+    reg: float = 1e-4
+    patience: int = 10
+    eval_every: int = 1
+    seed: int = 0
+    device: str = "auto"
+
+    def check(self) -> None:
+        if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.eval_every < 1:
+            raise ConfigError("train.epochs, batch_size, patience and eval_every must be >= 1")
+        if self.lr <= 0 or self.reg < 0:
+            raise ConfigError("train.lr must be > 0 and train.reg >= 0")
+        if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
+            raise ConfigError(f"train.device: {self.device!r} is not auto, cpu or cuda")
+
+
+@dataclass
+class EvalConfig:
+    """Evaluation.
+
+    Attributes:
+        ks: cut-offs reported.
+        metric: the validation metric for early stopping and model selection.
+        batch_users: users scored per chunk (bounds memory).
+    """
+
+    ks: list[int] = field(default_factory=lambda: [10, 20])
+    metric: str = "ndcg@20"
+    batch_users: int = 1024
+
+    def check(self) -> None:
+        from kgrec.evaluate.metrics import METRICS
+
+        if not self.ks or min(self.ks) < 1:
+            raise ConfigError("eval.ks must list cut-offs >= 1")
+        name, _, k = self.metric.partition("@")
+        if name not in METRICS or not k.isdigit():
+            raise ConfigError(f"eval.metric: {self.metric!r} is not <metric>@<k> with metric in "
+                              f"{METRICS}")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+
+
+@dataclass
+class Config:
+    """The whole configuration: ``data``, ``model``, ``train``, ``eval``."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    model: ModelConfig = field(default_factory=ModelConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+
+    def __post_init__(self) -> None:
+        for name, cls in _SECTIONS.items():
+            value = getattr(self, name)
+            if isinstance(value, str) and name in ("model", "data"):
+                value = cls(**{"name" if name == "model" else "dataset": value})
+            elif isinstance(value, dict):
+                value = _build(cls, value, name)
+            elif not isinstance(value, cls):
+                raise ConfigError(f"{name}: expected {cls.__name__}, a dict or a name")
+            setattr(self, name, value)
+        self.check()
+
+    def check(self) -> Config:
+        """Validate every section; raises :class:`ConfigError` naming the field."""
+        for name in _SECTIONS:
+            getattr(self, name).check()
+        metric_k = int(self.eval.metric.partition("@")[2])
+        if metric_k not in self.eval.ks:
+            self.eval.ks = sorted({*self.eval.ks, metric_k})
+        return self
+
+    # ------------------------------------------------------------- dotted access
+    def get(self, path: str) -> Any:
+        section, attr = _split_path(path)
+        return getattr(getattr(self, section), attr)
+
+    def set(self, path: str, value: Any) -> Config:
+        """Set ``section.field`` (type-checked and coerced); returns ``self``."""
+        section, attr = _split_path(path)
+        obj = getattr(self, section)
+        hint = typing.get_type_hints(type(obj))[attr]
+        setattr(obj, attr, _coerce(value, hint, path))
+        obj.check()
+        return self
+
+    @staticmethod
+    def fields() -> dict[str, Any]:
+        """Every dotted field and its type hint."""
+        out = {}
+        for name, cls in _SECTIONS.items():
+            for f, hint in typing.get_type_hints(cls).items():
+                out[f"{name}.{f}"] = hint
+        return out
+
+    # ------------------------------------------------------------- (de)serialise
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, doc: dict[str, Any], source: str = "config") -> Config:
+        if not isinstance(doc, dict):
+            raise ConfigError(f"{source}: a config is a mapping with sections {list(_SECTIONS)}")
+        unknown = set(doc) - set(_SECTIONS)
+        if unknown:
+            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; "
+                              f"known: {list(_SECTIONS)}")
+        try:
+            return cls(**{k: _build(_SECTIONS[k], v or {}, k) for k, v in doc.items()})
+        except ConfigError as exc:
+            raise ConfigError(f"{source}: {exc}") from None
+
+    def to_yaml(self, path: str | Path | None = None) -> str:
+        text = yaml.safe_dump(self.to_dict(), sort_keys=False)
+        if path is not None:
+            Path(path).write_text(text)
+        return text
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict(), sort_keys=True)
+
+    @classmethod
+    def load(cls, path: str | Path) -> Config:
+        """Read a YAML or JSON config file."""
+        path = Path(path)
+        if not path.is_file():
+            raise ConfigError(f"config file not found: {path}")
+        try:
+            doc = yaml.safe_load(path.read_text()) or {}
+        except yaml.YAMLError as exc:
+            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        return cls.from_dict(doc, source=str(path))
+
+
+def _split_path(path: str) -> tuple[str, str]:
+    section, _, attr = path.partition(".")
+    if section not in _SECTIONS or not attr:
+        raise ConfigError(f"unknown config field {path!r}; fields look like 'train.lr'")
+    if attr not in {f.name for f in dataclasses.fields(_SECTIONS[section])}:
+        known = ", ".join(f"{section}.{f.name}" for f in dataclasses.fields(_SECTIONS[section]))
+        raise ConfigError(f"unknown config field {path!r}; known: {known}")
+    return section, attr
+
+
+def _build(cls: type, doc: dict[str, Any], section: str) -> Any:
+    if not isinstance(doc, dict):
+        raise ConfigError(f"{section}: expected a mapping, got {type(doc).__name__}")
+    hints = typing.get_type_hints(cls)
+    unknown = set(doc) - set(hints)
+    if unknown:
+        raise ConfigError(f"unknown field(s) {', '.join(f'{section}.{u}' for u in sorted(unknown))}"
+                          f"; known: {', '.join(f'{section}.{h}' for h in hints)}")
+    obj = cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in doc.items()})
+    obj.check()
+    return obj
+
+
+def _coerce(value: Any, hint: Any, path: str) -> Any:
+    origin = typing.get_origin(hint)
+    if origin in (typing.Union, types.UnionType):
+        args = typing.get_args(hint)
+        if value is None and type(None) in args:
+            return None
+        errors = []
+        for a in args:
+            if a is type(None):
+                continue
+            try:
+                return _coerce(value, a, path)
+            except ConfigError as exc:
+                errors.append(str(exc))
+        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
+    if origin is list:
+        (inner,) = typing.get_args(hint)
+        if not isinstance(value, list | tuple):
+            raise ConfigError(f"{path}: expected a list, got {value!r}")
+        return [_coerce(v, inner, path) for v in value]
+    if hint is bool:
+        if isinstance(value, bool):
+            return value
+        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+    if hint is int:
+        if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
+            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+        return int(value)
+    if hint is float:
+        if isinstance(value, bool) or not isinstance(value, int | float):
+            try:
+                return float(str(value))
+            except ValueError:
+                raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+        return float(value)
+    if hint is str:
+        if not isinstance(value, str):
+            raise ConfigError(f"{path}: expected a string, got {value!r}")
+        return value
+    return value

@@ -1,0 +1,271 @@
+"""Train / validation / test splits of a RecGraph's interactions, built so nothing leaks.
+
+Every split works on unique (user, item) pairs: a pair lives in exactly one fold, so no
+validation or test pair can appear among the training positives or in the message-passing
+graph (which is built from :attr:`Split.train_users` / :attr:`Split.train_items` only).
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import scipy.sparse as sp
+
+from kgrec.errors import ConfigError
+from kgrec.graph import SAMPLED_NEGATIVE, RecGraph
+
+log = logging.getLogger(__name__)
+
+TRAIN, VALID, TEST = 0, 1, 2
+
+
+@dataclass
+class EvalSet:
+    """Held-out positives to rank, and the items each user must not be offered.
+
+    Attributes:
+        name: ``valid`` or ``test``.
+        positives: ``[U, I]`` CSR, 1 where the pair is a held-out positive.
+        exclude: ``[U, I]`` CSR of pairs removed from the ranking (the user's training items,
+            and for the test set also the validation items).
+        cold_items: ``[I]`` bool, items with no training interaction (for breakdowns).
+        cold_users: ``[U]`` bool, users with no training interaction.
+    """
+
+    name: str
+    positives: sp.csr_matrix
+    exclude: sp.csr_matrix
+    cold_items: np.ndarray
+    cold_users: np.ndarray
+
+    @property
+    def users(self) -> np.ndarray:
+        """Users with at least one held-out positive, ``[N]``."""
+        return np.flatnonzero(np.diff(self.positives.indptr))
+
+    @property
+    def num_items(self) -> int:
+        return self.positives.shape[1]
+
+    def __len__(self) -> int:
+        return int(self.positives.nnz)
+
+    def __repr__(self) -> str:
+        return f"EvalSet({self.name!r}, users={len(self.users)}, positives={len(self)})"
+
+
+@dataclass
+class CTRRows:
+    """Labelled rows of the click-through protocol: ``label`` 1 = positive, 0 = negative."""
+
+    users: np.ndarray
+    items: np.ndarray
+    labels: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.users)
+
+
+@dataclass
+class Split:
+    """A split of ``graph``'s interactions.
+
+    Attributes:
+        graph: the whole graph (all interactions; nodes and KG shared by every fold).
+        strategy: how it was split.
+        train_users, train_items: the unique training positives ``[P]``; the only
+            interactions a model may learn from or propagate over.
+        valid, test: :class:`EvalSet` for model selection and for the final report.
+        ctr: for the click-through protocol, labelled rows per fold.
+    """
+
+    graph: RecGraph
+    strategy: str
+    train_users: np.ndarray
+    train_items: np.ndarray
+    valid: EvalSet
+    test: EvalSet
+    seed: int = 0
+    ctr: dict[str, CTRRows] = field(default_factory=dict)
+
+    @property
+    def num_users(self) -> int:
+        return self.graph.num_users
+
+    @property
+    def num_items(self) -> int:
+        return self.graph.num_items
+
+    def train_matrix(self) -> sp.csr_matrix:
+        """``[U, I]`` CSR of the training positives."""
+        return _csr(self.train_users, self.train_items, self.num_users, self.num_items)
+
+    def summary(self) -> dict[str, int | str]:
+        return {"strategy": self.strategy, "train": len(self.train_users),
+                "valid": len(self.valid), "test": len(self.test),
+                "test_users": len(self.test.users),
+                "cold_test_items": int(self.test.cold_items.sum())}
+
+    def __repr__(self) -> str:
+        return f"Split({self.graph.name!r}, {self.summary()})"
+
+
+def _csr(users: np.ndarray, items: np.ndarray, n_users: int, n_items: int) -> sp.csr_matrix:
+    m = sp.csr_matrix((np.ones(len(users), dtype=np.float32), (users, items)),
+                      shape=(n_users, n_items))
+    m.sum_duplicates()
+    m.data[:] = 1.0
+    return m
+
+
+def _unique_pairs(graph: RecGraph) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Unique (user, item) pairs and, per interaction row, the index of its pair."""
+    inter = graph.interactions
+    keys = inter.src * max(1, graph.num_items) + inter.dst
+    uniq, inverse = np.unique(keys, return_inverse=True)
+    return uniq // max(1, graph.num_items), uniq % max(1, graph.num_items), inverse
+
+
+def _per_group_fold(groups: np.ndarray, order_key: np.ndarray, valid: float, test: float
+                    ) -> np.ndarray:
+    """Within each group, the last ``test`` share (by ``order_key``) -> TEST, the share before
+    it -> VALID, the rest TRAIN; every group keeps at least one TRAIN row."""
+    order = np.lexsort((order_key, groups))
+    g = groups[order]
+    counts = np.bincount(g)
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    n = counts[g]
+    pos_from_end = n - 1 - (np.arange(len(g)) - starts[g])
+    n_test = np.minimum(np.round(n * test).astype(np.int64), n - 1)
+    n_valid = np.minimum(np.round(n * valid).astype(np.int64), n - 1 - n_test)
+    fold = np.full(len(g), TRAIN, dtype=np.int8)
+    fold[pos_from_end < n_test] = TEST
+    fold[(pos_from_end >= n_test) & (pos_from_end < n_test + n_valid)] = VALID
+    out = np.empty_like(fold)
+    out[order] = fold
+    return out
+
+
+def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test: float = 0.1,
+          seed: int = 0) -> Split:
+    """Split ``graph``'s interactions.
+
+    Args:
+        graph: the graph.
+        strategy: ``given`` (the dataset's own train/test, validation carved per user from
+            train), ``random`` (per user), ``temporal`` (one global time cut: train on the past,
+            test on the future), ``user_temporal`` (each user's latest interactions),
+            ``cold_item`` / ``cold_user`` (held-out items/users have no training edge at all).
+        valid, test: fractions (of each user's pairs, of the time range's pairs, or of the
+            items/users for the cold splits). ``given`` ignores ``test``.
+        seed: random seed.
+    """
+    if not 0 <= valid < 1 or not 0 <= test < 1 or valid + test >= 1:
+        raise ConfigError(f"valid={valid}, test={test}: each in [0, 1) and together below 1")
+    rng = np.random.default_rng(seed)
+    users, items, inverse = _unique_pairs(graph)
+    n_pairs = len(users)
+    inter = graph.interactions
+
+    if strategy == "random":
+        fold = _per_group_fold(users, rng.random(n_pairs), valid, test)
+    elif strategy in ("temporal", "user_temporal"):
+        ts = inter.attrs.get("timestamp")
+        if ts is None or np.isnan(ts).all():
+            raise ConfigError(f"split {strategy!r} needs timestamps; {graph.name} has none")
+        first = np.full(n_pairs, np.inf)
+        np.minimum.at(first, inverse, np.nan_to_num(ts, nan=np.inf))
+        tiebreak = rng.random(n_pairs) * 1e-3  # random order among equal timestamps
+        if strategy == "user_temporal":
+            fold = _per_group_fold(users, first + tiebreak, valid, test)
+        else:
+            rank = np.argsort(np.argsort(first + tiebreak, kind="stable"), kind="stable")
+            q = rank / max(1, n_pairs)
+            fold = np.where(q >= 1 - test, TEST, np.where(q >= 1 - test - valid, VALID, TRAIN))
+    elif strategy in ("cold_item", "cold_user"):
+        ids = items if strategy == "cold_item" else users
+        present = np.unique(ids)
+        perm = rng.permutation(present)
+        n_test, n_valid = int(round(len(present) * test)), int(round(len(present) * valid))
+        node_fold = np.full((graph.num_items if strategy == "cold_item" else graph.num_users),
+                            TRAIN, dtype=np.int8)
+        node_fold[perm[:n_test]] = TEST
+        node_fold[perm[n_test:n_test + n_valid]] = VALID
+        fold = node_fold[ids]
+    elif strategy == "given":
+        given = inter.attrs.get("fold")
+        if given is None:
+            raise ConfigError(f"split 'given': {graph.name} has no train/test fold of its own")
+        is_test = np.zeros(n_pairs, dtype=bool)
+        np.logical_or.at(is_test, inverse, given == "test")
+        is_train = np.zeros(n_pairs, dtype=bool)
+        np.logical_or.at(is_train, inverse, given == "train")
+        both = is_test & is_train
+        if both.any():
+            log.warning("%s: %d pairs are in both the given train and test folds; kept in train",
+                        graph.name, int(both.sum()))
+        fold = np.where(is_train, TRAIN, TEST).astype(np.int8)
+        tr = fold == TRAIN
+        sub = _per_group_fold(users[tr], rng.random(int(tr.sum())), valid, 0.0)
+        fold[np.flatnonzero(tr)[sub == VALID]] = VALID
+    else:
+        raise ConfigError(f"unknown split {strategy!r}; known: given, random, temporal, "
+                          "user_temporal, cold_item, cold_user")
+    return _assemble(graph, strategy, users, items, fold, seed)
+
+
+def _assemble(graph: RecGraph, strategy: str, users: np.ndarray, items: np.ndarray,
+              fold: np.ndarray, seed: int) -> Split:
+    U, I = graph.num_users, graph.num_items  # noqa: N806
+    tr, va, te = fold == TRAIN, fold == VALID, fold == TEST
+    train = _csr(users[tr], items[tr], U, I)
+    valid_m = _csr(users[va], items[va], U, I)
+    test_m = _csr(users[te], items[te], U, I)
+    cold_items = np.bincount(items[tr], minlength=I) == 0
+    cold_users = np.bincount(users[tr], minlength=U) == 0
+    valid = EvalSet("valid", valid_m, train, cold_items, cold_users)
+    test = EvalSet("test", test_m, (train + valid_m).tocsr(), cold_items, cold_users)
+    s = Split(graph, strategy, users[tr], items[tr], valid, test, seed)
+    log.info("split %s/%s: %s", graph.name, strategy, s.summary())
+    return s
+
+
+def ctr_split(graph: RecGraph, *, seed: int = 0, ratios: tuple[float, float, float] = (0.6, 0.2,
+                                                                                       0.2)) -> Split:
+    """The click-through protocol of RippleNet/KGCN/MCCLK.
+
+    The labelled rows (positives and the dataset's sampled negatives) are shuffled and cut
+    6:2:2. Models learn from the training rows' positives only; AUC and F1 are measured on
+    the test rows, early stopping uses the validation rows.
+    """
+    if SAMPLED_NEGATIVE not in graph.edges:
+        raise ConfigError(f"{graph.name} ships no sampled negatives; the click-through protocol "
+                          "needs them (KGCN-format datasets have them)")
+    inter, neg = graph.interactions, graph.edges[SAMPLED_NEGATIVE]
+    users = np.concatenate([inter.src, neg.src])
+    items = np.concatenate([inter.dst, neg.dst])
+    labels = np.concatenate([np.ones(len(inter), np.int8), np.zeros(len(neg), np.int8)])
+    rng = np.random.default_rng(seed)
+    perm = rng.permutation(len(users))
+    n_tr, n_va = int(len(perm) * ratios[0]), int(len(perm) * ratios[1])
+    parts = {"train": perm[:n_tr], "valid": perm[n_tr:n_tr + n_va], "test": perm[n_tr + n_va:]}
+    rows = {k: CTRRows(users[v], items[v], labels[v]) for k, v in parts.items()}
+    pos = {k: r.labels == 1 for k, r in rows.items()}
+    U, I = graph.num_users, graph.num_items  # noqa: N806
+    train = _csr(rows["train"].users[pos["train"]], rows["train"].items[pos["train"]], U, I)
+    # A positive pair that is also a training positive is not held out (KGCN keeps such rows;
+    # for ranking they would be excluded anyway).
+    def held(k: str) -> sp.csr_matrix:
+        m = _csr(rows[k].users[pos[k]], rows[k].items[pos[k]], U, I)
+        return (m - m.multiply(train)).tocsr()
+    valid_m, test_m = held("valid"), held("test")
+    cold_items = np.asarray(train.sum(0)).ravel() == 0
+    cold_users = np.asarray(train.sum(1)).ravel() == 0
+    tu, ti = train.nonzero()
+    s = Split(graph, "ctr", tu.astype(np.int64), ti.astype(np.int64),
+              EvalSet("valid", valid_m, train, cold_items, cold_users),
+              EvalSet("test", test_m, (train + valid_m).tocsr(), cold_items, cold_users), seed,
+              ctr=rows)
+    return s

@@ -1,0 +1,64 @@
+"""One family of errors, each naming what is wrong and where.
+
+Every error kgrec raises on purpose is a :class:`KgrecError`. Errors about input data carry
+the file, line and field so that a user can open the file and fix it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class KgrecError(Exception):
+    """Base class of every error kgrec raises on purpose."""
+
+
+class DataFormatError(KgrecError):
+    """A source file is malformed: a bad line, a missing column, a NaN, an id out of range.
+
+    Attributes:
+        file: the file that is wrong (or ``None`` when the data came from memory).
+        line: 1-based line number in that file, when known.
+        field: the column or field that is wrong, when known.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        file: str | Path | None = None,
+        line: int | None = None,
+        field: str | None = None,
+    ) -> None:
+        self.file = str(file) if file is not None else None
+        self.line = line
+        self.field = field
+        where = []
+        if self.file is not None:
+            where.append(self.file if line is None else f"{self.file}:{line}")
+        elif line is not None:
+            where.append(f"line {line}")
+        if field is not None:
+            where.append(f"field {field!r}")
+        prefix = ", ".join(where)
+        super().__init__(f"{prefix}: {message}" if prefix else message)
+
+
+class SchemaError(KgrecError):
+    """A graph schema is invalid, or a graph does not conform to its schema."""
+
+
+class ConfigError(KgrecError):
+    """A configuration value, recipe or search space is invalid; the message names the field."""
+
+
+class DatasetNotFoundError(KgrecError):
+    """A dataset name, recipe or data directory cannot be found."""
+
+
+class StoreError(KgrecError):
+    """A store (local directory or Neo4j) cannot be read or written."""
+
+
+class UnknownIdError(KgrecError):
+    """An external user or item id that the graph does not know."""

@@ -1,0 +1,162 @@
+"""Full-ranking evaluation, chunked over users so memory stays bounded."""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from torch import Tensor
+
+from kgrec.data.split import CTRRows, EvalSet
+from kgrec.evaluate.metrics import METRICS, auc, best_threshold, f1_score, ranking_metrics
+
+
+class Scorer(Protocol):
+    """Anything that scores every item for a batch of users (a :class:`Recommender`)."""
+
+    def score_users(self, users: np.ndarray) -> Tensor:
+        """``[B]`` user indices -> ``[B, I]`` scores."""
+        ...
+
+    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """``[N]`` users and items -> ``[N]`` scores."""
+        ...
+
+
+class MetricTable(dict):
+    """``{"recall@20": 0.31, ...}`` plus per-group tables in :attr:`groups` and the number of
+    users evaluated; ``str()`` renders a table."""
+
+    def __init__(self, values: dict[str, float], users: int, groups: dict[str, MetricTable]
+                 | None = None, name: str = "") -> None:
+        super().__init__(values)
+        self.users = users
+        self.groups = groups or {}
+        self.name = name
+
+    def rows(self) -> list[tuple[str, dict[str, float], int]]:
+        return [(self.name or "all", dict(self), self.users)] + [
+            (g, dict(t), t.users) for g, t in self.groups.items()]
+
+    def to_markdown(self) -> str:
+        keys = list(self)
+        lines = ["| group | users | " + " | ".join(keys) + " |",
+                 "|---|---:|" + "---:|" * len(keys)]
+        for name, vals, users in self.rows():
+            lines.append(f"| {name} | {users} | " + " | ".join(
+                f"{vals.get(k, float('nan')):.4f}" for k in keys) + " |")
+        return "\n".join(lines)
+
+    def __str__(self) -> str:
+        return self.to_markdown()
+
+
+def _topk(scores: Tensor, exclude: sp.csr_matrix, kmax: int) -> np.ndarray:
+    """Indices ``[B, kmax]`` of the best-scored items, excluded pairs removed."""
+    scores = scores.float().clone()
+    r, c = exclude.nonzero()
+    if len(r):
+        scores[torch.from_numpy(r).to(scores.device), torch.from_numpy(c).to(scores.device)] = \
+            -torch.inf
+    return torch.topk(scores, kmax, dim=1).indices.cpu().numpy()
+
+
+def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
+    """``query`` (any shape) membership in the sorted key array."""
+    if not len(sorted_keys):
+        return np.zeros(query.shape, dtype=bool)
+    pos = np.minimum(np.searchsorted(sorted_keys, query), len(sorted_keys) - 1)
+    return sorted_keys[pos] == query
+
+
+@torch.no_grad()
+def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
+             batch_users: int = 1024, item_groups: dict[str, np.ndarray] | None = None,
+             by_cold: bool = True) -> MetricTable:
+    """Rank all items for every user with held-out positives and score the top K.
+
+    The user's ``data.exclude`` items (training, and for the test set validation, items) are
+    removed from the ranking; everything else, cold items included, is a candidate.
+
+    Args:
+        scorer: a :class:`~kgrec.serve.Recommender` (anything with ``score_users``).
+        data: ``split.valid`` or ``split.test``.
+        k: cut-off(s).
+        batch_users: users scored per chunk (memory is ``batch_users * num_items`` floats).
+        item_groups: optional named ``[I]`` bool masks; each gets its own table, computed on
+            the positives inside the group (the ranking is still over all items).
+        by_cold: add ``cold_items`` / ``warm_items`` groups when the set has cold items.
+
+    Returns:
+        a :class:`MetricTable` with Recall, NDCG, Precision, Hit, F1, MRR at each K and
+        Coverage at the largest K.
+    """
+    ks = sorted({k} if isinstance(k, int) else set(k))
+    kmax = min(max(ks), data.num_items)
+    ks = [min(x, kmax) for x in ks]
+    groups = dict(item_groups or {})
+    if by_cold and data.cold_items.any():
+        has_cold = data.positives[:, data.cold_items].nnz > 0
+        if has_cold:
+            groups.setdefault("cold_items", data.cold_items)
+            groups.setdefault("warm_items", ~data.cold_items)
+    users = data.users
+    pos, excl = data.positives, data.exclude
+    n_items = data.num_items
+    pr, pc = pos.nonzero()
+    pos_keys = np.sort(pr.astype(np.int64) * n_items + pc)
+    per_user: dict[str, list[np.ndarray]] = {}
+    per_group: dict[str, dict[str, list[np.ndarray]]] = {g: {} for g in groups}
+    recommended = np.zeros(data.num_items, dtype=bool)
+    for start in range(0, len(users), batch_users):
+        batch = users[start:start + batch_users]
+        scores = scorer.score_users(batch)
+        top = _topk(scores, excl[batch], kmax)
+        recommended[top[:, :max(ks)].ravel()] = True
+        pos_b = pos[batch]
+        hits = _member(pos_keys, batch[:, None] * n_items + top)
+        num_pos = np.diff(pos_b.indptr)
+        for name, v in ranking_metrics(hits, num_pos, ks).items():
+            per_user.setdefault(name, []).append(v)
+        for g, mask in groups.items():
+            in_group = mask[top]
+            n_g = np.asarray(pos_b[:, mask].sum(1)).ravel().astype(np.int64)
+            keep = n_g > 0
+            if not keep.any():
+                continue
+            ghits = (hits & in_group)[keep]
+            for name, v in ranking_metrics(ghits, n_g[keep], ks).items():
+                per_group[g].setdefault(name, []).append(v)
+
+    def table(d: dict[str, list[np.ndarray]], name: str) -> MetricTable:
+        if not d:
+            return MetricTable({}, 0, name=name)
+        vals = {m: float(np.concatenate(v).mean()) for m, v in d.items()}
+        order = [f"{m}@{k}" for k in ks for m in METRICS]
+        return MetricTable({m: vals[m] for m in order}, len(np.concatenate(next(iter(d.values())))),
+                           name=name)
+
+    out = table(per_user, data.name)
+    out[f"coverage@{max(ks)}"] = float(recommended.mean())
+    out.groups = {g: table(d, g) for g, d in per_group.items() if d}
+    return out
+
+
+@torch.no_grad()
+def evaluate_ctr(scorer: Scorer, rows: CTRRows, *, threshold: float | None = None,
+                 threshold_rows: CTRRows | None = None) -> dict[str, float]:
+    """AUC and F1 on labelled rows (the RippleNet/KGCN/MCCLK click-through protocol).
+
+    F1 needs a threshold on the scores: pass one, or pass ``threshold_rows`` (the validation
+    rows) to choose the F1-maximising threshold there, never on the rows being scored.
+    """
+    scores = scorer.score_pairs(rows.users, rows.items)
+    if threshold is None:
+        if threshold_rows is None:
+            raise ValueError("give a threshold or the validation rows to choose one on")
+        threshold = best_threshold(threshold_rows.labels,
+                                   scorer.score_pairs(threshold_rows.users, threshold_rows.items))
+    return {"auc": auc(rows.labels, scores), "f1": f1_score(rows.labels, scores >= threshold),
+            "threshold": float(threshold), "rows": len(rows)}

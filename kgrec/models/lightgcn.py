@@ -1,0 +1,45 @@
+"""LightGCN (He et al., SIGIR 2020) over a CSR adjacency."""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from kgrec.models.base import GraphInputs, RecModel, bipartite_adjacency
+from kgrec.models.ops import propagate
+
+
+class LightGCN(RecModel):
+    """Free embeddings smoothed over the user-item graph; the output is the mean of the layers.
+
+    Equivalent to PyG's ``LightGCN`` (``LGConv`` layers, uniform layer weights), but it
+    propagates over a precomputed symmetric-normalised CSR adjacency, which is several times
+    faster on CPU than message passing over ``edge_index``.
+
+    Args:
+        inputs: sizes and training interactions (the propagation graph).
+        dim: embedding size ``d``.
+        layers: propagation layers ``L``.
+    """
+
+    def __init__(self, inputs: GraphInputs, dim: int = 64, layers: int = 2) -> None:
+        super().__init__()
+        self.num_users = inputs.num_users
+        self.layers = layers
+        self.embedding = nn.Embedding(inputs.num_users + inputs.num_items, dim)
+        nn.init.normal_(self.embedding.weight, std=0.1)
+        self.register_buffer("adj", bipartite_adjacency(inputs.train_users, inputs.train_items,
+                                                        inputs.num_users, inputs.num_items),
+                             persistent=False)
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        x = self.embedding.weight
+        out = x
+        for _ in range(self.layers):
+            x = propagate(self.adj, x)
+            out = out + x
+        out = out / (self.layers + 1)
+        return torch.split(out, [self.num_users, out.shape[0] - self.num_users])
+
+    def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        return [self.embedding(users), self.embedding(items + self.num_users)]

@@ -1,0 +1,29 @@
+"""Matrix factorisation trained with BPR (Rendle et al., 2009)."""
+
+from __future__ import annotations
+
+from torch import Tensor, nn
+
+from kgrec.models.base import GraphInputs, RecModel
+
+
+class MF(RecModel):
+    """One free embedding per user and item.
+
+    Args:
+        inputs: graph sizes.
+        dim: embedding size ``d``.
+    """
+
+    def __init__(self, inputs: GraphInputs, dim: int = 64) -> None:
+        super().__init__()
+        self.user = nn.Embedding(inputs.num_users, dim)
+        self.item = nn.Embedding(inputs.num_items, dim)
+        nn.init.normal_(self.user.weight, std=0.1)
+        nn.init.normal_(self.item.weight, std=0.1)
+
+    def forward(self) -> tuple[Tensor, Tensor]:
+        return self.user.weight, self.item.weight
+
+    def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
+        return [self.user(users), self.item(items)]

@@ -1,0 +1,265 @@
+"""What training produces: a :class:`Recommender` that ranks, explains, saves and loads.
+
+Saved as a directory: ``model.safetensors`` (embeddings, model weights, the training
+interactions and KG needed for exclusion and explanations) and ``recommender.json`` (config,
+id vocabularies, item names, training history). No pickle anywhere.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import scipy.sparse as sp
+import torch
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+
+from kgrec.config import Config
+from kgrec.errors import StoreError, UnknownIdError
+from kgrec.graph import ENTITY, KnowledgeTriples
+
+FORMAT = "kgrec-recommender/1"
+
+
+@dataclass
+class Recommendations:
+    """The top-K list for one user."""
+
+    user: str
+    items: list[str]
+    scores: list[float]
+    names: list[str]
+
+    def __iter__(self):  # (item, name, score) rows
+        return iter(zip(self.items, self.names, self.scores, strict=True))
+
+
+class Recommender:
+    """Ranks items for users from trained embeddings.
+
+    Args:
+        user_embedding: ``[U, d]``; item_embedding: ``[I, d]``; a pair scores their dot product.
+        config: the config it was trained with.
+        user_ids, item_ids: external ids (index order).
+        item_names: display names ``[I]``; item_domains: ``[I]``.
+        seen: ``[U, I]`` CSR of the pairs it learned from (excluded by default).
+        kg: the knowledge triples (for :meth:`explain`), with entity ids/names.
+        state: the model's weights (``name -> tensor``), kept for fine-tuning.
+        history: per-epoch training records.
+    """
+
+    def __init__(self, user_embedding: Tensor, item_embedding: Tensor, *, config: Config,
+                 user_ids: Sequence[str], item_ids: Sequence[str], item_names: Sequence[str],
+                 item_domains: Sequence[str], seen: sp.csr_matrix,
+                 kg: KnowledgeTriples | None = None, entity_ids: Sequence[str] = (),
+                 entity_names: Sequence[str] = (), state: dict[str, Tensor] | None = None,
+                 history: list[dict[str, Any]] | None = None, dataset: str = "",
+                 device: str | torch.device = "cpu") -> None:
+        self.device = torch.device(device)
+        self.user_embedding = user_embedding.detach().to(self.device, torch.float32)
+        self.item_embedding = item_embedding.detach().to(self.device, torch.float32)
+        self.config = config
+        self.user_ids = list(user_ids)
+        self.item_ids = list(item_ids)
+        self.item_names = list(item_names)
+        self.item_domains = np.asarray(list(item_domains), dtype=str)
+        self.seen = seen.tocsr()
+        self.kg = kg
+        self.entity_ids = list(entity_ids)
+        self.entity_names = list(entity_names)
+        self.state = state or {}
+        self.history = history or []
+        self.dataset = dataset
+        self._user_index = {u: i for i, u in enumerate(self.user_ids)}
+        self._item_index = {x: i for i, x in enumerate(self.item_ids)}
+        self._kg_adj: dict[int, list[tuple[int, int, bool]]] | None = None
+
+    @property
+    def num_users(self) -> int:
+        return len(self.user_ids)
+
+    @property
+    def num_items(self) -> int:
+        return len(self.item_ids)
+
+    # ------------------------------------------------------------------ scoring
+    def user_index(self, users: Sequence[str]) -> np.ndarray:
+        out = []
+        for u in users:
+            i = self._user_index.get(str(u))
+            if i is None:
+                raise UnknownIdError(f"unknown user id {u!r} (the model knows {self.num_users} "
+                                     f"users, e.g. {self.user_ids[:3]})")
+            out.append(i)
+        return np.asarray(out, dtype=np.int64)
+
+    def item_index(self, items: Sequence[str]) -> np.ndarray:
+        out = []
+        for x in items:
+            i = self._item_index.get(str(x))
+            if i is None:
+                raise UnknownIdError(f"unknown item id {x!r}")
+            out.append(i)
+        return np.asarray(out, dtype=np.int64)
+
+    @torch.no_grad()
+    def score_users(self, users: np.ndarray) -> Tensor:
+        """Scores ``[B, I]`` of every item for user indices ``[B]``."""
+        u = torch.as_tensor(np.asarray(users), device=self.device)
+        return self.user_embedding[u] @ self.item_embedding.T
+
+    @torch.no_grad()
+    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        """Scores ``[N]`` of user-item index pairs."""
+        u = torch.as_tensor(np.asarray(users), device=self.device)
+        i = torch.as_tensor(np.asarray(items), device=self.device)
+        return (self.user_embedding[u] * self.item_embedding[i]).sum(-1).cpu().numpy()
+
+    def recommend(self, users: Sequence[str], k: int = 10, *, domain: str | None = None,
+                  exclude_seen: bool = True) -> list[Recommendations]:
+        """The top ``k`` items for each user (external ids).
+
+        Args:
+            users: external user ids.
+            k: list length.
+            domain: only items of this domain.
+            exclude_seen: drop the items the user interacted with in training.
+        """
+        if isinstance(users, str):
+            users = [users]
+        idx = self.user_index(users)
+        scores = self.score_users(idx).clone()
+        if domain is not None:
+            mask = self.item_domains != domain
+            if mask.all():
+                raise UnknownIdError(f"unknown domain {domain!r}; known: "
+                                     f"{sorted(set(self.item_domains.tolist()))}")
+            scores[:, torch.from_numpy(mask).to(scores.device)] = -torch.inf
+        if exclude_seen:
+            r, c = self.seen[idx].nonzero()
+            scores[torch.from_numpy(r), torch.from_numpy(c)] = -torch.inf
+        k = min(k, self.num_items)
+        top = torch.topk(scores, k, dim=1)
+        out = []
+        for row, user in enumerate(users):
+            keep = torch.isfinite(top.values[row])
+            items = top.indices[row][keep].tolist()
+            out.append(Recommendations(str(user), [self.item_ids[i] for i in items],
+                                       top.values[row][keep].tolist(),
+                                       [self.item_names[i] for i in items]))
+        return out
+
+    # ------------------------------------------------------------------ explanations
+    def _adjacency(self) -> dict[int, list[tuple[int, int, bool]]]:
+        if self._kg_adj is None:
+            adj: dict[int, list[tuple[int, int, bool]]] = {}
+            if self.kg is not None:
+                for h, r, t in zip(self.kg.head.tolist(), self.kg.relation.tolist(),
+                                   self.kg.tail.tolist(), strict=True):
+                    adj.setdefault(h, []).append((r, t, True))
+                    adj.setdefault(t, []).append((r, h, False))
+            self._kg_adj = adj
+        return self._kg_adj
+
+    def _node_name(self, node: int) -> str:
+        if node < self.num_items:
+            return f"{self.item_names[node]!r}"
+        e = node - self.num_items
+        name = self.entity_names[e] if e < len(self.entity_names) and self.entity_names[e] else ""
+        return name or f"{ENTITY}:{self.entity_ids[e] if e < len(self.entity_ids) else e}"
+
+    def explain(self, user: str, item: str, max_paths: int = 5) -> list[str]:
+        """Knowledge-graph paths from the user's training items to ``item`` (at most two hops).
+
+        Each path reads ``seen item -[relation]-> entity <-[relation]- item``.
+        """
+        (u,) = self.user_index([user])
+        (t,) = self.item_index([item])
+        if self.kg is None:
+            return []
+        adj = self._adjacency()
+        rel = self.kg.relations
+        seen = self.seen.indices[self.seen.indptr[u]:self.seen.indptr[u + 1]].tolist()
+        target_nb: dict[int, list[tuple[int, bool]]] = {}
+        for r, n, fwd in adj.get(t, []):
+            target_nb.setdefault(n, []).append((r, fwd))
+
+        def arrow(r: int, fwd: bool) -> str:
+            return f"-[{rel[r]}]->" if fwd else f"<-[{rel[r]}]-"
+
+        paths: list[str] = []
+        for s in seen:
+            for r1, n, fwd1 in adj.get(s, []):
+                if n == t:
+                    paths.append(f"{self._node_name(s)} {arrow(r1, fwd1)} {self._node_name(t)}")
+                for r2, fwd2 in target_nb.get(n, []):
+                    if n in (s, t):
+                        continue
+                    paths.append(f"{self._node_name(s)} {arrow(r1, fwd1)} {self._node_name(n)} "
+                                 f"{arrow(r2, not fwd2)} {self._node_name(t)}")
+                if len(paths) >= max_paths:
+                    return paths[:max_paths]
+        return paths[:max_paths]
+
+    # ------------------------------------------------------------------ persistence
+    def save(self, path: str | Path) -> Path:
+        """Write ``model.safetensors`` and ``recommender.json`` into directory ``path``."""
+        path = Path(path)
+        path.mkdir(parents=True, exist_ok=True)
+        tensors = {"user_embedding": self.user_embedding.cpu().contiguous(),
+                   "item_embedding": self.item_embedding.cpu().contiguous(),
+                   "seen.indptr": torch.from_numpy(self.seen.indptr.astype(np.int64)),
+                   "seen.indices": torch.from_numpy(self.seen.indices.astype(np.int64))}
+        if self.kg is not None:
+            tensors.update({f"kg.{k}": torch.from_numpy(np.ascontiguousarray(getattr(self.kg, k)))
+                            for k in ("head", "relation", "tail")})
+        for k, v in self.state.items():
+            tensors[f"state.{k}"] = v.detach().cpu().contiguous()
+        save_file(tensors, str(path / "model.safetensors"))
+        doc = {"format": FORMAT, "dataset": self.dataset, "config": self.config.to_dict(),
+               "user_ids": self.user_ids, "item_ids": self.item_ids,
+               "item_names": self.item_names, "item_domains": self.item_domains.tolist(),
+               "entity_ids": self.entity_ids, "entity_names": self.entity_names,
+               "kg_relations": self.kg.relations if self.kg is not None else None,
+               "kg_sizes": [self.kg.num_items, self.kg.num_entities] if self.kg else None,
+               "history": self.history}
+        (path / "recommender.json").write_text(json.dumps(doc))
+        return path
+
+    @classmethod
+    def load(cls, path: str | Path, device: str = "cpu") -> Recommender:
+        """Load a saved recommender directory (safetensors + JSON; no pickle)."""
+        path = Path(path)
+        meta_path, weights = path / "recommender.json", path / "model.safetensors"
+        if not meta_path.is_file() or not weights.is_file():
+            raise StoreError(f"{path}: not a saved recommender (needs recommender.json and "
+                             "model.safetensors)")
+        doc = json.loads(meta_path.read_text())
+        if doc.get("format") != FORMAT:
+            raise StoreError(f"{meta_path}: unsupported format {doc.get('format')!r}")
+        t = load_file(str(weights))
+        n_users, n_items = len(doc["user_ids"]), len(doc["item_ids"])
+        seen = sp.csr_matrix((np.ones(len(t["seen.indices"]), dtype=np.float32),
+                              t["seen.indices"].numpy(), t["seen.indptr"].numpy()),
+                             shape=(n_users, n_items))
+        kg = None
+        if doc.get("kg_relations") is not None:
+            kg = KnowledgeTriples(t["kg.head"].numpy(), t["kg.relation"].numpy(),
+                                  t["kg.tail"].numpy(), doc["kg_relations"], *doc["kg_sizes"])
+        state = {k[len("state."):]: v for k, v in t.items() if k.startswith("state.")}
+        return cls(t["user_embedding"], t["item_embedding"], config=Config.from_dict(doc["config"]),
+                   user_ids=doc["user_ids"], item_ids=doc["item_ids"],
+                   item_names=doc["item_names"], item_domains=doc["item_domains"], seen=seen,
+                   kg=kg, entity_ids=doc["entity_ids"], entity_names=doc["entity_names"],
+                   state=state, history=doc["history"], dataset=doc.get("dataset", ""),
+                   device=device)
+
+    def __repr__(self) -> str:
+        return (f"Recommender({self.config.model.name}, dataset={self.dataset!r}, "
+                f"users={self.num_users}, items={self.num_items}, "
+                f"dim={self.user_embedding.shape[1]})")

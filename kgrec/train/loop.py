@@ -1,0 +1,276 @@
+"""The training loop: BPR with sampled negatives, validation-based early stopping,
+TensorBoard curves, a PNG plot, and checkpoints that let a killed run resume."""
+
+from __future__ import annotations
+
+import copy
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+import torch.nn.functional as F  # noqa: N812
+from safetensors.torch import load_file, save_file
+from torch import Tensor
+from tqdm.auto import tqdm
+
+from kgrec.config import Config
+from kgrec.data.split import Split
+from kgrec.evaluate.ranking import evaluate, evaluate_ctr
+from kgrec.graph import ENTITY
+from kgrec.models import GraphInputs, RecModel, build_model
+from kgrec.serve import Recommender
+from kgrec.train.sampling import NegativeSampler
+
+log = logging.getLogger(__name__)
+
+Callback = Callable[[int, dict[str, Any]], None]
+
+
+def resolve_device(name: str = "auto") -> torch.device:
+    """``auto`` -> CUDA when available, else CPU."""
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    if name.startswith("cuda") and not torch.cuda.is_available():
+        from kgrec.errors import ConfigError
+
+        raise ConfigError("train.device: cuda requested but no CUDA device is available")
+    return torch.device(name)
+
+
+def graph_inputs(split: Split) -> GraphInputs:
+    """What the model may see: only the training interactions, plus the whole KG."""
+    kg = split.graph.knowledge()
+    return GraphInputs(split.num_users, split.num_items, split.train_users, split.train_items,
+                       kg if len(kg) else None)
+
+
+class _Scorer:
+    """Scores from a model's current embeddings (used during validation)."""
+
+    def __init__(self, users: Tensor, items: Tensor) -> None:
+        self.users, self.items = users, items
+
+    def score_users(self, users: np.ndarray) -> Tensor:
+        return self.users[torch.as_tensor(users, device=self.users.device)] @ self.items.T
+
+    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        u = self.users[torch.as_tensor(users, device=self.users.device)]
+        i = self.items[torch.as_tensor(items, device=self.items.device)]
+        return (u * i).sum(-1).cpu().numpy()
+
+
+@torch.no_grad()
+def validate(model: RecModel, split: Split, cfg: Config) -> dict[str, float]:
+    """Validation metrics (never the test set): ranking metrics, or AUC for the CTR protocol."""
+    model.eval()
+    scorer = _Scorer(*model())
+    if split.strategy == "ctr":
+        return {"auc": evaluate_ctr(scorer, split.ctr["valid"], threshold=0.0)["auc"]}
+    return dict(evaluate(scorer, split.valid, cfg.eval.ks, batch_users=cfg.eval.batch_users,
+                         by_cold=False))
+
+
+@dataclass
+class _State:
+    epoch: int = 0
+    best: float = -float("inf")
+    best_epoch: int = 0
+    bad: int = 0
+    history: list[dict[str, Any]] = field(default_factory=list)
+
+
+def _save_checkpoint(out: Path, model: RecModel, opt: torch.optim.Optimizer, state: _State,
+                     rng: np.random.Generator, cfg: Config) -> None:
+    """The resumable state after an epoch; written to temp files, then renamed."""
+    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
+    osd = opt.state_dict()
+    for pid, st in osd["state"].items():
+        for k, v in st.items():
+            tensors[f"optim.{pid}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).cpu()
+    tensors["torch_rng"] = torch.get_rng_state()
+    save_file(tensors, str(out / "last.safetensors.tmp"))
+    doc = {"config": cfg.to_dict(), "state": state.__dict__, "numpy_rng": rng.bit_generator.state,
+           "param_groups": osd["param_groups"]}
+    (out / "last.json.tmp").write_text(json.dumps(doc))
+    (out / "last.safetensors.tmp").replace(out / "last.safetensors")
+    (out / "last.json.tmp").replace(out / "last.json")
+
+
+def _load_checkpoint(out: Path, model: RecModel, opt: torch.optim.Optimizer,
+                     rng: np.random.Generator) -> _State:
+    t = load_file(str(out / "last.safetensors"))
+    doc = json.loads((out / "last.json").read_text())
+    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
+    ostate: dict[int, dict[str, Tensor]] = {}
+    for k, v in t.items():
+        if k.startswith("optim."):
+            _, pid, name = k.split(".", 2)
+            ostate.setdefault(int(pid), {})[name] = v
+    opt.load_state_dict({"state": ostate, "param_groups": doc["param_groups"]})
+    torch.set_rng_state(t["torch_rng"])
+    rng.bit_generator.state = doc["numpy_rng"]
+    return _State(**doc["state"])
+
+
+def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
+          logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Callback] = ()) -> Recommender:
+    """Train ``config.model`` on ``split``'s training interactions.
+
+    Each epoch passes once over the training positives in mini-batches, one uniformly sampled
+    non-positive item per positive, with the BPR loss plus L2 on the batch's input embeddings.
+    Every ``eval_every`` epochs the validation metric (``config.eval.metric``; AUC for the
+    click-through protocol) is computed; the best epoch's weights are kept and training stops
+    after ``patience`` evaluations without improvement.
+
+    Args:
+        split: from :func:`kgrec.split` (the test set is never looked at).
+        config: the configuration (default :class:`Config`).
+        out_dir: where to save the recommender, ``curves.png``, ``history.json`` and the
+            resumable ``last.*`` checkpoint.
+        logdir: TensorBoard event directory.
+        resume: continue from ``out_dir``'s checkpoint when there is one.
+        progress: show a progress bar.
+        callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
+            (Optuna's pruning does).
+
+    Returns:
+        the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
+    """
+    cfg = config or Config()
+    device = resolve_device(cfg.train.device)
+    torch.manual_seed(cfg.train.seed)
+    rng = np.random.default_rng(cfg.train.seed)
+    inputs = graph_inputs(split)
+    model = build_model(cfg.model, inputs).to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
+    sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
+    metric = "auc" if split.strategy == "ctr" else cfg.eval.metric
+    has_valid = len(split.valid) > 0 or split.strategy == "ctr"
+    out = Path(out_dir) if out_dir is not None else None
+    if out is not None:
+        out.mkdir(parents=True, exist_ok=True)
+
+    state = _State()
+    best_state = copy.deepcopy(model.state_dict())
+    if resume and out is not None and (out / "last.safetensors").is_file():
+        state = _load_checkpoint(out, model, opt, rng)
+        if (out / "best.safetensors").is_file():
+            best_state = load_file(str(out / "best.safetensors"))
+        log.info("resumed %s at epoch %d (best %s=%.4f at %d)", out, state.epoch, metric,
+                 state.best, state.best_epoch)
+
+    writer = None
+    if logdir is not None:
+        from torch.utils.tensorboard import SummaryWriter
+
+        writer = SummaryWriter(str(logdir))
+
+    tu = torch.from_numpy(split.train_users)
+    ti = torch.from_numpy(split.train_items)
+    n_pos, bs = len(tu), cfg.train.batch_size
+    bar = tqdm(range(state.epoch + 1, cfg.train.epochs + 1), desc=f"train {cfg.model.name}",
+               unit="epoch", disable=not progress, initial=state.epoch, total=cfg.train.epochs,
+               dynamic_ncols=True)
+    stopped = False
+    for epoch in bar:
+        model.train()
+        start = time.perf_counter()
+        perm = torch.from_numpy(rng.permutation(n_pos))
+        total = 0.0
+        for b in range(0, n_pos, bs):
+            idx = perm[b:b + bs]
+            u, i = tu[idx], ti[idx]
+            j = torch.from_numpy(sampler.sample(u.numpy()))
+            u, i, j = u.to(device), i.to(device), j.to(device)
+            users, items = model()
+            ue, ie, je = users[u], items[i], items[j]
+            loss = -F.logsigmoid((ue * ie).sum(-1) - (ue * je).sum(-1)).mean()
+            ego = model.ego(u, torch.cat([i, j]))
+            loss = loss + cfg.train.reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(u)
+            aux = model.auxiliary_loss()
+            if aux is not None:
+                loss = loss + aux
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            opt.step()
+            total += float(loss.detach()) * len(u)
+        record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
+                                  "seconds": time.perf_counter() - start}
+        if has_valid and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
+            record["valid"] = validate(model, split, cfg)
+            value = record["valid"][metric]
+            if value > state.best:
+                state.best, state.best_epoch, state.bad = value, epoch, 0
+                best_state = copy.deepcopy(model.state_dict())
+                record["best"] = True
+                if out is not None:
+                    save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()},
+                              str(out / "best.safetensors"))
+            else:
+                state.bad += 1
+            bar.set_postfix(loss=f"{record['loss']:.4f}", **{metric: f"{value:.4f}"},
+                            best=f"{state.best:.4f}@{state.best_epoch}")
+        else:
+            bar.set_postfix(loss=f"{record['loss']:.4f}")
+        state.history.append(record)
+        state.epoch = epoch
+        if writer is not None:
+            writer.add_scalar("train/loss", record["loss"], epoch)
+            writer.add_scalar("train/seconds", record["seconds"], epoch)
+            for k, v in record.get("valid", {}).items():
+                writer.add_scalar(f"valid/{k}", v, epoch)
+        if out is not None:
+            _save_checkpoint(out, model, opt, state, rng, cfg)
+        if "valid" in record:
+            for cb in callbacks:
+                cb(epoch, record)
+        if state.bad >= cfg.train.patience:
+            log.info("early stop at epoch %d; best %s=%.4f at epoch %d", epoch, metric,
+                     state.best, state.best_epoch)
+            stopped = True
+            break
+    bar.close()
+    if writer is not None:
+        writer.close()
+    if not stopped:
+        log.info("ran %d epochs; best %s=%.4f at epoch %d", state.epoch, metric, state.best,
+                 state.best_epoch)
+    if has_valid:
+        model.load_state_dict(best_state)
+    rec = recommender_from(model, split, cfg, state.history)
+    if out is not None:
+        rec.save(out)
+        (out / "history.json").write_text(json.dumps(state.history, indent=1))
+        from kgrec.plot import plot_history
+
+        plot_history(state.history, out / "curves.png",
+                     f"{cfg.model.name} on {split.graph.name} ({split.strategy})")
+    return rec
+
+
+@torch.no_grad()
+def recommender_from(model: RecModel, split: Split, cfg: Config,
+                     history: list[dict[str, Any]]) -> Recommender:
+    """Freeze a trained model's embeddings into a :class:`Recommender`."""
+    model.eval()
+    users, items = model()
+    g = split.graph
+    ent = g.nodes.get(ENTITY)
+    kg = g.knowledge()
+    return Recommender(users, items, config=cfg, user_ids=g.users.ids.tolist(),
+                       item_ids=g.items.ids.tolist(), item_names=g.item_text().tolist(),
+                       item_domains=g.items.attrs.get("domain", np.full(g.num_items, "")).tolist(),
+                       seen=split.train_matrix(), kg=kg if len(kg) else None,
+                       entity_ids=ent.ids.tolist() if ent is not None else [],
+                       entity_names=(ent.attrs["name"].tolist() if ent is not None
+                                     and "name" in ent.attrs else []),
+                       state={k: v for k, v in model.state_dict().items() if not v.is_sparse
+                              and v.layout == torch.strided},
+                       history=history, dataset=g.name, device=users.device)
