@@ -171,7 +171,9 @@ class RecGraph:
             heads.append(table.src + off_h)
             tails.append(table.dst + off_t)
             rels.append(np.full(len(table), rel_id[et[1]], dtype=np.int64))
-        cat = (lambda xs: np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64))
+        def cat(xs: list[np.ndarray]) -> np.ndarray:
+            return np.concatenate(xs) if xs else np.zeros(0, dtype=np.int64)
+
         return KnowledgeTriples(cat(heads), cat(rels), cat(tails), names, n_items, n_ent)
 
     def item_text(self) -> np.ndarray:

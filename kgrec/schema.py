@@ -147,7 +147,8 @@ class GraphSchema:
                 raise SchemaError(f"{where}: property {pname!r} needs type one of {_TYPES}")
             extra = set(p) - {"type", "required", "values"}
             if extra:
-                raise SchemaError(f"{where}: property {pname!r} has unknown field(s) {sorted(extra)}")
+                raise SchemaError(f"{where}: property {pname!r} has unknown field(s) "
+                                  f"{sorted(extra)}")
             values = tuple(p["values"]) if p.get("values") else None
             out[pname] = PropertySpec(pname, p["type"], bool(p.get("required", False)), values)
         return out
@@ -165,7 +166,8 @@ class GraphSchema:
         return NodeSpec(label, key, props, bool(spec.get("extra_properties", False)))
 
     @classmethod
-    def _rel(cls, name: str, spec: Any, nodes: dict[str, NodeSpec], where: str) -> RelationshipSpec:
+    def _rel(cls, name: str, spec: Any, nodes: dict[str, NodeSpec],
+             where: str) -> RelationshipSpec:
         if not isinstance(spec, dict):
             raise SchemaError(f"{where}: relationship {name!r} must be a mapping")
         role = spec.get("role")

@@ -59,7 +59,7 @@ class Recommender:
                  kg: KnowledgeTriples | None = None, entity_ids: Sequence[str] = (),
                  entity_names: Sequence[str] = (), state: dict[str, Tensor] | None = None,
                  history: list[dict[str, Any]] | None = None, dataset: str = "",
-                 device: str | torch.device = "cpu") -> None:
+                 split_fingerprint: str = "", device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.user_embedding = user_embedding.detach().to(self.device, torch.float32)
         self.item_embedding = item_embedding.detach().to(self.device, torch.float32)
@@ -75,6 +75,7 @@ class Recommender:
         self.state = state or {}
         self.history = history or []
         self.dataset = dataset
+        self.split_fingerprint = split_fingerprint
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {x: i for i, x in enumerate(self.item_ids)}
         self._kg_adj: dict[int, list[tuple[int, int, bool]]] | None = None
@@ -227,7 +228,7 @@ class Recommender:
                "entity_ids": self.entity_ids, "entity_names": self.entity_names,
                "kg_relations": self.kg.relations if self.kg is not None else None,
                "kg_sizes": [self.kg.num_items, self.kg.num_entities] if self.kg else None,
-               "history": self.history}
+               "split_fingerprint": self.split_fingerprint, "history": self.history}
         (path / "recommender.json").write_text(json.dumps(doc))
         return path
 
@@ -257,7 +258,7 @@ class Recommender:
                    item_names=doc["item_names"], item_domains=doc["item_domains"], seen=seen,
                    kg=kg, entity_ids=doc["entity_ids"], entity_names=doc["entity_names"],
                    state=state, history=doc["history"], dataset=doc.get("dataset", ""),
-                   device=device)
+                   split_fingerprint=doc.get("split_fingerprint", ""), device=device)
 
     def __repr__(self) -> str:
         return (f"Recommender({self.config.model.name}, dataset={self.dataset!r}, "

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 import scipy.sparse as sp
 
+from kgrec.config import DataConfig
 from kgrec.errors import ConfigError
 from kgrec.graph import SAMPLED_NEGATIVE, RecGraph
 
@@ -157,13 +158,16 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         strategy: ``given`` (the dataset's own train/test, validation carved per user from
             train), ``random`` (per user), ``temporal`` (one global time cut: train on the past,
             test on the future), ``user_temporal`` (each user's latest interactions),
-            ``cold_item`` / ``cold_user`` (held-out items/users have no training edge at all).
+            ``cold_item`` / ``cold_user`` (held-out items/users have no training edge at all),
+            ``ctr`` (see :func:`ctr_split`).
         valid, test: fractions (of each user's pairs, of the time range's pairs, or of the
             items/users for the cold splits). ``given`` ignores ``test``.
         seed: random seed.
     """
     if not 0 <= valid < 1 or not 0 <= test < 1 or valid + test >= 1:
         raise ConfigError(f"valid={valid}, test={test}: each in [0, 1) and together below 1")
+    if strategy == "ctr":
+        return ctr_split(graph, seed=seed, ratios=(1 - valid - test, valid, test))
     rng = np.random.default_rng(seed)
     users, items, inverse = _unique_pairs(graph)
     n_pairs = len(users)
@@ -188,7 +192,7 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         ids = items if strategy == "cold_item" else users
         present = np.unique(ids)
         perm = rng.permutation(present)
-        n_test, n_valid = int(round(len(present) * test)), int(round(len(present) * valid))
+        n_test, n_valid = round(len(present) * test), round(len(present) * valid)
         node_fold = np.full((graph.num_items if strategy == "cold_item" else graph.num_users),
                             TRAIN, dtype=np.int8)
         node_fold[perm[:n_test]] = TEST
@@ -212,13 +216,13 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         fold[np.flatnonzero(tr)[sub == VALID]] = VALID
     else:
         raise ConfigError(f"unknown split {strategy!r}; known: given, random, temporal, "
-                          "user_temporal, cold_item, cold_user")
+                          "user_temporal, cold_item, cold_user, ctr")
     return _assemble(graph, strategy, users, items, fold, seed)
 
 
 def _assemble(graph: RecGraph, strategy: str, users: np.ndarray, items: np.ndarray,
               fold: np.ndarray, seed: int) -> Split:
-    U, I = graph.num_users, graph.num_items  # noqa: N806
+    U, I = graph.num_users, graph.num_items
     tr, va, te = fold == TRAIN, fold == VALID, fold == TEST
     train = _csr(users[tr], items[tr], U, I)
     valid_m = _csr(users[va], items[va], U, I)
@@ -232,8 +236,8 @@ def _assemble(graph: RecGraph, strategy: str, users: np.ndarray, items: np.ndarr
     return s
 
 
-def ctr_split(graph: RecGraph, *, seed: int = 0, ratios: tuple[float, float, float] = (0.6, 0.2,
-                                                                                       0.2)) -> Split:
+def ctr_split(graph: RecGraph, *, seed: int = 0,
+              ratios: tuple[float, float, float] = (0.6, 0.2, 0.2)) -> Split:
     """The click-through protocol of RippleNet/KGCN/MCCLK.
 
     The labelled rows (positives and the dataset's sampled negatives) are shuffled and cut
@@ -253,7 +257,7 @@ def ctr_split(graph: RecGraph, *, seed: int = 0, ratios: tuple[float, float, flo
     parts = {"train": perm[:n_tr], "valid": perm[n_tr:n_tr + n_va], "test": perm[n_tr + n_va:]}
     rows = {k: CTRRows(users[v], items[v], labels[v]) for k, v in parts.items()}
     pos = {k: r.labels == 1 for k, r in rows.items()}
-    U, I = graph.num_users, graph.num_items  # noqa: N806
+    U, I = graph.num_users, graph.num_items
     train = _csr(rows["train"].users[pos["train"]], rows["train"].items[pos["train"]], U, I)
     # A positive pair that is also a training positive is not held out (KGCN keeps such rows;
     # for ranking they would be excluded anyway).
@@ -269,3 +273,27 @@ def ctr_split(graph: RecGraph, *, seed: int = 0, ratios: tuple[float, float, flo
               EvalSet("test", test_m, (train + valid_m).tocsr(), cold_items, cold_users), seed,
               ctr=rows)
     return s
+
+
+def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
+    """Load ``cfg.dataset`` (unless ``graph`` is given) and split it as ``cfg`` says.
+
+    The same config always gives the same split, which is how a saved model is evaluated
+    on exactly the test set it never saw.
+    """
+    from kgrec.ingest import load_dataset, load_recipe
+
+    if graph is None:
+        ds = cfg.dataset
+        graph = (load_recipe(ds, data_dir=cfg.data_dir) if ds.endswith((".yaml", ".yml"))
+                 else load_dataset(ds, data_dir=cfg.data_dir))
+    return split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed)
+
+
+def fingerprint(s: Split) -> str:
+    """A short hash of the training pairs: proves a reloaded split is the one trained on."""
+    import hashlib
+
+    h = hashlib.sha256(np.ascontiguousarray(s.train_users).tobytes())
+    h.update(np.ascontiguousarray(s.train_items).tobytes())
+    return h.hexdigest()[:16]

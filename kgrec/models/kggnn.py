@@ -78,7 +78,7 @@ class KGGNN(RecModel):
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
     def forward(self) -> tuple[Tensor, Tensor]:
-        U, I = self.num_users, self.num_items  # noqa: N806
+        U, I = self.num_users, self.num_items
         u, nodes = self.user.weight, self.node.weight
         out_u, out_n = u, nodes
         for layer in range(self.layers):

@@ -3,6 +3,7 @@ TensorBoard curves, a PNG plot, and checkpoints that let a killed run resume."""
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import json
 import logging
@@ -14,13 +15,13 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F  # noqa: N812
+import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
 
 from kgrec.config import Config
-from kgrec.data.split import Split
+from kgrec.data.split import Split, fingerprint
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
@@ -118,6 +119,16 @@ def _load_checkpoint(out: Path, model: RecModel, opt: torch.optim.Optimizer,
     return _State(**doc["state"])
 
 
+@contextlib.contextmanager
+def _determinism(on: bool):
+    before = torch.are_deterministic_algorithms_enabled()
+    torch.use_deterministic_algorithms(on, warn_only=True)
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(before)
+
+
 def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
           logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
           callbacks: Sequence[Callback] = ()) -> Recommender:
@@ -144,6 +155,12 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
         the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
     """
     cfg = config or Config()
+    with _determinism(cfg.train.deterministic):
+        return _train(split, cfg, out_dir, logdir, resume, progress, callbacks)
+
+
+def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | Path | None,
+           resume: bool, progress: bool, callbacks: Sequence[Callback]) -> Recommender:
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
@@ -176,8 +193,8 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
     ti = torch.from_numpy(split.train_items)
     n_pos, bs = len(tu), cfg.train.batch_size
     bar = tqdm(range(state.epoch + 1, cfg.train.epochs + 1), desc=f"train {cfg.model.name}",
-               unit="epoch", disable=not progress, initial=state.epoch, total=cfg.train.epochs,
-               dynamic_ncols=True)
+               unit="epoch", disable=None if progress else True, initial=state.epoch,
+               total=cfg.train.epochs, dynamic_ncols=True)
     stopped = False
     for epoch in bar:
         model.train()
@@ -273,4 +290,5 @@ def recommender_from(model: RecModel, split: Split, cfg: Config,
                                      and "name" in ent.attrs else []),
                        state={k: v for k, v in model.state_dict().items() if not v.is_sparse
                               and v.layout == torch.strided},
-                       history=history, dataset=g.name, device=users.device)
+                       history=history, dataset=g.name, split_fingerprint=fingerprint(split),
+                       device=users.device)

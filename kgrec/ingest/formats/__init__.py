@@ -1,4 +1,5 @@
-"""One reader per source format; each turns a resolved :class:`Recipe` into a filled :class:`GraphBuilder`."""
+"""One reader per source format; each turns a resolved :class:`Recipe` into a filled
+:class:`GraphBuilder`."""
 
 from __future__ import annotations
 

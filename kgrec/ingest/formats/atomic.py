@@ -19,7 +19,8 @@ def _read(path) -> Table:
     return read_table(path, sep="\t", header=True, strip_types=True)
 
 
-def _lookup(table: Table, ids: list[str], vocab: dict[str, int], what: str, field: str) -> np.ndarray:
+def _lookup(table: Table, ids: list[str], vocab: dict[str, int], what: str,
+            field: str) -> np.ndarray:
     out = np.empty(len(ids), dtype=np.int64)
     for k, x in enumerate(ids):
         i = vocab.get(x)

@@ -1,0 +1,327 @@
+"""The ``kgrec`` command line: a thin shell over the library (same names, same config).
+
+Library code logs; this module prints tables.
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import os
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from kgrec.errors import ConfigError, KgrecError
+
+log = logging.getLogger("kgrec")
+
+
+# ---------------------------------------------------------------------------- printing
+def _console():
+    from rich.console import Console
+
+    return Console()
+
+
+def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    from rich.table import Table
+
+    t = Table(title=title, title_justify="left")
+    for i, c in enumerate(columns):
+        t.add_column(c, justify="left" if i == 0 else "right")
+    for r in rows:
+        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
+    _console().print(t)
+
+
+def _print_metrics(metrics, title: str) -> None:
+    """One row per metric, one column per evaluated group (all users, cold/warm items)."""
+    from kgrec.evaluate import MetricTable
+
+    if isinstance(metrics, MetricTable):
+        groups = metrics.rows()
+        columns = ["metric", *[f"{name} ({users} users)" for name, _, users in groups]]
+        rows = [[k, *[vals.get(k, "") for _, vals, _ in groups]] for k in metrics]
+        _table(title, columns, rows)
+    else:
+        _table(title, ["metric", "value"], [[k, v] for k, v in metrics.items()])
+
+
+# ---------------------------------------------------------------------------- config
+def _config_from_args(args: argparse.Namespace) -> Any:
+    from kgrec.config import Config
+
+    cfg = Config.load(args.config) if getattr(args, "config", None) else Config()
+    for flag, path in (("dataset", "data.dataset"), ("split", "data.split"),
+                       ("data_dir", "data.data_dir"), ("model", "model.name"),
+                       ("epochs", "train.epochs"), ("device", "train.device"),
+                       ("seed", "train.seed")):
+        value = getattr(args, flag, None)
+        if value is not None:
+            cfg.set(path, value)
+    for item in getattr(args, "set", None) or []:
+        key, sep, raw = item.partition("=")
+        if not sep:
+            raise ConfigError(f"--set {item!r}: expected key=value, e.g. train.lr=0.001")
+        cfg.set(key.strip(), yaml.safe_load(raw))
+    return cfg.check()
+
+
+def _add_config_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", help="YAML config file (see `kgrec config`)")
+    p.add_argument("--dataset", help="dataset name or recipe path (data.dataset)")
+    p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|ctr")
+    p.add_argument("--model", help="mf | lightgcn | kggnn (model.name)")
+    p.add_argument("--epochs", type=int, help="maximum epochs (train.epochs)")
+    p.add_argument("--device", help="auto | cpu | cuda (train.device)")
+    p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    p.add_argument("--data-dir", help="folder with the datasets (default $KGREC_DATA_DIR)")
+    p.add_argument("--set", action="append", metavar="KEY=VALUE",
+                   help="set any config field, e.g. --set model.dim=128 (repeatable)")
+
+
+# ---------------------------------------------------------------------------- commands
+def cmd_data_list(args: argparse.Namespace) -> int:
+    from kgrec.ingest import Recipe, list_datasets
+    from kgrec.ingest.recipe import recipe_path
+
+    rows = []
+    for name in list_datasets():
+        r = Recipe.load(recipe_path(name))
+        rows.append([name, r.format, r.path, " ".join(r.description.split())[:90]])
+    _table("datasets (loaders/*.yaml)", ["name", "format", "folder", "description"], rows)
+    return 0
+
+
+def cmd_data_stats(args: argparse.Namespace) -> int:
+    from kgrec.config import DataConfig
+    from kgrec.data.split import split_for
+
+    graph = _load(args.name, args.data_dir)
+    st = graph.stats()
+    rows = []
+    for k, v in st.items():
+        if isinstance(v, dict):
+            for kk, vv in v.items():
+                rows.append([f"{k}.{kk}", vv])
+        else:
+            rows.append([k, v])
+    _table(f"{graph.name}", ["statistic", "value"], rows)
+    if args.split:
+        s = split_for(DataConfig(dataset=args.name, split=args.split, data_dir=args.data_dir),
+                      graph)
+        _table(f"split {args.split}", ["part", "pairs"], [[k, v] for k, v in s.summary().items()])
+    return 0
+
+
+def _load(name: str, data_dir: str | None):
+    from kgrec.ingest import load_dataset, load_recipe
+
+    if name.endswith((".yaml", ".yml")):
+        return load_recipe(name, data_dir=data_dir)
+    return load_dataset(name, data_dir=data_dir)
+
+
+def cmd_config(args: argparse.Namespace) -> int:
+    cfg = _config_from_args(args)
+    sys.stdout.write(cfg.to_yaml())
+    return 0
+
+
+def _default_out(cfg) -> Path:
+    stamp = time.strftime("%Y%m%d-%H%M%S")
+    ds = Path(cfg.data.dataset).stem
+    return Path("runs") / f"{ds}-{cfg.model.name}-{stamp}"
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from kgrec.data.split import split_for
+    from kgrec.train import train
+
+    cfg = _config_from_args(args)
+    out = Path(args.out) if args.out else _default_out(cfg)
+    split = split_for(cfg.data)
+    rec = train(split, cfg, out_dir=out, logdir=args.logdir, resume=args.resume,
+                progress=not args.quiet)
+    best = max((h for h in rec.history if "valid" in h),
+               key=lambda h: h["valid"].get("auc", h["valid"].get(cfg.eval.metric, 0)),
+               default=None)
+    if best is not None:
+        _print_metrics(best["valid"], f"validation, best epoch {best['epoch']}")
+    _console().print(f"saved to [bold]{out}[/bold] (curves: {out / 'curves.png'}); "
+                     f"test it once with: kgrec evaluate {out}")
+    return 0
+
+
+def _split_of(rec, data_dir: str | None):
+    from kgrec.data.split import fingerprint, split_for
+
+    cfg = rec.config
+    if data_dir is not None:
+        cfg.data.data_dir = data_dir
+    split = split_for(cfg.data)
+    if rec.split_fingerprint and fingerprint(split) != rec.split_fingerprint:
+        raise KgrecError("the split rebuilt from the saved config differs from the one the "
+                         "model was trained on (did the dataset change?); refusing to evaluate")
+    return split
+
+
+def test_report(rec, split, ks: list[int], which: str = "test"):
+    """Test metrics of ``rec`` on ``split``: ranking metrics, or AUC/F1 for ``ctr``."""
+    from kgrec.evaluate import evaluate, evaluate_ctr
+
+    if split.strategy == "ctr":
+        return evaluate_ctr(rec, split.ctr[which], threshold_rows=split.ctr["valid"])
+    return evaluate(rec, getattr(split, which), ks, batch_users=rec.config.eval.batch_users)
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from kgrec.serve import Recommender
+
+    rec = Recommender.load(args.run, device=args.device or "cpu")
+    split = _split_of(rec, args.data_dir)
+    ks = args.k or rec.config.eval.ks
+    metrics = test_report(rec, split, ks, args.set_name)
+    _print_metrics(metrics, f"{args.set_name} metrics: {rec.config.model.name} on "
+                            f"{rec.dataset} ({split.strategy} split)")
+    return 0
+
+
+def cmd_recommend(args: argparse.Namespace) -> int:
+    from kgrec.serve import Recommender
+
+    rec = Recommender.load(args.run)
+    for r in rec.recommend(args.user, k=args.k, domain=args.domain,
+                           exclude_seen=not args.include_seen):
+        _table(f"top {args.k} for user {r.user}", ["rank", "item", "name", "score"],
+               [[i + 1, item, name, score] for i, (item, name, score) in enumerate(r)])
+        if args.explain and r.items:
+            for path in rec.explain(r.user, r.items[0], max_paths=3):
+                _console().print(f"  why {r.names[0]!r}: {path}")
+    return 0
+
+
+def cmd_quickstart(args: argparse.Namespace) -> int:
+    from kgrec.config import Config
+    from kgrec.data.split import split_for
+    from kgrec.train import train
+
+    con = _console()
+    cfg = Config(data={"dataset": "lastfm-hetrec-kg", "split": "random", "data_dir":
+                       args.data_dir}, model=args.model or "kggnn")
+    cfg.train.device = args.device or "auto"
+    out = Path(args.out)
+    con.print(f"[bold]kgrec quickstart[/bold]: {cfg.model.name} on {cfg.data.dataset}, "
+              "per-user random 80/10/10 split, early stopping on validation NDCG@20")
+    start = time.perf_counter()
+    split = split_for(cfg.data)
+    con.print(f"graph: {split.graph!r}")
+    rec = train(split, cfg, out_dir=out, progress=True)
+    metrics = test_report(rec, split, [10, 20])
+    _print_metrics(metrics, f"test metrics (full ranking over {split.num_items} artists)")
+    users = split.test.users
+    user = rec.user_ids[int(users[0])]
+    seen = rec.seen.indices[rec.seen.indptr[int(users[0])]:rec.seen.indptr[int(users[0]) + 1]]
+    con.print(f"user {user} listened to: " + ", ".join(rec.item_names[i] for i in seen[:8]) +
+              (" ..." if len(seen) > 8 else ""))
+    (top,) = rec.recommend([user], k=10)
+    held = set(split.test.positives[int(users[0])].indices.tolist())
+    _table(f"top-10 artists for user {user} (* = in the user's held-out test listens)",
+           ["rank", "artist", "score"],
+           [[i + 1, name + (" *" if rec._item_index[item] in held else ""), score]
+            for i, (item, name, score) in enumerate(top)])
+    for path in rec.explain(user, top.items[0], max_paths=2):
+        con.print(f"why {top.names[0]!r}: {path}")
+    con.print(f"done in {time.perf_counter() - start:.0f}s; the model, its training curves "
+              f"(curves.png) and history are in {out}/; try: kgrec recommend {out} --user {user} "
+              "--explain")
+    return 0
+
+
+# ---------------------------------------------------------------------------- parser
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="kgrec", description="Knowledge-graph recommenders: load datasets, train, evaluate "
+        "with full ranking, recommend. `kgrec quickstart` runs the whole path on Last.FM.",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    sub = p.add_subparsers(dest="command", metavar="COMMAND")
+
+    q = sub.add_parser("quickstart", help="train the KG GNN on lastfm-hetrec-kg and show results")
+    q.add_argument("--data-dir", help="folder with the datasets (default $KGREC_DATA_DIR)")
+    q.add_argument("--out", default="runs/quickstart", help="where to save the model")
+    q.add_argument("--model", help="model to train (default kggnn)")
+    q.add_argument("--device", help="auto | cpu | cuda")
+    q.set_defaults(func=cmd_quickstart)
+
+    d = sub.add_parser("data", help="datasets: list, stats")
+    dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
+    dl = dsub.add_parser("list", help="the bundled dataset recipes")
+    dl.set_defaults(func=cmd_data_list)
+    ds = dsub.add_parser("stats", help="statistics of one dataset (parses it once, then cached)")
+    ds.add_argument("name", help="dataset name or recipe path")
+    ds.add_argument("--data-dir")
+    ds.add_argument("--split", help="also show the sizes of this split")
+    ds.set_defaults(func=cmd_data_stats)
+
+    c = sub.add_parser("config", help="print the full config (defaults + your overrides) as YAML")
+    _add_config_args(c)
+    c.set_defaults(func=cmd_config)
+
+    t = sub.add_parser("train", help="train a model; saves it with curves.png and a resumable "
+                       "checkpoint")
+    _add_config_args(t)
+    t.add_argument("--out", help="output directory (default runs/<dataset>-<model>-<time>)")
+    t.add_argument("--logdir", help="TensorBoard event directory")
+    t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
+    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    e = sub.add_parser("evaluate", help="test metrics of a trained model (full ranking, or "
+                       "AUC/F1 for the ctr protocol)")
+    e.add_argument("run", help="a directory written by `kgrec train`")
+    e.add_argument("--k", type=int, nargs="+", help="cut-offs (default: the config's eval.ks)")
+    e.add_argument("--set", dest="set_name", default="test", choices=["test", "valid"])
+    e.add_argument("--data-dir")
+    e.add_argument("--device")
+    e.set_defaults(func=cmd_evaluate)
+
+    r = sub.add_parser("recommend", help="top-K items for users, with KG explanations")
+    r.add_argument("run", help="a directory written by `kgrec train`")
+    r.add_argument("--user", nargs="+", required=True, help="external user id(s)")
+    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--domain", help="only items of this domain")
+    r.add_argument("--include-seen", action="store_true", help="keep training items")
+    r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
+    r.set_defaults(func=cmd_recommend)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    os.environ.setdefault("HF_HUB_OFFLINE", "1")
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 \
+        else logging.DEBUG
+    logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    if not getattr(args, "func", None):
+        if args.command == "data":
+            parser.parse_args(["data", "--help"])
+        parser.print_help()
+        return 0
+    try:
+        return int(args.func(args) or 0)
+    except KgrecError as exc:
+        print(f"kgrec: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("kgrec: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

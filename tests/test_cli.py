@@ -1,0 +1,47 @@
+"""The command line, run as a user runs it (a subprocess)."""
+
+import os
+import subprocess
+import sys
+
+
+def kgrec(*args, check=True):
+    env = dict(os.environ)
+    proc = subprocess.run([sys.executable, "-m", "kgrec.cli", *args], capture_output=True,
+                          text=True, env=env, timeout=600)
+    if check and proc.returncode != 0:
+        raise AssertionError(f"kgrec {args} failed:\n{proc.stdout}\n{proc.stderr}")
+    return proc
+
+
+def test_help_lists_every_command():
+    out = kgrec("--help").stdout
+    for cmd in ("quickstart", "data", "train", "evaluate", "recommend", "config"):
+        assert cmd in out
+
+
+def test_data_list_and_stats():
+    assert "lastfm-hetrec-kg" in kgrec("data", "list").stdout
+    out = kgrec("data", "stats", "lastfm-hetrec-kg").stdout
+    assert "21173" in out and "15518" in out
+
+
+def test_train_evaluate_recommend(tmp_path):
+    run = tmp_path / "run"
+    kgrec("train", "--dataset", "lastfm-hetrec-kg", "--model", "lightgcn", "--epochs", "5",
+          "--out", str(run), "--quiet", "--set", "train.eval_every=5", "--device", "cpu")
+    assert (run / "curves.png").is_file()
+    ev = kgrec("evaluate", str(run), "--k", "10", "20").stdout
+    assert "recall@20" in ev and "ndcg@10" in ev
+    rec = kgrec("recommend", str(run), "--user", "0", "--k", "3").stdout
+    assert "top 3 for user 0" in rec
+
+
+def test_errors_are_one_line_with_exit_code_2(tmp_path):
+    p = kgrec("data", "stats", "nope", check=False)
+    assert p.returncode == 2 and "kgrec: error: unknown dataset 'nope'" in p.stderr
+    assert "Traceback" not in p.stderr
+    p = kgrec("train", "--set", "train.lr", check=False)
+    assert p.returncode == 2 and "expected key=value" in p.stderr
+    p = kgrec("evaluate", str(tmp_path), check=False)
+    assert p.returncode == 2 and "not a saved recommender" in p.stderr

@@ -1,0 +1,84 @@
+"""Metrics against values worked out by hand."""
+
+import math
+
+import numpy as np
+import pytest
+import scipy.sparse as sp
+import torch
+
+from kgrec.data.split import EvalSet
+from kgrec.evaluate import auc, evaluate, ranking_metrics
+from kgrec.evaluate.metrics import best_threshold, f1_score
+
+
+def test_ranking_metrics_by_hand():
+    # user A: 2 held-out positives, hits at ranks 1 and 3 of 3
+    # user B: 3 held-out positives, one hit at rank 2
+    hits = np.array([[1, 0, 1], [0, 1, 0]], dtype=bool)
+    m = ranking_metrics(hits, np.array([2, 3]), [1, 3])
+    a_dcg3 = 1 + 1 / math.log2(4)
+    a_idcg3 = 1 + 1 / math.log2(3)           # min(2, 3) = 2 ideal hits
+    b_dcg3 = 1 / math.log2(3)
+    b_idcg3 = 1 + 1 / math.log2(3) + 1 / math.log2(4)
+    assert m["recall@3"] == pytest.approx([1.0, 1 / 3])
+    assert m["precision@3"] == pytest.approx([2 / 3, 1 / 3])
+    assert m["ndcg@3"] == pytest.approx([a_dcg3 / a_idcg3, b_dcg3 / b_idcg3])
+    assert m["hit@3"] == pytest.approx([1, 1])
+    assert m["mrr@3"] == pytest.approx([1.0, 0.5])
+    assert m["f1@3"] == pytest.approx([2 * (2 / 3) / (2 / 3 + 1), 1 / 3])
+    assert m["recall@1"] == pytest.approx([0.5, 0.0])
+    assert m["ndcg@1"] == pytest.approx([1.0, 0.0])
+    assert m["mrr@1"] == pytest.approx([1.0, 0.0])
+    assert m["f1@1"] == pytest.approx([2 * 1 * 0.5 / 1.5, 0.0])
+
+
+def test_auc_by_hand_with_ties():
+    labels = np.array([1, 0, 1, 0, 1])
+    scores = np.array([0.9, 0.8, 0.8, 0.1, 0.3])
+    # positive-negative pairs: (0.9>0.8,0.9>0.1), (0.8=0.8 -> 0.5, 0.8>0.1), (0.3<0.8, 0.3>0.1)
+    assert auc(labels, scores) == pytest.approx((2 + 1.5 + 1) / 6)
+    assert f1_score(labels, scores >= 0.5) == pytest.approx(2 * 2 / (2 * 2 + 1 + 1))
+    t = best_threshold(labels, scores)
+    assert f1_score(labels, scores >= t) >= f1_score(labels, scores >= 0.5)
+
+
+class FixedScorer:
+    def __init__(self, scores):
+        self.scores = torch.tensor(scores, dtype=torch.float32)
+
+    def score_users(self, users):
+        return self.scores[torch.as_tensor(users)]
+
+    def score_pairs(self, users, items):
+        return self.scores[users, items].numpy()
+
+
+def test_evaluate_excludes_training_items_and_ranks_everything_else():
+    # 2 users x 5 items. User 0 trained on item 0 (its best score); test positive item 3.
+    scores = [[9, 8, 7, 6, 5], [1, 2, 3, 4, 5]]
+    positives = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [3, 0, 1])), shape=(2, 5))
+    exclude = sp.csr_matrix(([1.0], ([0], [0])), shape=(2, 5))
+    es = EvalSet("test", positives, exclude, np.zeros(5, bool), np.zeros(2, bool))
+    m = evaluate(FixedScorer(scores), es, [1, 3, 4], batch_users=1, by_cold=False)
+    # user 0 ranking without item 0: 1, 2, 3, 4 -> positive at rank 3
+    # user 1 ranking: 4, 3, 2, 1, 0 -> positives (0, 1) at ranks 5 and 4
+    assert m["recall@3"] == pytest.approx((1.0 + 0.0) / 2)
+    assert m["recall@4"] == pytest.approx((1.0 + 0.5) / 2)
+    assert m["mrr@4"] == pytest.approx((1 / 3 + 1 / 4) / 2)
+    assert m["hit@1"] == 0.0
+    idcg_u1 = 1 + 1 / math.log2(3)
+    assert m["ndcg@4"] == pytest.approx((1 / math.log2(4) + (1 / math.log2(5)) / idcg_u1) / 2)
+    assert m.users == 2
+    assert m["coverage@4"] == pytest.approx(4 / 5)  # item 0 is never offered
+
+
+def test_evaluate_groups_cold_items():
+    scores = [[5, 4, 3, 2]]
+    positives = sp.csr_matrix(([1.0, 1.0], ([0, 0], [1, 3])), shape=(1, 4))
+    es = EvalSet("test", positives, sp.csr_matrix((1, 4)), np.array([0, 0, 0, 1], bool),
+                 np.zeros(1, bool))
+    m = evaluate(FixedScorer(scores), es, [2])
+    assert m["recall@2"] == pytest.approx(0.5)
+    assert m.groups["cold_items"]["recall@2"] == 0.0
+    assert m.groups["warm_items"]["recall@2"] == 1.0
