@@ -242,6 +242,108 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     return 0
 
 
+# ---------------------------------------------------------------------------- Neo4j
+def _server(args: argparse.Namespace):
+    from kgrec.neo4j.server import Neo4jServer
+
+    return Neo4jServer(args.data, port=args.port, heap=args.heap)
+
+
+def cmd_neo4j_start(args: argparse.Namespace) -> int:
+    from kgrec.neo4j.server import ServerAlreadyRunning
+
+    server = _server(args)
+    try:
+        info = server.start()
+    except ServerAlreadyRunning as exc:
+        print(f"kgrec: {exc}")
+        return 0
+    where = "KGREC_NEO4J_PASSWORD" if os.environ.get("KGREC_NEO4J_PASSWORD") else \
+        str(server.password_file)
+    print(f"Neo4j is up: {info.uri} (user {info.user}, password in {where}, pid {info.pid})")
+    return 0
+
+
+def cmd_neo4j_stop(args: argparse.Namespace) -> int:
+    print("stopped" if _server(args).stop() else "no kgrec Neo4j server was running")
+    return 0
+
+
+def cmd_neo4j_status(args: argparse.Namespace) -> int:
+    server = _server(args)
+    if server.running_pid() is None:
+        print(f"not running (home {server.home})")
+        return 1
+    info = server.info()
+    print(f"running: {info.uri} (pid {info.pid}, home {info.home})")
+    return 0
+
+
+def _add_conn_args(p: argparse.ArgumentParser, flag: str = "--uri") -> None:
+    p.add_argument(flag, dest="uri", help="bolt:// or neo4j:// URI (default $KGREC_NEO4J_URI, "
+                   "else the server `kgrec neo4j start` runs)")
+    p.add_argument("--user", help="default $KGREC_NEO4J_USER or neo4j")
+    p.add_argument("--password-file", help="file holding the password (default "
+                   "$KGREC_NEO4J_PASSWORD); never pass a password on the command line")
+    p.add_argument("--database", default="neo4j")
+
+
+def _store(args: argparse.Namespace):
+    from kgrec.store.neo4j import Neo4jStore
+
+    password = Path(args.password_file).read_text().strip() if args.password_file else None
+    return Neo4jStore(args.uri, args.user, password, database=args.database)
+
+
+def _schema(name: str):
+    from kgrec.schema import GraphSchema
+
+    return GraphSchema.load(name)
+
+
+def cmd_schema_show(args: argparse.Namespace) -> int:
+    for stmt in _schema(args.schema).cypher_constraints():
+        print(stmt + ";")
+    return 0
+
+
+def cmd_schema_apply(args: argparse.Namespace) -> int:
+    with _store(args) as store:
+        for stmt in store.apply_schema(_schema(args.schema)):
+            print(stmt + ";")
+    print(f"schema {args.schema} applied to {args.uri or 'the local server'}")
+    return 0
+
+
+def cmd_load(args: argparse.Namespace) -> int:
+    schema = _schema(args.schema)
+    graph = _load(args.source, args.data_dir)
+    with _store(args) as store:
+        report = store.write(graph, schema, progress=not args.quiet, force_merge=args.merge)
+        counts = store.counts()
+    _table(f"{graph.name} -> {store.uri} ({report.mode}, {report.seconds:.1f}s, "
+           f"{report.relationships_per_second:,.0f} relationships/s)", ["label / type", "count"],
+           [[k, v] for k, v in sorted(counts.items())])
+    return 0
+
+
+def cmd_export(args: argparse.Namespace) -> int:
+    from kgrec.store.local import LocalStore
+
+    schema = _schema(args.schema)
+    with _store(args) as store:
+        graph = store.read(schema, name=args.name, progress=not args.quiet)
+    if args.to:
+        LocalStore(args.to).write(graph, schema)
+        print(f"wrote {graph!r} to {args.to}")
+    if args.graphml:
+        import networkx as nx
+
+        nx.write_graphml(graph.to_networkx(), args.graphml)
+        print(f"wrote GraphML to {args.graphml}")
+    return 0
+
+
 # ---------------------------------------------------------------------------- parser
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
@@ -298,6 +400,47 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--include-seen", action="store_true", help="keep training items")
     r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
     r.set_defaults(func=cmd_recommend)
+
+    n = sub.add_parser("neo4j", help="run a local Neo4j 5.26 server (jars fetched by Maven)")
+    nsub = n.add_subparsers(dest="neo4j_command", metavar="SUBCOMMAND")
+    for name, fn, text in (("start", cmd_neo4j_start, "start it and wait until Bolt answers"),
+                           ("stop", cmd_neo4j_stop, "stop it cleanly"),
+                           ("status", cmd_neo4j_status, "is it running, and where")):
+        sp = nsub.add_parser(name, help=text)
+        sp.add_argument("--port", type=int, default=7687, help="Bolt port on 127.0.0.1")
+        sp.add_argument("--data", help="server home (default $KGREC_NEO4J_HOME or "
+                        "$KGREC_HOME/neo4j)")
+        sp.add_argument("--heap", default="1g", help="JVM heap")
+        sp.set_defaults(func=fn)
+
+    s = sub.add_parser("schema", help="graph schemas: show or apply their Neo4j constraints")
+    ssub = s.add_subparsers(dest="schema_command", metavar="SUBCOMMAND")
+    sh = ssub.add_parser("show", help="print the Cypher the schema implies")
+    sh.add_argument("schema", nargs="?", default="recsys", help="name or YAML path")
+    sh.set_defaults(func=cmd_schema_show)
+    sa = ssub.add_parser("apply", help="create the constraints and indexes (idempotent)")
+    sa.add_argument("schema", nargs="?", default="recsys", help="name or YAML path")
+    _add_conn_args(sa)
+    sa.set_defaults(func=cmd_schema_apply)
+
+    ld = sub.add_parser("load", help="load a dataset into Neo4j (idempotent, resumable)")
+    ld.add_argument("source", help="dataset name or recipe path")
+    _add_conn_args(ld, "--into")
+    ld.add_argument("--schema", default="recsys")
+    ld.add_argument("--data-dir")
+    ld.add_argument("--merge", action="store_true", help="MERGE every relationship, even "
+                    "into an empty database")
+    ld.add_argument("--quiet", action="store_true")
+    ld.set_defaults(func=cmd_load)
+
+    ex = sub.add_parser("export", help="read a graph out of Neo4j")
+    _add_conn_args(ex, "--from")
+    ex.add_argument("--to", help="write it as a local store directory")
+    ex.add_argument("--graphml", help="write it as GraphML (for networkx, Gephi, yEd)")
+    ex.add_argument("--schema", default="recsys")
+    ex.add_argument("--name", default="neo4j", help="the graph's name")
+    ex.add_argument("--quiet", action="store_true")
+    ex.set_defaults(func=cmd_export)
     return p
 
 
@@ -309,8 +452,8 @@ def main(argv: list[str] | None = None) -> int:
         else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
     if not getattr(args, "func", None):
-        if args.command == "data":
-            parser.parse_args(["data", "--help"])
+        if args.command in ("data", "neo4j", "schema"):
+            parser.parse_args([args.command, "--help"])
         parser.print_help()
         return 0
     try:

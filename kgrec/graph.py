@@ -294,6 +294,42 @@ class RecGraph:
                            relation=r, **attrs)
         return g
 
+    def differences(self, other: RecGraph, limit: int = 10) -> list[str]:
+        """How ``other`` differs from this graph, up to ``limit`` findings (``[]``: equal).
+
+        Order does not matter (nodes are matched by id, edges compared as multisets), and a
+        column whose values are all missing (NaN or empty) counts as absent: that is what a
+        property graph such as Neo4j can represent.
+        """
+        out: list[str] = []
+        for t in sorted(set(self.nodes) | set(other.nodes)):
+            a, b = self.nodes.get(t), other.nodes.get(t)
+            if a is None or b is None or len(a) != len(b):
+                out.append(f"node type {t}: {len(a) if a else 0} vs {len(b) if b else 0} nodes")
+                continue
+            if set(a.ids.tolist()) != set(b.ids.tolist()):
+                out.append(f"node type {t}: different ids")
+                continue
+            perm = b.index(a.ids.tolist())
+            ca, cb = _present(a.attrs), _present(b.attrs)
+            if set(ca) != set(cb):
+                out.append(f"node type {t}: attributes {sorted(ca)} vs {sorted(cb)}")
+            for k in set(ca) & set(cb):
+                if not _same(ca[k], cb[k][perm]):
+                    out.append(f"node type {t}: attribute {k!r} differs")
+        for et in sorted(set(self.edges) | set(other.edges)):
+            a, b = self.edges.get(et), other.edges.get(et)
+            if a is None or b is None or len(a) != len(b):
+                out.append(f"edge type {et}: {len(a) if a else 0} vs {len(b) if b else 0} edges")
+                continue
+            if sorted(_present(a.attrs)) != sorted(_present(b.attrs)):
+                out.append(f"edge type {et}: attributes {sorted(_present(a.attrs))} vs "
+                           f"{sorted(_present(b.attrs))}")
+                continue
+            if _edge_rows(self, et, a) != _edge_rows(other, et, b):
+                out.append(f"edge type {et}: different edges")
+        return out[:limit]
+
     def subgraph_interactions(self, mask: np.ndarray) -> RecGraph:
         """A graph that shares nodes and KG but keeps only the selected interactions."""
         edges = dict(self.edges)
@@ -304,6 +340,28 @@ class RecGraph:
         parts = ", ".join(f"{t}={len(v)}" for t, v in self.nodes.items())
         return (f"RecGraph({self.name!r}, {parts}, interactions={len(self.interactions)}, "
                 f"kg_triples={sum(len(self.edges[e]) for e in self.knowledge_edge_types())})")
+
+
+def _present(cols: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    def missing(c: np.ndarray) -> bool:
+        return bool(c.dtype.kind == "f" and np.isnan(c).all()) or bool(
+            c.dtype.kind == "U" and (c == "").all())
+    return {k: v for k, v in cols.items() if not missing(v)}
+
+
+def _same(x: np.ndarray, y: np.ndarray) -> bool:
+    if x.dtype.kind in "fiu" and y.dtype.kind in "fiu":
+        return x.shape == y.shape and bool(np.allclose(x, y, equal_nan=True, rtol=0, atol=0))
+    return x.shape == y.shape and bool((x.astype(str) == y.astype(str)).all())
+
+
+def _edge_rows(g: RecGraph, et: EdgeType, t: EdgeTable) -> list[tuple[Any, ...]]:
+    cols = _present(t.attrs)
+    keys = sorted(cols)
+    s, d = g.nodes[et[0]].ids[t.src].tolist(), g.nodes[et[2]].ids[t.dst].tolist()
+    vals = [["nan" if isinstance(v, float) and v != v else v for v in cols[k].tolist()]
+            for k in keys]
+    return sorted(zip(s, d, *vals, strict=True), key=repr)
 
 
 def _py(x: Any) -> Any:

@@ -49,8 +49,8 @@ class KGGNN(RecModel):
         self.user = nn.Embedding(self.num_users, dim)
         # Items occupy rows 0..I-1 of the node table, entities follow.
         self.node = nn.Embedding(self.num_items + self.num_entities, dim)
-        nn.init.normal_(self.user.weight, std=0.1)
-        nn.init.normal_(self.node.weight, std=0.1)
+        nn.init.xavier_normal_(self.user.weight)
+        nn.init.xavier_normal_(self.node.weight)
         self.register_buffer("adj", bipartite_adjacency(inputs.train_users, inputs.train_items,
                                                         self.num_users, self.num_items),
                              persistent=False)

@@ -27,7 +27,7 @@ class LightGCN(RecModel):
         self.num_users = inputs.num_users
         self.layers = layers
         self.embedding = nn.Embedding(inputs.num_users + inputs.num_items, dim)
-        nn.init.normal_(self.embedding.weight, std=0.1)
+        nn.init.xavier_normal_(self.embedding.weight)
         self.register_buffer("adj", bipartite_adjacency(inputs.train_users, inputs.train_items,
                                                         inputs.num_users, inputs.num_items),
                              persistent=False)

@@ -173,6 +173,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     out = Path(out_dir) if out_dir is not None else None
     if out is not None:
         out.mkdir(parents=True, exist_ok=True)
+        cfg.to_yaml(out / "config.yaml")  # `kgrec train --config <out>/config.yaml --resume`
 
     state = _State()
     best_state = copy.deepcopy(model.state_dict())
