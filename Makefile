@@ -10,6 +10,10 @@ VENV_ROOT ?= $(HOME)/.cache/kgrec/venvs
 VENV ?= $(VENV_ROOT)/$(LOCK_HASH)
 BIN := $(VENV)/bin
 
+# The test suite's own Neo4j server: its data lives in the clone (ignored), its jars are shared.
+export KGREC_NEO4J_HOME ?= $(CURDIR)/.kgrec/neo4j
+export KGREC_NEO4J_PORT ?= 7687
+
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
@@ -39,8 +43,10 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check kgrec tests benchmarks
 
+# Starts the real Neo4j server the Neo4j tests talk to, and stops it even when tests fail.
 test: venv lint
-	$(BIN)/python -m pytest -q
+	$(BIN)/kgrec neo4j start
+	$(BIN)/python -m pytest -q; rc=$$?; $(BIN)/kgrec neo4j stop; exit $$rc
 
 bench: venv
 	$(BIN)/python benchmarks/run.py

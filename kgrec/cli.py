@@ -74,6 +74,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (see `kgrec config`)")
     p.add_argument("--dataset", help="dataset name or recipe path (data.dataset)")
+    p.add_argument("--source", dest="dataset", help="a Neo4j URI to read the graph from "
+                   "(bolt://...; credentials from $KGREC_NEO4J_*)")
     p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|ctr")
     p.add_argument("--model", help="mf | lightgcn | kggnn (model.name)")
     p.add_argument("--epochs", type=int, help="maximum epochs (train.epochs)")
@@ -292,7 +294,8 @@ def _store(args: argparse.Namespace):
     from kgrec.store.neo4j import Neo4jStore
 
     password = Path(args.password_file).read_text().strip() if args.password_file else None
-    return Neo4jStore(args.uri, args.user, password, database=args.database)
+    return Neo4jStore(args.uri, args.user, password, database=args.database,
+                      batch_size=getattr(args, "batch_size", 20_000))
 
 
 def _schema(name: str):
@@ -315,9 +318,22 @@ def cmd_schema_apply(args: argparse.Namespace) -> int:
     return 0
 
 
+def _rdf_recipe(path: str, item_class: str | None) -> dict[str, Any]:
+    p = Path(path).resolve()
+    return {"name": p.stem, "format": "rdf", "path": str(p.parent), "files": {"kg": p.name},
+            "mapping": {"item_class": item_class} if item_class else {}}
+
+
 def cmd_load(args: argparse.Namespace) -> int:
+    from kgrec.ingest import load_recipe
+
     schema = _schema(args.schema)
-    graph = _load(args.source, args.data_dir)
+    if args.rdf:
+        graph = load_recipe(_rdf_recipe(args.rdf, args.item_class), cache=False)
+    elif args.source:
+        graph = _load(args.source, args.data_dir)
+    else:
+        raise ConfigError("give a dataset name or recipe, or --rdf FILE")
     with _store(args) as store:
         report = store.write(graph, schema, progress=not args.quiet, force_merge=args.merge)
         counts = store.counts()
@@ -336,6 +352,11 @@ def cmd_export(args: argparse.Namespace) -> int:
     if args.to:
         LocalStore(args.to).write(graph, schema)
         print(f"wrote {graph!r} to {args.to}")
+    if args.rdf:
+        from kgrec.store.rdf import export_rdf
+
+        n = export_rdf(graph, args.rdf)
+        print(f"wrote {n} RDF triples to {args.rdf}")
     if args.graphml:
         import networkx as nx
 
@@ -407,7 +428,8 @@ def build_parser() -> argparse.ArgumentParser:
                            ("stop", cmd_neo4j_stop, "stop it cleanly"),
                            ("status", cmd_neo4j_status, "is it running, and where")):
         sp = nsub.add_parser(name, help=text)
-        sp.add_argument("--port", type=int, default=7687, help="Bolt port on 127.0.0.1")
+        sp.add_argument("--port", type=int, help="Bolt port on 127.0.0.1 (default "
+                        "$KGREC_NEO4J_PORT or 7687)")
         sp.add_argument("--data", help="server home (default $KGREC_NEO4J_HOME or "
                         "$KGREC_HOME/neo4j)")
         sp.add_argument("--heap", default="1g", help="JVM heap")
@@ -424,12 +446,15 @@ def build_parser() -> argparse.ArgumentParser:
     sa.set_defaults(func=cmd_schema_apply)
 
     ld = sub.add_parser("load", help="load a dataset into Neo4j (idempotent, resumable)")
-    ld.add_argument("source", help="dataset name or recipe path")
+    ld.add_argument("source", nargs="?", help="dataset name or recipe path")
+    ld.add_argument("--rdf", help="an RDF file (Turtle, N-Triples, RDF/XML) instead")
+    ld.add_argument("--item-class", help="with --rdf: the rdf:type IRI of items")
     _add_conn_args(ld, "--into")
     ld.add_argument("--schema", default="recsys")
     ld.add_argument("--data-dir")
     ld.add_argument("--merge", action="store_true", help="MERGE every relationship, even "
                     "into an empty database")
+    ld.add_argument("--batch-size", type=int, default=20_000, help="rows per transaction")
     ld.add_argument("--quiet", action="store_true")
     ld.set_defaults(func=cmd_load)
 
@@ -437,6 +462,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_conn_args(ex, "--from")
     ex.add_argument("--to", help="write it as a local store directory")
     ex.add_argument("--graphml", help="write it as GraphML (for networkx, Gephi, yEd)")
+    ex.add_argument("--rdf", help="write its knowledge graph as RDF (format from the "
+                    "extension: .ttl, .nt, .rdf)")
     ex.add_argument("--schema", default="recsys")
     ex.add_argument("--name", default="neo4j", help="the graph's name")
     ex.add_argument("--quiet", action="store_true")

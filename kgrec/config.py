@@ -28,7 +28,8 @@ class DataConfig:
     """Which data, and how it is split.
 
     Attributes:
-        dataset: a bundled dataset name or a recipe path.
+        dataset: a bundled dataset name, a recipe path, or a Neo4j URI (``bolt://...``: the
+            graph is read from the database).
         split: one of ``given``, ``random`` (per user), ``temporal`` (global time cut),
             ``user_temporal`` (each user's latest), ``cold_item``, ``cold_user``, ``ctr``
             (the RippleNet/KGCN click-through protocol: labelled rows cut 6:2:2 with

@@ -36,10 +36,12 @@ def sanitize_relation(name: str) -> str:
     """Turn a dataset's relation name into a relationship type.
 
     ``music.artist.origin`` -> ``MUSIC_ARTIST_ORIGIN``;
-    ``http://rdf.freebase.com/ns/type.object.type`` -> ``TYPE_OBJECT_TYPE`` (the IRI's local
-    part). The result always matches :data:`IDENTIFIER`.
+    ``http://rdf.freebase.com/ns/type.object.type`` -> ``TYPE_OBJECT_TYPE`` (an IRI's local
+    part, after the last ``/``, ``#`` or ``:``). The result always matches :data:`IDENTIFIER`.
     """
-    local = re.split(r"[/#]", name.rstrip("/#"))[-1] if "://" in name else name
+    local = name
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.-]*:", name):
+        local = re.split(r"[/#:]", name.rstrip("/#:"))[-1] or name
     out = re.sub(r"[^A-Za-z0-9]+", "_", local).strip("_").upper()
     if not out:
         out = "RELATED"

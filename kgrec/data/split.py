@@ -285,8 +285,15 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
 
     if graph is None:
         ds = cfg.dataset
-        graph = (load_recipe(ds, data_dir=cfg.data_dir) if ds.endswith((".yaml", ".yml"))
-                 else load_dataset(ds, data_dir=cfg.data_dir))
+        if ds.startswith(("bolt://", "bolt+s://", "neo4j://", "neo4j+s://")):
+            from kgrec.store.neo4j import Neo4jStore
+
+            with Neo4jStore(ds) as store:
+                graph = store.read(name=ds)
+        elif ds.endswith((".yaml", ".yml")):
+            graph = load_recipe(ds, data_dir=cfg.data_dir)
+        else:
+            graph = load_dataset(ds, data_dir=cfg.data_dir)
     return split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed)
 
 

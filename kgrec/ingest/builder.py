@@ -14,8 +14,9 @@ from kgrec.graph import ENTITY, INTERACTED, ITEM, USER, EdgeTable, EdgeType, Nod
 class GraphBuilder:
     """Collects node tables and edge arrays; :meth:`build` checks and returns a RecGraph."""
 
-    def __init__(self, name: str) -> None:
+    def __init__(self, name: str, *, require_interactions: bool = True) -> None:
         self.name = name
+        self.require_interactions = require_interactions
         self.nodes: dict[str, NodeTable] = {}
         self.edges: dict[EdgeType, list[EdgeTable]] = {}
 
@@ -69,7 +70,7 @@ class GraphBuilder:
                                   np.concatenate([p.dst for p in parts]),
                                   {k: np.concatenate([p.attrs[k] for p in parts]) for k in keys})
         graph = RecGraph(self.nodes, edges, self.name, meta)
-        if len(graph.interactions) == 0:
+        if self.require_interactions and len(graph.interactions) == 0:
             raise DataFormatError("the dataset has no interactions (empty after parsing)",
                                   file=source)
         return graph

@@ -39,6 +39,18 @@ def default_home() -> Path:
     return Path(env) if env else home_dir() / "neo4j"
 
 
+def default_port() -> int:
+    """``$KGREC_NEO4J_PORT``, else 7687."""
+    return int(os.environ.get("KGREC_NEO4J_PORT", "7687"))
+
+
+def jar_dir() -> Path:
+    """Where the server jars are kept, shared by every server home (``$KGREC_NEO4J_LIB``, else
+    ``~/.cache/kgrec/neo4j-lib/<version>``)."""
+    env = os.environ.get("KGREC_NEO4J_LIB")
+    return Path(env) if env else Path.home() / ".cache" / "kgrec" / "neo4j-lib" / NEO4J_VERSION
+
+
 @dataclass
 class ServerInfo:
     """Where a running server listens, and how to log in."""
@@ -62,17 +74,17 @@ class Neo4jServer:
         heap: JVM heap (``-Xmx``), e.g. ``"1g"``.
     """
 
-    def __init__(self, home: str | Path | None = None, port: int = 7687, heap: str = "1g",
-                 pagecache: str = "512m") -> None:
+    def __init__(self, home: str | Path | None = None, port: int | None = None,
+                 heap: str = "1g", pagecache: str = "512m") -> None:
         self.home = Path(home) if home is not None else default_home()
-        self.port = port
+        self.port = port if port is not None else default_port()
         self.heap = heap
         self.pagecache = pagecache
 
     # ------------------------------------------------------------------ paths
     @property
     def lib(self) -> Path:
-        return self.home / f"lib-{NEO4J_VERSION}"
+        return jar_dir()
 
     @property
     def pid_file(self) -> Path:
@@ -98,7 +110,7 @@ class Neo4jServer:
                              "install Maven or point kgrec at an existing Neo4j with --uri")
         tmp = self.lib.with_name(self.lib.name + ".partial")
         shutil.rmtree(tmp, ignore_errors=True)
-        tmp.mkdir(parents=True)
+        tmp.mkdir(parents=True)  # copied whole, then renamed: never a half set of jars
         pom = Path(__file__).with_name("pom.xml")
         log.info("fetching Neo4j %s jars with Maven into %s", NEO4J_VERSION, self.lib)
         proc = subprocess.run([mvn, "-q", "-B", "-f", str(pom), "dependency:copy-dependencies",

@@ -12,7 +12,7 @@ Reader = Callable[[Recipe], GraphBuilder]
 
 
 def readers() -> dict[str, Reader]:
-    from kgrec.ingest.formats import atomic, disencdr, kgat, kgcn, movielens
+    from kgrec.ingest.formats import atomic, disencdr, kgat, kgcn, movielens, rdf
 
     return {"kgcn": kgcn.read, "recbole-atomic": atomic.read, "movielens-csv": movielens.read,
-            "kgat": kgat.read, "disencdr": disencdr.read}
+            "kgat": kgat.read, "disencdr": disencdr.read, "rdf": rdf.read}

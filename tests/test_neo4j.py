@@ -1,0 +1,204 @@
+"""The Neo4j store against the real server `make test` starts (`kgrec neo4j start`)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import numpy as np
+import pytest
+
+import kgrec
+from kgrec.errors import SchemaError, StoreError
+from kgrec.neo4j.server import Neo4jServer
+from kgrec.schema import GraphSchema
+from kgrec.store.neo4j import META_BATCH, Neo4jStore
+
+SCHEMA = GraphSchema.load("recsys")
+
+
+@pytest.fixture(scope="module")
+def server():
+    s = Neo4jServer()
+    if s.running_pid() is None:
+        pytest.fail(f"no Neo4j server at {s.home}: the suite runs against a real one; start it "
+                    "with `kgrec neo4j start` (make test does)")
+    return s.info()
+
+
+@pytest.fixture
+def store(server):
+    with Neo4jStore(server.uri, server.user, server.password, batch_size=5000) as st:
+        st.clear()
+        yield st
+
+
+def expected_counts(graph: kgrec.RecGraph) -> dict[str, int]:
+    out: dict[str, int] = {t: len(v) for t, v in graph.nodes.items() if len(v)}
+    for et, table in graph.edges.items():
+        t = SCHEMA.relationship_type(*et)
+        out[t] = out.get(t, 0) + len(table)
+    return out
+
+
+def test_round_trip_is_exact(store, ml100k):
+    report = store.write(ml100k, SCHEMA, progress=False)
+    assert report.mode == "create" and report.relationships_written == 191631
+    assert store.counts() == expected_counts(ml100k)
+    back = store.read(SCHEMA, progress=False)
+    assert ml100k.differences(back) == []
+    # analysts see readable types and properties
+    rows = store.run("MATCH (u:User {id: '196'})-[r:INTERACTED]->(i:Item {id: '242'}) "
+                     "RETURN r.behavior AS b, r.weight AS w, i.name AS name")
+    assert rows == [{"b": "rate", "w": 3.0, "name": "Kolya"}]
+    assert store.run("MATCH (:Item)-[r:FILM_FILM_ACTOR]->(:Entity) RETURN count(r) AS c")[0]["c"]
+
+
+def test_loading_twice_changes_nothing(store, lastfm):
+    store.write(lastfm, SCHEMA, progress=False)
+    first = store.counts()
+    again = store.write(lastfm, SCHEMA, progress=False)
+    assert again.mode == "skip" and store.counts() == first
+    merged = store.write(lastfm, SCHEMA, progress=False, force_merge=True)
+    assert merged.mode == "merge" and store.counts() == first == expected_counts(lastfm)
+
+
+def test_kill_minus_9_then_rerun_gives_exact_counts(store, server, ml100k, tmp_path):
+    env = dict(os.environ, KGREC_NEO4J_PASSWORD=server.password)
+    cmd = [sys.executable, "-m", "kgrec.cli", "load", "ml-100k-kb4rec", "--into", server.uri,
+           "--batch-size", "2000", "--quiet"]
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+    deadline = time.monotonic() + 120
+    committed = 0
+    while time.monotonic() < deadline and proc.poll() is None:
+        committed = store.run(f"MATCH (b:{META_BATCH}) WHERE b.key STARTS WITH 'e:' "
+                              "RETURN count(b) AS c")[0]["c"]
+        if committed >= 5:
+            break
+        time.sleep(0.2)
+    assert proc.poll() is None, "the load finished before it could be killed"
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    partial = store.counts()
+    assert committed >= 5 and partial != expected_counts(ml100k)
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert store.counts() == expected_counts(ml100k)
+    assert ml100k.differences(store.read(SCHEMA, progress=False)) == []
+
+
+def test_injection_through_values_runs_nothing(store, lastfm):
+    evil = "x'}) DETACH DELETE n //"
+    from kgrec.graph import EdgeTable, NodeTable, RecGraph
+
+    users = NodeTable(np.array([evil, "ok"]))
+    items = NodeTable(np.array(["i1"]), {"domain": np.array([evil]), "name": np.array([evil])})
+    inter = EdgeTable(np.array([0, 1]), np.array([0, 0]),
+                      {"behavior": np.array([evil, "click"]), "weight": np.ones(2),
+                       "timestamp": np.full(2, np.nan)})
+    g = RecGraph({"User": users, "Item": items}, {("User", "INTERACTED", "Item"): inter}, "evil")
+    store.write(g, SCHEMA, progress=False)
+    assert store.counts() == {"User": 2, "Item": 1, "INTERACTED": 2}
+    assert store.run("MATCH (u:User {id: $id}) RETURN count(u) AS c", id=evil)[0]["c"] == 1
+    # a relation name cannot smuggle Cypher either: it becomes a safe identifier
+    assert SCHEMA.relationship_type("Item", "http://x.org/a'}) DETACH DELETE n //",
+                                    "Entity") == "A_DETACH_DELETE_N"
+
+
+def test_injection_through_a_recipe_is_refused(store, tmp_path):
+    from tests.conftest import write_kgcn
+
+    recipe = write_kgcn(tmp_path / "inj", "0\t0\t1\n1\t1\t1\n")
+    g = kgrec.load_recipe(recipe, cache=False)
+    g.items.attrs["name`}) DETACH DELETE n //"] = np.array(["a", "b"])
+    store.write(kgrec.load_recipe(recipe, cache=False), SCHEMA, progress=False)
+    before = store.counts()
+    with pytest.raises(SchemaError, match="not an identifier"):
+        store.write(g, SCHEMA, progress=False)
+    assert store.counts() == before
+
+
+def test_wrong_password_and_dead_server_say_what_to_do(server):
+    with pytest.raises(StoreError, match="refused the credentials") as err:
+        Neo4jStore(server.uri, "neo4j", "definitely-wrong-pw")
+    assert "definitely-wrong-pw" not in str(err.value)
+    with pytest.raises(StoreError, match="kgrec neo4j start"):
+        Neo4jStore("bolt://127.0.0.1:1", "neo4j", "whatever-pw")
+
+
+def test_missing_schema_constraints_are_reported(store, server):
+    store.run("DROP CONSTRAINT kgrec_item_id IF EXISTS")
+    with pytest.raises(SchemaError, match="kgrec schema apply"):
+        store.read(SCHEMA, progress=False)
+    store.apply_schema(SCHEMA)
+    store.check_schema(SCHEMA)
+
+
+def test_rdf_in_and_out(store, tmp_path, lastfm):
+    ttl = tmp_path / "tiny.ttl"
+    ttl.write_text("""
+@prefix ex: <http://example.org/> .
+@prefix rdfs: <http://www.w3.org/2000/01/rdf-schema#> .
+@prefix skos: <http://www.w3.org/2004/02/skos/core#> .
+ex:queen a ex:Band ; rdfs:label "Queen"@en ; ex:genre ex:rock ; ex:origin ex:london .
+ex:muse a ex:Band ; rdfs:label "Muse" ; ex:genre ex:rock .
+ex:rock skos:prefLabel "rock music" .
+ex:london rdfs:label "London"@en, "Londres"@fr .
+""")
+    recipe = {"name": "tiny-rdf", "format": "rdf", "path": str(tmp_path),
+              "files": {"kg": "tiny.ttl"}, "mapping": {"item_class": "http://example.org/Band"}}
+    g = kgrec.load_recipe(recipe, cache=False)
+    assert sorted(g.items.ids.tolist()) == ["http://example.org/muse", "http://example.org/queen"]
+    names = dict(zip(g.nodes["Entity"].ids.tolist(), g.nodes["Entity"].attrs["name"].tolist(),
+                     strict=True))
+    assert names == {"http://example.org/london": "London", "http://example.org/rock":
+                     "rock music"}
+    assert len(g.knowledge()) == 3
+    store.write(g, SCHEMA, progress=False)
+    assert store.counts() == {"Item": 2, "Entity": 2, "GENRE": 2, "ORIGIN": 1}
+
+    # a whole dataset's KG to RDF and back
+    from kgrec.store.rdf import export_rdf
+
+    nt = tmp_path / "lastfm.nt"
+    export_rdf(lastfm, nt)
+    back = kgrec.load_recipe({"name": "lastfm-rdf", "format": "rdf", "path": str(tmp_path),
+                              "files": {"kg": "lastfm.nt"},
+                              "mapping": {"item_class": "urn:kgrec:Item"}}, cache=False)
+    assert len(back.knowledge()) == len(lastfm.knowledge())
+    assert back.num_items == lastfm.num_items
+    assert sorted(back.knowledge().relations) == sorted(
+        f"urn:kgrec:relation:{r}" for r in lastfm.knowledge().relations)
+
+
+def test_bad_rdf_names_the_file(tmp_path):
+    bad = tmp_path / "bad.ttl"
+    bad.write_text("@prefix ex: <http://example.org/> .\nex:a ex:b .\n")
+    with pytest.raises(kgrec.DataFormatError, match=r"bad\.ttl"):
+        kgrec.load_recipe({"name": "bad", "format": "rdf", "path": str(tmp_path),
+                           "files": {"kg": "bad.ttl"}}, cache=False)
+
+
+def test_train_straight_from_the_database(store, lastfm):
+    store.write(lastfm, SCHEMA, progress=False)
+    from kgrec.data.split import split_for
+
+    cfg = kgrec.Config(data={"dataset": store.uri}, model="lightgcn",
+                       train={"epochs": 5, "device": "cpu"})
+    s = split_for(cfg.data)
+    local = kgrec.split(lastfm, "random", seed=0)
+    assert len(s.train_users) == len(local.train_users)
+    rec = kgrec.train(s, cfg, progress=False)
+    assert kgrec.evaluate(rec, s.test, k=20)["recall@20"] > 0.1
+
+
+def test_cli_status_and_schema_show():
+    out = subprocess.run([sys.executable, "-m", "kgrec.cli", "neo4j", "status"],
+                         capture_output=True, text=True)
+    assert out.returncode == 0 and "running: bolt://127.0.0.1" in out.stdout
+    out = subprocess.run([sys.executable, "-m", "kgrec.cli", "schema", "show"],
+                         capture_output=True, text=True)
+    assert "REQUIRE n.`id` IS UNIQUE;" in out.stdout
