@@ -202,3 +202,23 @@ def test_cli_status_and_schema_show():
     out = subprocess.run([sys.executable, "-m", "kgrec.cli", "schema", "show"],
                          capture_output=True, text=True)
     assert "REQUIRE n.`id` IS UNIQUE;" in out.stdout
+
+
+def test_cli_load_and_export_graphml_local_store_and_rdf(store, server, tmp_path, lastfm):
+    env = dict(os.environ, KGREC_NEO4J_PASSWORD=server.password)
+    run = [sys.executable, "-m", "kgrec.cli"]
+    out = subprocess.run([*run, "load", "lastfm-hetrec-kg", "--into", server.uri, "--quiet"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    assert "INTERACTED" in out.stdout and "21173" in out.stdout
+    gml, ttl, local = tmp_path / "g.graphml", tmp_path / "kg.ttl", tmp_path / "local"
+    out = subprocess.run([*run, "export", "--from", server.uri, "--graphml", str(gml), "--rdf",
+                          str(ttl), "--to", str(local), "--name", "lastfm-hetrec-kg", "--quiet"],
+                         env=env, capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr
+    import networkx as nx
+
+    g = nx.read_graphml(gml)
+    assert g.number_of_edges() == 21173 * 2 + 15518
+    assert kgrec.LocalStore(local).read().differences(lastfm) == []
+    assert "urn:kgrec:relation:music.artist.origin" in ttl.read_text()

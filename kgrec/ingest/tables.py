@@ -96,8 +96,17 @@ class Table:
                                   line=self.lines[k], field=name)
         return arr
 
-    def line_of(self, row: int) -> int:
-        return self.lines[row]
+    def indices(self, name: str, vocab: dict[str, int], what: str) -> np.ndarray:
+        """Column ``name`` mapped through ``vocab`` (id -> index); an unknown id names its line."""
+        vals = self.strings(name)
+        out = np.empty(len(vals), dtype=np.int64)
+        for k, v in enumerate(vals):
+            i = vocab.get(v)
+            if i is None:
+                raise DataFormatError(f"unknown {what} id {v!r}", file=self.path,
+                                      line=self.lines[k], field=name)
+            out[k] = i
+        return out
 
 
 def read_table(path: Path, *, sep: str | None = "\t", header: bool | Sequence[str] = True,

@@ -78,13 +78,19 @@ class LocalStore:
                 manifest["edges"].append({"type": list(et), "dir": str(k), "count": len(table),
                                           "attrs": sorted(table.attrs)})
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
-            old = None
-            if self.root.exists():
-                old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}-{time.time_ns()}")
+            old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}-{time.time_ns()}")
+            try:
                 os.rename(self.root, old)
-            os.rename(tmp, self.root)
-            if old is not None:
-                shutil.rmtree(old, ignore_errors=True)
+            except FileNotFoundError:
+                pass
+            try:
+                os.rename(tmp, self.root)
+            except OSError:
+                # another process wrote the same store between our two renames; keep theirs
+                if not (self.root / "manifest.json").is_file():
+                    raise
+                shutil.rmtree(tmp, ignore_errors=True)
+            shutil.rmtree(old, ignore_errors=True)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise

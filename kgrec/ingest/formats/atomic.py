@@ -19,18 +19,6 @@ def _read(path) -> Table:
     return read_table(path, sep="\t", header=True, strip_types=True)
 
 
-def _lookup(table: Table, ids: list[str], vocab: dict[str, int], what: str,
-            field: str) -> np.ndarray:
-    out = np.empty(len(ids), dtype=np.int64)
-    for k, x in enumerate(ids):
-        i = vocab.get(x)
-        if i is None:
-            raise DataFormatError(f"unknown {what} id {x!r}", file=table.path, line=table.lines[k],
-                                  field=field)
-        out[k] = i
-    return out
-
-
 def read(recipe: Recipe) -> GraphBuilder:
     m = recipe.mapping
     uid, iid = m.get("user_field", "user_id"), m.get("item_field", "item_id")
@@ -80,8 +68,8 @@ def read(recipe: Recipe) -> GraphBuilder:
         uattrs = {}
     user_table = b.add_nodes(USER, user_ids, **uattrs)
 
-    u = _lookup(inter, inter.strings(uid), user_table.lookup, "user", uid)
-    i = _lookup(inter, inter.strings(iid), item_table.lookup, "item", iid)
+    u = inter.indices(uid, user_table.lookup, "user")
+    i = inter.indices(iid, item_table.lookup, "item")
     wf, tf = m.get("weight_field"), m.get("timestamp_field")
     b.add_interactions(u, i, behavior=str(m.get("behavior", "interact")),
                        weight=inter.floats(wf) if wf else None,
@@ -92,7 +80,7 @@ def read(recipe: Recipe) -> GraphBuilder:
         link_path = recipe.file("link")
         link = _read(link_path)
         ent_of_item = link.strings(m.get("link_entity_field", "entity_id"))
-        linked_items = _lookup(link, link.strings(iid), item_table.lookup, "item", iid)
+        linked_items = link.indices(iid, item_table.lookup, "item")
         item_of_ent = dict(zip(ent_of_item, linked_items.tolist(), strict=True))
         if len(item_of_ent) != len(ent_of_item):
             raise DataFormatError("an entity is linked to two items", file=link_path)

@@ -13,19 +13,7 @@ from kgrec.errors import DataFormatError
 from kgrec.graph import ENTITY, ITEM, USER
 from kgrec.ingest.builder import GraphBuilder
 from kgrec.ingest.recipe import Recipe
-from kgrec.ingest.tables import Table, read_table
-
-
-def _index(table: Table, col: str, vocab: dict[str, int], what: str) -> np.ndarray:
-    vals = table.strings(col)
-    out = np.empty(len(vals), dtype=np.int64)
-    for k, v in enumerate(vals):
-        i = vocab.get(v)
-        if i is None:
-            raise DataFormatError(f"unknown {what} id {v!r}", file=table.path, line=table.lines[k],
-                                  field=col)
-        out[k] = i
-    return out
+from kgrec.ingest.tables import read_table
 
 
 def read(recipe: Recipe) -> GraphBuilder:
@@ -50,8 +38,8 @@ def read(recipe: Recipe) -> GraphBuilder:
     user_raw = ratings.ints("userId")  # validates the column
     user_ids = [str(u) for u in np.unique(user_raw)]
     users = b.add_nodes(USER, user_ids)
-    b.add_interactions(_index(ratings, "userId", users.lookup, "user"),
-                       _index(ratings, "movieId", items.lookup, "movie"),
+    b.add_interactions(ratings.indices("userId", users.lookup, "user"),
+                       ratings.indices("movieId", items.lookup, "movie"),
                        behavior=str(m.get("behavior", "rate")),
                        weight=ratings.floats("rating"), timestamp=ratings.floats("timestamp"))
 
@@ -75,7 +63,7 @@ def read(recipe: Recipe) -> GraphBuilder:
     tags_path = recipe.file("tags", required=False)
     if tags_path is not None:
         tags = read_table(tags_path, sep=",", quoted=True)
-        t_items = _index(tags, "movieId", items.lookup, "movie")
+        t_items = tags.indices("movieId", items.lookup, "movie")
         seen = set()
         for i, tag in zip(t_items.tolist(), tags.strings("tag"), strict=True):
             tag = " ".join(tag.lower().split())
