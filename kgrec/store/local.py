@@ -7,6 +7,7 @@ nothing, never half of one. Arrays are saved without pickle.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
@@ -79,10 +80,8 @@ class LocalStore:
                                           "attrs": sorted(table.attrs)})
             (tmp / "manifest.json").write_text(json.dumps(manifest, indent=1, default=str))
             old = self.root.with_name(f".{self.root.name}.old-{os.getpid()}-{time.time_ns()}")
-            try:
+            with contextlib.suppress(FileNotFoundError):
                 os.rename(self.root, old)
-            except FileNotFoundError:
-                pass
             try:
                 os.rename(tmp, self.root)
             except OSError:
