@@ -191,10 +191,13 @@ class Neo4jStore:
 
     def clear(self) -> None:
         """Delete every node and relationship (in batches). For tests and scratch databases."""
-        while True:
-            rec = self.run("MATCH (n) WITH n LIMIT 20000 DETACH DELETE n RETURN count(*) AS c")
-            if not rec or rec[0]["c"] == 0:
-                break
+        # relationships first, so no single transaction holds a dense node's whole edge list;
+        # CALL ... IN TRANSACTIONS needs an implicit (auto-commit) transaction
+        with self._driver.session(database=self.database) as session:
+            session.run("MATCH ()-[r]->() CALL { WITH r DELETE r } "
+                        "IN TRANSACTIONS OF 50000 ROWS").consume()
+            session.run("MATCH (n) CALL { WITH n DELETE n } "
+                        "IN TRANSACTIONS OF 50000 ROWS").consume()
 
     # ------------------------------------------------------------------ write
     def write(self, graph: RecGraph, schema: GraphSchema | None = None, *,
