@@ -21,7 +21,7 @@ export TOKENIZERS_PARALLELISM := false
 .PHONY: demo test venv lint bench clean help
 
 help:
-	@echo "make demo   - set up, then run 'kgrec quickstart' (Last.FM, KG GNN, ~1 min)"
+	@echo "make demo   - set up, then run 'kgrec quickstart' (Last.FM, best model, ~1 min)"
 	@echo "make test   - set up, then lint and run the test suite"
 	@echo "make bench  - the baselines benchmark (long; writes benchmarks/results/)"
 	@echo "venv: $(VENV)"
