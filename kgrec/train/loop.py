@@ -15,7 +15,6 @@ from typing import Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from safetensors.torch import load_file, save_file
 from torch import Tensor
 from tqdm.auto import tqdm
@@ -25,6 +24,7 @@ from kgrec.data.split import Split, fingerprint
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
+from kgrec.models.base import PairBatch
 from kgrec.serve import Recommender
 from kgrec.train.sampling import NegativeSampler
 
@@ -48,7 +48,7 @@ def graph_inputs(split: Split) -> GraphInputs:
     """What the model may see: only the training interactions, plus the whole KG."""
     kg = split.graph.knowledge()
     return GraphInputs(split.num_users, split.num_items, split.train_users, split.train_items,
-                       kg if len(kg) else None)
+                       kg if len(kg) else None, split.graph)
 
 
 class _Scorer:
@@ -165,7 +165,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
     inputs = graph_inputs(split)
-    model = build_model(cfg.model, inputs).to(device)
+    model = build_model(cfg.model, inputs, device=str(device), progress=progress).to(device)
     opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
     metric = "auc" if split.strategy == "ctr" else cfg.eval.metric
@@ -202,25 +202,23 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
         start = time.perf_counter()
         perm = torch.from_numpy(rng.permutation(n_pos))
         total = 0.0
+        part_sums: dict[str, float] = {}
         for b in range(0, n_pos, bs):
             idx = perm[b:b + bs]
             u, i = tu[idx], ti[idx]
             j = torch.from_numpy(sampler.sample(u.numpy()))
-            u, i, j = u.to(device), i.to(device), j.to(device)
-            users, items = model()
-            ue, ie, je = users[u], items[i], items[j]
-            loss = -F.logsigmoid((ue * ie).sum(-1) - (ue * je).sum(-1)).mean()
-            ego = model.ego(u, torch.cat([i, j]))
-            loss = loss + cfg.train.reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(u)
-            aux = model.auxiliary_loss()
-            if aux is not None:
-                loss = loss + aux
+            batch = PairBatch(u.to(device), i.to(device), j.to(device), idx.to(device))
+            loss, parts = model.loss(batch, cfg.train.reg)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             total += float(loss.detach()) * len(u)
+            for k, v in parts.items():
+                part_sums[k] = part_sums.get(k, 0.0) + v * len(u)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
                                   "seconds": time.perf_counter() - start}
+        if len(part_sums) > 1 or set(part_sums) - {"bpr"}:
+            record["parts"] = {k: v / max(1, n_pos) for k, v in part_sums.items()}
         if has_valid and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
             record["valid"] = validate(model, split, cfg)
             value = record["valid"][metric]
@@ -242,6 +240,8 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
         if writer is not None:
             writer.add_scalar("train/loss", record["loss"], epoch)
             writer.add_scalar("train/seconds", record["seconds"], epoch)
+            for k, v in record.get("parts", {}).items():
+                writer.add_scalar(f"train/{k}", v, epoch)
             for k, v in record.get("valid", {}).items():
                 writer.add_scalar(f"valid/{k}", v, epoch)
         if out is not None:

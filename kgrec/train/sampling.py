@@ -6,7 +6,11 @@ import numpy as np
 
 
 class NegativeSampler:
-    """Uniform negatives that are not among the user's training positives.
+    """Uniform negatives among the items seen in training, not among the user's positives.
+
+    Items without a training edge (held out by a cold-item split, or simply unseen) are never
+    drawn: at training time they do not exist yet, and using them only as negatives teaches
+    a content-based model that new items are bad, which is the opposite of cold start.
 
     Args:
         users, items: training positives ``[P]``.
@@ -18,8 +22,12 @@ class NegativeSampler:
                  rng: np.random.Generator, max_rounds: int = 20) -> None:
         self.num_items = num_items
         self.keys = np.unique(users.astype(np.int64) * num_items + items)
+        self.pool = np.unique(items).astype(np.int64)
         self.rng = rng
         self.max_rounds = max_rounds
+
+    def _draw(self, n: int) -> np.ndarray:
+        return self.pool[self.rng.integers(0, len(self.pool), n)]
 
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = users * self.num_items + items
@@ -29,10 +37,10 @@ class NegativeSampler:
 
     def sample(self, users: np.ndarray) -> np.ndarray:
         """One negative item per user in ``users`` ``[B]`` -> ``[B]``."""
-        items = self.rng.integers(0, self.num_items, len(users))
+        items = self._draw(len(users))
         for _ in range(self.max_rounds):
             bad = self._is_positive(users, items)
             if not bad.any():
                 break
-            items[bad] = self.rng.integers(0, self.num_items, int(bad.sum()))
+            items[bad] = self._draw(int(bad.sum()))
         return items

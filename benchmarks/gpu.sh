@@ -1,0 +1,52 @@
+#!/usr/bin/env bash
+# The generalising model on CUDA vs CPU: seconds per training epoch of `hgnn` on the largest
+# ranking dataset (book-crossing-kg: 17,860 users, 14,967 items, 77,903 KG nodes), same split,
+# same config, a fixed number of epochs (no early stopping), in one script. Under 10 minutes
+# on one GPU plus 16 CPU cores; writes benchmarks/results/gpu.md (and $OUT/gpu.md if $OUT is
+# set, for the device runner).
+#
+#   bash benchmarks/gpu.sh            # uses (or makes) the project's environment; PY=... overrides
+set -euo pipefail
+cd "$(dirname "$0")/.."
+VENV_PY="$HOME/.cache/kgrec/venvs/$(sha256sum requirements.lock | cut -c1-12)/bin/python"
+if [ -z "${PY:-}" ]; then
+  if [ -x "$VENV_PY" ]; then PY=$VENV_PY; else make -s venv >/dev/null && PY=$VENV_PY; fi
+fi
+export HF_HUB_OFFLINE=1 KGREC_DATA_DIR=${KGREC_DATA_DIR:-$(realpath ../shared/data)}
+"$PY" - <<'PY'
+import json, os, platform, statistics, time
+from pathlib import Path
+
+import torch
+
+import kgrec
+
+DATASET, EPOCHS = "book-crossing-kg", 6
+graph = kgrec.load_dataset(DATASET)
+split = kgrec.split(graph, "random", seed=0)
+rows = []
+for device in (["cuda"] if torch.cuda.is_available() else []) + ["cpu"]:
+    cfg = kgrec.Config(data={"dataset": DATASET}, model="hgnn",
+                       train={"epochs": EPOCHS, "eval_every": EPOCHS, "device": device})
+    t = time.perf_counter()
+    rec = kgrec.train(split, cfg, progress=False)
+    wall = time.perf_counter() - t
+    secs = [h["seconds"] for h in rec.history[1:]]  # epoch 1 warms caches and kernels
+    rows.append((device, statistics.median(secs), wall, rec.history[-1]["valid"]["recall@20"]))
+    print(rows[-1], flush=True)
+name = torch.cuda.get_device_name(0) if torch.cuda.is_available() else "none"
+lines = ["# hgnn on CUDA vs CPU", "", "Reproduce: `bash benchmarks/gpu.sh`.", "",
+         f"{DATASET}, per-user random split seed 0, default hgnn config, {EPOCHS} epochs; "
+         f"seconds per epoch = median over epochs 2..{EPOCHS} (training only). GPU: {name}; "
+         f"CPU: {os.cpu_count()} cores, {platform.machine()}; torch {torch.__version__}.", "",
+         "| device | s/epoch | wall s (incl. text encoding, validation) | valid Recall@20 |",
+         "|---|---:|---:|---:|"]
+lines += [f"| {d} | {s:.2f} | {w:.0f} | {r:.4f} |" for d, s, w, r in rows]
+if len(rows) == 2:
+    lines += ["", f"CPU / CUDA seconds per epoch: {rows[1][1] / rows[0][1]:.1f}x."]
+text = "\n".join(lines) + "\n"
+Path("benchmarks/results/gpu.md").write_text(text)
+if os.environ.get("OUT"):
+    Path(os.environ["OUT"], "gpu.md").write_text(text)
+print(text)
+PY

