@@ -88,6 +88,65 @@ class Recommender:
     def num_items(self) -> int:
         return len(self.item_ids)
 
+    # ------------------------------------------------------------------ new items
+    def add_items(self, ids: Sequence[str], texts: Sequence[str], *,
+                  names: Sequence[str] | None = None, domain: str = "") -> Tensor:
+        """Make brand-new items recommendable from their text alone.
+
+        Works for ``hgnn`` models trained with text features: a new item is encoded exactly
+        as the model encodes an unseen item (its text through the text encoder and the
+        trained projection, no id, no interaction or KG messages), then appended to the
+        catalogue, so :meth:`recommend` can return it.
+
+        Args:
+            ids: new external item ids (must not exist yet).
+            texts: one non-empty description per item (title, genres, ...).
+            names: display names (default: the texts).
+            domain: the items' domain.
+
+        Returns:
+            the new items' embeddings ``[N, d]``.
+
+        Raises:
+            ConfigError: the model cannot place items from text.
+            UnknownIdError: an id already exists, or a text is empty.
+        """
+        from kgrec.errors import ConfigError
+        from kgrec.features.text import TextEncoder
+
+        cfg = self.config.model
+        w = self.state.get("item_content.text_proj.weight")
+        if cfg.name != "hgnn" or w is None:
+            raise ConfigError("add_items needs an hgnn model trained with text features "
+                              f"(this one is {cfg.name!r}, features {cfg.features})")
+        ids, texts = [str(x) for x in ids], [str(t) for t in texts]
+        if len(ids) != len(texts) or (names is not None and len(names) != len(ids)):
+            raise ValueError("ids, texts (and names) must have the same length")
+        clash = [x for x in ids if x in self._item_index] + [
+            x for k, x in enumerate(ids) if x in ids[:k]]
+        if clash:
+            raise UnknownIdError(f"item id(s) already present: {clash[:5]}")
+        empty = [x for x, t in zip(ids, texts, strict=True) if not t.strip()]
+        if empty:
+            raise UnknownIdError(f"item(s) {empty[:5]} have no text to place them by")
+        vec = torch.from_numpy(TextEncoder(cfg.text_model, device=str(self.device))
+                               .encode(texts, progress=False)).to(self.device)
+        content = vec @ w.to(self.device).T + self.state["item_content.text_proj.bias"].to(
+            self.device)
+        # Only the text modality is present, so attention (or mean) fusion returns its
+        # projection unchanged; with no edges every propagation layer adds zero, and the
+        # output is the mean over the layer-0 input and L empty layers.
+        emb = content / (cfg.layers + 1)
+        start = self.num_items
+        self.item_embedding = torch.cat([self.item_embedding, emb])
+        self.item_ids += ids
+        self.item_names += list(names) if names is not None else texts
+        self.item_domains = np.concatenate([self.item_domains,
+                                            np.full(len(ids), domain, dtype=str)])
+        self.seen = sp.hstack([self.seen, sp.csr_matrix((self.num_users, len(ids)))]).tocsr()
+        self._item_index.update({x: start + k for k, x in enumerate(ids)})
+        return emb
+
     # ------------------------------------------------------------------ scoring
     def user_index(self, users: Sequence[str]) -> np.ndarray:
         out = []

@@ -196,3 +196,25 @@ def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     m = HGNN(graph_inputs(s), fixed.model, device="cpu", progress=False)
     assert m.task_weights() == {"all": 1.0, "weight>=4": 1.0, "kg": 0.5}
     assert m.modalities["users"] == ["categorical"]  # the ablation switch holds
+
+
+def test_add_items_places_new_items_exactly_as_the_model_encodes_unseen_ones(cold, lastfm):
+    """A cold item's embedding inside the model (no KG here, so content is all it has)
+    equals what ``add_items`` computes from its text alone, and it becomes recommendable."""
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "use_kg": False},
+                       train={"epochs": 2, "eval_every": 2, "device": "cpu"})
+    rec = kgrec.train(cold, cfg, progress=False)
+    c = np.flatnonzero(cold.test.cold_items)[:3]
+    texts = [str(t) for t in lastfm.items.attrs["text"][c]]
+    emb = rec.add_items(["new-1", "new-2", "new-3"], texts, domain="music")
+    torch.testing.assert_close(emb, rec.item_embedding[torch.from_numpy(c)])
+    assert rec.num_items == lastfm.num_items + 3
+    # the new item ranks right beside its twin (same text, same score) for every user
+    top = rec.recommend([rec.user_ids[0]], k=rec.num_items)[0].items
+    assert abs(top.index("new-1") - top.index(str(lastfm.items.ids[c[0]]))) == 1
+    with pytest.raises(kgrec.UnknownIdError, match="already present"):
+        rec.add_items(["new-1"], ["x"])
+    ids_only = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "features": []},
+                                              train=cfg.train), progress=False)
+    with pytest.raises(ConfigError, match="trained with text"):
+        ids_only.add_items(["n"], ["some text"])
