@@ -178,16 +178,17 @@ def _split_of(rec, data_dir: str | None):
 
 def test_report(rec, split, ks: list[int], which: str = "test", among_cold: bool = False):
     """Test metrics of ``rec`` on ``split``: ranking metrics, or AUC/F1 for ``ctr``;
-    ``among_cold`` ranks the held-out cold items among themselves only."""
+    ``among_cold`` ranks the held-out items (cold, or few-shot with ``data.shots``) among
+    themselves only."""
     from kgrec.evaluate import evaluate, evaluate_ctr
 
     if split.strategy == "ctr":
         return evaluate_ctr(rec, split.ctr[which], threshold_rows=split.ctr["valid"])
     data = getattr(split, which)
-    if among_cold and not data.cold_items.any():
-        raise ConfigError(f"--among-cold: the {split.strategy} split has no cold items")
+    if among_cold and not data.heldout_items.any():
+        raise ConfigError(f"--among-cold: the {split.strategy} split holds out no items")
     return evaluate(rec, data, ks, batch_users=rec.config.eval.batch_users,
-                    candidates=data.cold_items if among_cold else None)
+                    candidates=data.heldout_items if among_cold else None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:

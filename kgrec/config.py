@@ -37,6 +37,8 @@ class DataConfig:
             ``valid=test=0.2``; reports AUC and F1).
         valid, test: fractions held out for validation and test.
         seed: the split's seed (independent of the training seed).
+        shots: for ``cold_item`` / ``cold_user``: support links each held-out node keeps in
+            training (the few-shot protocol; 0 = truly cold).
         data_dir: folder holding the datasets (default ``$KGREC_DATA_DIR``).
     """
 
@@ -45,6 +47,7 @@ class DataConfig:
     valid: float = 0.1
     test: float = 0.1
     seed: int = 0
+    shots: int = 0
     data_dir: str | None = None
 
     def check(self) -> None:
@@ -56,6 +59,8 @@ class DataConfig:
                 raise ConfigError(f"data.{name}: {v} must be in [0, 1)")
         if self.valid + self.test >= 1.0:
             raise ConfigError("data.valid + data.test must be below 1")
+        if self.shots < 0:
+            raise ConfigError(f"data.shots: {self.shots} must be >= 0")
 
 
 @dataclass
@@ -139,6 +144,11 @@ class TrainConfig:
         device: ``auto``, ``cpu`` or ``cuda``.
         deterministic: use PyTorch's deterministic kernels, so the same seed gives bit-equal
             weights (CPU: same speed within noise; on CUDA some kernels only warn).
+        adv_eps: adversarial feature perturbation (``kggnn``/``hgnn``): L2 radius of the
+            perturbation of each layer-0 input row (fused content + id); 0 = off (the
+            default until the robustness benchmark shows it helps).
+        adv_weight: weight of the adversarial ranking loss.
+        adv_steps: 1 = FGSM/APR (one normalised gradient step); more = PGD steps.
     """
 
     epochs: int = 300
@@ -150,6 +160,9 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     deterministic: bool = True
+    adv_eps: float = 0.0
+    adv_weight: float = 1.0
+    adv_steps: int = 1
 
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.eval_every < 1:
@@ -158,6 +171,9 @@ class TrainConfig:
             raise ConfigError("train.lr must be > 0 and train.reg >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):
             raise ConfigError(f"train.device: {self.device!r} is not auto, cpu or cuda")
+        if self.adv_eps < 0 or self.adv_weight < 0 or self.adv_steps < 1:
+            raise ConfigError("train.adv_eps and train.adv_weight must be >= 0, "
+                              "train.adv_steps >= 1")
 
 
 @dataclass
@@ -185,17 +201,63 @@ class EvalConfig:
                               f"{METRICS}")
 
 
-_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig}
+@dataclass
+class MetaConfig:
+    """Few-shot meta-episodes (:mod:`kgrec.train.meta`; model ``hgnn``).
+
+    Attributes:
+        mode: ``off`` (held-out nodes of a few-shot split are ordinary nodes with their K
+            links in training); ``finetune`` (no meta-training; at evaluation held-out nodes
+            are encoded as cold nodes and fine-tuned on their K support links with
+            ``inner_steps`` steps of ``inner_lr``); ``meta`` (the same evaluation after
+            meta-training on episodes, with learned step sizes).
+        side: episodes over ``user``, ``item``, ``both``, or ``auto`` (the side the split holds
+            out; users otherwise).
+        shots: the K values episodes draw from (K = 0: content and KG only).
+        query: query links per task.
+        tasks: tasks per training step (per side).
+        inner_steps: adaptation steps.
+        inner_lr: the inner step size (meta: its starting value).
+        learn_inner_lr: learn a step size per dimension (Meta-SGD) in ``meta`` mode.
+        weight: weight of the meta loss against the multi-task loss.
+    """
+
+    mode: str = "off"
+    side: str = "auto"
+    shots: list[int] = field(default_factory=lambda: [0, 1, 3, 5])
+    query: int = 10
+    tasks: int = 64
+    inner_steps: int = 3
+    inner_lr: float = 0.5
+    learn_inner_lr: bool = True
+    weight: float = 1.0
+
+    def check(self) -> None:
+        if self.mode not in ("off", "finetune", "meta"):
+            raise ConfigError(f"meta.mode: {self.mode!r} is not off, finetune or meta")
+        if self.side not in ("auto", "user", "item", "both"):
+            raise ConfigError(f"meta.side: {self.side!r} is not auto, user, item or both")
+        if not self.shots or min(self.shots) < 0:
+            raise ConfigError("meta.shots: list one or more K >= 0")
+        if self.query < 1 or self.tasks < 1 or self.inner_steps < 0:
+            raise ConfigError("meta.query and meta.tasks must be >= 1, meta.inner_steps >= 0")
+        if self.inner_lr <= 0 or self.weight < 0:
+            raise ConfigError("meta.inner_lr must be > 0 and meta.weight >= 0")
+
+
+_SECTIONS = {"data": DataConfig, "model": ModelConfig, "train": TrainConfig, "eval": EvalConfig,
+             "meta": MetaConfig}
 
 
 @dataclass
 class Config:
-    """The whole configuration: ``data``, ``model``, ``train``, ``eval``."""
+    """The whole configuration: ``data``, ``model``, ``train``, ``eval``, ``meta``."""
 
     data: DataConfig = field(default_factory=DataConfig)
     model: ModelConfig = field(default_factory=ModelConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+    meta: MetaConfig = field(default_factory=MetaConfig)
 
     def __post_init__(self) -> None:
         for name, cls in _SECTIONS.items():
@@ -213,6 +275,13 @@ class Config:
         """Validate every section; raises :class:`ConfigError` naming the field."""
         for name in _SECTIONS:
             getattr(self, name).check()
+        if self.train.adv_eps > 0 and self.model.name not in ("kggnn", "hgnn"):
+            raise ConfigError(f"train.adv_eps: adversarial perturbation needs model kggnn or "
+                              f"hgnn (layer-0 inputs to perturb); model.name is "
+                              f"{self.model.name!r}")
+        if self.meta.mode != "off" and self.model.name != "hgnn":
+            raise ConfigError(f"meta.mode: {self.meta.mode!r} needs model hgnn (it encodes a "
+                              f"node from content); model.name is {self.model.name!r}")
         metric_k = int(self.eval.metric.partition("@")[2])
         if metric_k not in self.eval.ks:
             self.eval.ks = sorted({*self.eval.ks, metric_k})

@@ -15,7 +15,7 @@ import scipy.sparse as sp
 
 from kgrec.config import DataConfig
 from kgrec.errors import ConfigError
-from kgrec.graph import SAMPLED_NEGATIVE, RecGraph
+from kgrec.graph import SAMPLED_NEGATIVE, KnowledgeTriples, RecGraph
 
 log = logging.getLogger(__name__)
 
@@ -33,6 +33,10 @@ class EvalSet:
             and for the test set also the validation items).
         cold_items: ``[I]`` bool, items with no training interaction (for breakdowns).
         cold_users: ``[U]`` bool, users with no training interaction.
+        heldout_items, heldout_users: ``[I]`` / ``[U]`` bool, the nodes a cold split held
+            out. With ``shots = 0`` these equal the cold ones; with ``shots = K`` each held-out
+            node keeps its K support links in training, so it is no longer cold but still
+            held out (the few-shot protocol ranks and adapts exactly these).
     """
 
     name: str
@@ -40,6 +44,14 @@ class EvalSet:
     exclude: sp.csr_matrix
     cold_items: np.ndarray
     cold_users: np.ndarray
+    heldout_items: np.ndarray | None = None
+    heldout_users: np.ndarray | None = None
+
+    def __post_init__(self) -> None:
+        if self.heldout_items is None:
+            self.heldout_items = self.cold_items
+        if self.heldout_users is None:
+            self.heldout_users = self.cold_users
 
     @property
     def users(self) -> np.ndarray:
@@ -80,6 +92,9 @@ class Split:
             interactions a model may learn from or propagate over.
         valid, test: :class:`EvalSet` for model selection and for the final report.
         ctr: for the click-through protocol, labelled rows per fold.
+        shots: support links each held-out node keeps in training (few-shot cold splits).
+        kg: the KG models see, when it is not the graph's own (a noisy copy,
+            :func:`kgrec.data.noise.kg_noise`).
     """
 
     graph: RecGraph
@@ -90,6 +105,8 @@ class Split:
     test: EvalSet
     seed: int = 0
     ctr: dict[str, CTRRows] = field(default_factory=dict)
+    shots: int = 0
+    kg: KnowledgeTriples | None = None
 
     @property
     def num_users(self) -> int:
@@ -107,7 +124,8 @@ class Split:
         return {"strategy": self.strategy, "train": len(self.train_users),
                 "valid": len(self.valid), "test": len(self.test),
                 "test_users": len(self.test.users),
-                "cold_test_items": int(self.test.cold_items.sum())}
+                "cold_test_items": int(self.test.cold_items.sum()),
+                **({"shots": self.shots} if self.shots else {})}
 
     def __repr__(self) -> str:
         return f"Split({self.graph.name!r}, {self.summary()})"
@@ -150,7 +168,7 @@ def _per_group_fold(groups: np.ndarray, order_key: np.ndarray, valid: float, tes
 
 
 def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test: float = 0.1,
-          seed: int = 0) -> Split:
+          seed: int = 0, shots: int = 0) -> Split:
     """Split ``graph``'s interactions.
 
     Args:
@@ -163,7 +181,16 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         valid, test: fractions (of each user's pairs, of the time range's pairs, or of the
             items/users for the cold splits). ``given`` ignores ``test``.
         seed: random seed.
+        shots: for ``cold_item`` / ``cold_user``, the few-shot protocol: each held-out node
+            keeps ``shots`` of its links, drawn at random, in training (its support set); the
+            rest are its validation/test links. A node with no more than ``shots`` links keeps
+            one link fewer, so every held-out node has something to rank.
     """
+    if shots < 0:
+        raise ConfigError(f"shots={shots}: must be >= 0")
+    if shots and strategy not in ("cold_item", "cold_user"):
+        raise ConfigError(f"shots={shots}: only the cold_item and cold_user splits take shots, "
+                          f"not {strategy!r}")
     if not 0 <= valid < 1 or not 0 <= test < 1 or valid + test >= 1:
         raise ConfigError(f"valid={valid}, test={test}: each in [0, 1) and together below 1")
     if strategy == "ctr":
@@ -198,6 +225,22 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         node_fold[perm[:n_test]] = TEST
         node_fold[perm[n_test:n_test + n_valid]] = VALID
         fold = node_fold[ids]
+        heldout = node_fold != TRAIN
+        if shots:
+            # K support links per held-out node go back to training (at least one stays out)
+            order = np.lexsort((rng.random(n_pairs), ids))
+            g = ids[order]
+            counts = np.bincount(g, minlength=len(node_fold))
+            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+            rank = np.arange(len(g)) - starts[g]
+            support = order[(rank < np.minimum(shots, counts[g] - 1)) & heldout[g]]
+            fold[support] = TRAIN
+        split_ = _assemble(graph, strategy, users, items, fold, seed)
+        kind = "heldout_items" if strategy == "cold_item" else "heldout_users"
+        for es in (split_.valid, split_.test):
+            setattr(es, kind, heldout.copy())
+        split_.shots = shots
+        return split_
     elif strategy == "given":
         given = inter.attrs.get("fold")
         if given is None:
@@ -294,7 +337,8 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
             graph = load_recipe(ds, data_dir=cfg.data_dir)
         else:
             graph = load_dataset(ds, data_dir=cfg.data_dir)
-    return split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed)
+    return split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed,
+                 shots=cfg.shots)
 
 
 def fingerprint(s: Split) -> str:

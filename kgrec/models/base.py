@@ -44,13 +44,60 @@ class PairBatch:
     index: Tensor
 
 
+@dataclass
+class Isolation:
+    """Users and items to encode as few-shot nodes for one pass.
+
+    An isolated node gets no id embedding (its id was trained on all its links, query links
+    included): it starts from its content (or its type's learned default vector) and hears
+    only the interaction edges of ``adjacency``. A few-shot episode passes the training graph
+    without its nodes' query links, so a node hears exactly its K support links; at
+    evaluation the training graph already holds exactly a held-out node's support links.
+
+    Attributes:
+        users: user indices ``[N_u]`` (long) or ``None``.
+        items: item indices ``[N_i]`` (long) or ``None``.
+        adjacency: the interaction graph for this pass (``None``: the training graph), as
+            :func:`bipartite_adjacency` builds it.
+    """
+
+    users: Tensor | None = None
+    items: Tensor | None = None
+    adjacency: Tensor | None = None
+
+    def masks(self, num_users: int, num_items: int, num_entities: int,
+              device: torch.device) -> tuple[Tensor, Tensor]:
+        """Bool masks: users ``[U]`` and items+entities ``[I + E]`` (entities never set)."""
+        u = torch.zeros(num_users, dtype=torch.bool, device=device)
+        n = torch.zeros(num_items + num_entities, dtype=torch.bool, device=device)
+        if self.users is not None:
+            u[self.users.to(device)] = True
+        if self.items is not None:
+            n[self.items.to(device)] = True
+        return u, n
+
+
+@dataclass
+class Adversary:
+    """Adversarial training of a model's layer-0 inputs (:mod:`kgrec.train.adversarial`):
+    radius ``eps``, loss ``weight``, ``steps`` (1 = FGSM/APR, more = PGD)."""
+
+    eps: float
+    weight: float = 1.0
+    steps: int = 1
+
+
 class RecModel(nn.Module):
     """A model that embeds every user and item; a pair's score is the dot product.
 
     Subclasses implement :meth:`forward` (full-graph propagation) and :meth:`ego` (the input
     embeddings of a batch, for L2 regularisation); models with more objectives override
-    :meth:`loss`.
+    :meth:`loss`. Models whose inputs can be perturbed set ``supports_adversary`` and add
+    the adversarial term to their loss when ``adversary`` is set.
     """
+
+    supports_adversary = False
+    adversary: Adversary | None = None
 
     def forward(self) -> tuple[Tensor, Tensor]:
         """Returns ``(users [U, d], items [I, d])``."""

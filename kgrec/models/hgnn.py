@@ -35,7 +35,7 @@ from torch import Tensor, nn
 from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.features.build import build_features
-from kgrec.models.base import GraphInputs, PairBatch, bpr_loss
+from kgrec.models.base import GraphInputs, Isolation, PairBatch, bpr_loss
 from kgrec.models.fusion import Fusion
 from kgrec.models.kggnn import KGGNN
 from kgrec.models.tasks import resolve_tasks
@@ -88,6 +88,10 @@ class HGNN(KGGNN):
         if self.node_ids:
             self.node = nn.Embedding(I + E, dim)
             nn.init.xavier_normal_(self.node.weight)
+        # What a never-seen node of a type without content starts from: one learned vector
+        # (in a few-shot episode, the meta-learned starting point that adaptation moves).
+        self.user_default = nn.Parameter(torch.zeros(dim))
+        self.item_default = nn.Parameter(torch.zeros(dim))
         # An id is known only for nodes seen in training; entities are always known.
         self.register_buffer("user_known", torch.from_numpy(
             np.bincount(inputs.train_users, minlength=U) > 0), persistent=False)
@@ -134,42 +138,74 @@ class HGNN(KGGNN):
         interaction messages in, only content and KG)."""
         user, node = self.user_known, self.node_known
         if self.training and self.id_dropout > 0:
+            # (a type without content keeps its ids under dropout: it has nothing else; only
+            # the interaction messages into it are dropped)
             user = user & (torch.rand(user.shape, device=user.device) >= self.id_dropout)
             drop = torch.rand(node.shape, device=node.device) < self.id_dropout
             drop[self.num_items:] = False  # entities are never cold
             node = node & ~drop
         return user, node
 
-    def embed(self, warm: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
+    def embed(self, warm: tuple[Tensor, Tensor] | None = None,
+              known: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Layer-0 inputs ``[U, d]``, ``[I + E, d]``: fused content plus, for warm nodes,
-        the id embedding."""
+        the id embedding.
+
+        ``warm`` (users ``[U]``, items+entities ``[I + E]``, bool): who gets an id on top of
+        content (default :meth:`_warm`). A node type without content has only its id, so there
+        ``known`` decides instead: a known node gets its id, any other (never seen, or isolated
+        for a few-shot episode) the type's learned default vector.
+        """
         user_warm, node_warm = warm if warm is not None else self._warm()
+        user_known, node_known = known if known is not None else (self.user_known,
+                                                                   self.node_known)
         a = self.content_scale
-        u = self.user_content() if not self.user_content.empty else None
+        dev = self.heads.device
+        if self.user_content.empty:
+            u = torch.where(user_known.unsqueeze(-1), self.user.weight, self.user_default)
+        else:
+            u = self.user_content()
+            if self.user_ids:
+                u = _mix(self.user.weight, u, a[0], user_warm)
         parts = []
         if not self.item_content.empty:
             parts.append(self.item_content())
         else:
-            parts.append(torch.zeros(self.num_items, self.dim, device=self.heads.device))
+            parts.append(self.item_default.expand(self.num_items, self.dim))
         if self.entity_content is not None:
             parts.append(self.entity_content() if not self.entity_content.empty else
-                         torch.zeros(self.num_entities, self.dim, device=self.heads.device))
+                         torch.zeros(self.num_entities, self.dim, device=dev))
         nodes = torch.cat(parts)
-        if self.user_ids:
-            u = self.user.weight if u is None else _mix(self.user.weight, u, a[0], user_warm)
         if self.node_ids:
-            gate = torch.cat([a[1].expand(self.num_items), a[2].expand(self.num_entities)])
-            nodes = _mix(self.node.weight, nodes, gate.unsqueeze(-1), node_warm)
+            if self.item_content.empty:
+                # no content to mix in: ids where known, the default vector elsewhere
+                nodes = torch.where(node_known.unsqueeze(-1), self.node.weight, nodes)
+            else:
+                gate = torch.cat([a[1].expand(self.num_items), a[2].expand(self.num_entities)])
+                nodes = _mix(self.node.weight, nodes, gate.unsqueeze(-1), node_warm)
         return u, nodes
 
-    def _encode(self) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-        warm = self._warm()
-        u0, n0 = self.embed(warm)
+    def _encode(self, isolate: Isolation | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        user_warm, node_warm = self._warm()
+        user_known, node_known = self.user_known, self.node_known
+        adj = None
+        if isolate is not None:
+            iso_u, iso_i = isolate.masks(self.num_users, self.num_items, self.num_entities,
+                                         self.heads.device)
+            user_warm, user_known = user_warm & ~iso_u, user_known & ~iso_u
+            node_warm, node_known = node_warm & ~iso_i, node_known & ~iso_i
+            adj = isolate.adjacency
+        u0, n0 = self.embed((user_warm, node_warm), (user_known, node_known))
         # cold-simulated nodes also hear no interaction messages (a no-op at evaluation: an
-        # unseen node has no training edges anyway)
-        hears = (warm[0].float(), warm[1][:self.num_items].float()) if self.training else (
-            None, None)
-        users, items = self.encode(u0, n0, *hears)
+        # unseen node has no training edges anyway); isolated few-shot nodes do hear theirs
+        if self.training:
+            if isolate is not None:
+                user_warm, node_warm = user_warm | iso_u, node_warm | iso_i
+            hears = (user_warm.float(), node_warm[:self.num_items].float())
+        else:
+            hears = (None, None)
+        self._hears = (hears, adj)  # the same graph for an adversarial pass of this step
+        users, items = self.encode(u0, n0, *hears, adj=adj)
         return u0, n0, users, items
 
     @torch.no_grad()
@@ -187,8 +223,11 @@ class HGNN(KGGNN):
         self.relation.weight[n:] = r
 
     # ---------------------------------------------------------------- outputs
-    def forward(self) -> tuple[Tensor, Tensor]:
-        _, _, users, items = self._encode()
+    def forward(self, isolate: Isolation | None = None) -> tuple[Tensor, Tensor]:
+        """Users ``[U, d]`` (through the ranking head) and items ``[I, d]``; ``isolate``
+        encodes the given users/items as few-shot nodes: no id, only the interaction edges of
+        its graph (episodes and held-out nodes, :mod:`kgrec.train.meta`)."""
+        _, _, users, items = self._encode(isolate)
         return users * self.heads[0], items
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
@@ -223,11 +262,34 @@ class HGNN(KGGNN):
             total = (torch.exp(-log_var) * stacked * self.task_weight + log_var).sum()
         else:
             total = (stacked * self.task_weight).sum()
+        if self.adversary is not None:
+            la = self._adversarial(batch, (u0, n0), losses[0] if self.link_tasks[0] == "all"
+                                   else None)
+            total = total + self.adversary.weight * la
+            parts["adv"] = float(la.detach())
         # L2 on the batch's layer-0 inputs (content + id), not just the id embeddings: the
         # content projection can memorise as well as an id can.
         items0 = n0[torch.cat([batch.pos, batch.neg])]
         l2 = (u0[batch.users] ** 2).sum() + (items0 ** 2).sum()
         return total + reg * 0.5 * l2 / len(batch.users), parts
+
+    def _adversarial(self, batch: PairBatch, inputs: tuple[Tensor, Tensor],
+                     clean: Tensor | None) -> Tensor:
+        """The ranking (``all`` head) loss at worst-case perturbed layer-0 inputs (the fused
+        content + id inputs), over this step's graph (:mod:`kgrec.train.adversarial`)."""
+        from kgrec.train.adversarial import adversarial_loss
+
+        (user_hears, item_hears), adj = self._hears
+
+        def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+            return self.encode(u, n, user_hears, item_hears, adj=adj)
+
+        def rank(users: Tensor, items: Tensor) -> Tensor:
+            return bpr_loss(users[batch.users] * self.heads[0], items[batch.pos],
+                            items[batch.neg])
+
+        a = self.adversary
+        return adversarial_loss(encode, rank, inputs, a.eps, a.steps, clean)
 
     def _kg_loss(self, nodes: Tensor, n: int) -> Tensor:
         """DistMult KG completion on layer-0 inputs: a true tail against a random node."""

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from kgrec.models.base import GraphInputs, RecModel, bipartite_adjacency
+from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency, bpr_loss
 from kgrec.models.ops import propagate
 
 
@@ -95,18 +95,22 @@ class KGGNN(RecModel):
         return self.encode(*self.embed())
 
     def encode(self, u: Tensor, nodes: Tensor, user_hears: Tensor | None = None,
-               item_hears: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               item_hears: Tensor | None = None, adj: Tensor | None = None
+               ) -> tuple[Tensor, Tensor]:
         """Propagate layer-0 inputs ``u [U, d]``, ``nodes [I + E, d]`` -> users ``[U, d]``,
         items ``[I, d]`` (the mean over layers).
 
         ``user_hears [U]`` / ``item_hears [I]`` (float 0/1, optional) silence the interaction
         messages into chosen users/items, so that they are encoded as a cold node would be.
+        ``adj`` replaces the training interaction graph for this pass (a few-shot episode's
+        graph, which lacks its query links).
         """
         U, I = self.num_users, self.num_items
         rel_vecs = self.relation_vectors() if self.has_kg else None
+        adj = self.adj if adj is None else adj
         out_u, out_n = u, nodes
         for layer in range(self.layers):
-            ui = propagate(self.adj, torch.cat([u, nodes[:I]]))
+            ui = propagate(adj, torch.cat([u, nodes[:I]]))
             u, items = ui[:U], ui[U:]
             if user_hears is not None:
                 u = u * user_hears.unsqueeze(-1)
@@ -123,3 +127,25 @@ class KGGNN(RecModel):
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user(users), self.node(items)]
+
+    supports_adversary = True
+
+    def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
+        """BPR plus L2 (:meth:`RecModel.loss`), plus the adversarial term on the layer-0
+        embeddings when ``adversary`` is set."""
+        if self.adversary is None:
+            return super().loss(batch, reg)
+        from kgrec.train.adversarial import adversarial_loss
+
+        u0, n0 = self.embed()
+
+        def rank(users: Tensor, items: Tensor) -> Tensor:
+            return bpr_loss(users[batch.users], items[batch.pos], items[batch.neg])
+
+        clean = rank(*self.encode(u0, n0))
+        a = self.adversary
+        adv = adversarial_loss(self.encode, rank, (u0, n0), a.eps, a.steps, clean)
+        ego = self.ego(batch.users, torch.cat([batch.pos, batch.neg]))
+        l2 = reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
+        return clean + a.weight * adv + l2, {"bpr": float(clean.detach()),
+                                             "adv": float(adv.detach())}

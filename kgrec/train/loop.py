@@ -46,7 +46,7 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 def graph_inputs(split: Split) -> GraphInputs:
     """What the model may see: only the training interactions, plus the whole KG."""
-    kg = split.graph.knowledge()
+    kg = split.kg if split.kg is not None else split.graph.knowledge()
     return GraphInputs(split.num_users, split.num_items, split.train_users, split.train_items,
                        kg if len(kg) else None, split.graph)
 
@@ -67,10 +67,23 @@ class _Scorer:
 
 
 @torch.no_grad()
+def outputs(model: RecModel, split: Split, cfg: Config) -> tuple[Tensor, Tensor]:
+    """The user ``[U, d]`` and item ``[I, d]`` vectors to rank with: the model's, or under
+    ``meta.mode`` finetune/meta, with the split's held-out nodes adapted on their K support
+    links (:func:`kgrec.train.meta.fewshot_outputs`)."""
+    model.eval()
+    learner = getattr(model, "meta_learner", None)
+    if cfg.meta.mode == "off" or learner is None:
+        return model()
+    from kgrec.train.meta import fewshot_outputs
+
+    return fewshot_outputs(model, learner, split, seed=cfg.train.seed)
+
+
+@torch.no_grad()
 def validate(model: RecModel, split: Split, cfg: Config) -> dict[str, float]:
     """Validation metrics (never the test set): ranking metrics, or AUC for the CTR protocol."""
-    model.eval()
-    scorer = _Scorer(*model())
+    scorer = _Scorer(*outputs(model, split, cfg))
     if split.strategy == "ctr":
         return {"auc": evaluate_ctr(scorer, split.ctr["valid"], threshold=0.0)["auc"]}
     return dict(evaluate(scorer, split.valid, cfg.eval.ks, batch_users=cfg.eval.batch_users,
@@ -154,7 +167,7 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
     Returns:
         the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
     """
-    cfg = config or Config()
+    cfg = (config or Config()).check()
     with _determinism(cfg.train.deterministic):
         return _train(split, cfg, out_dir, logdir, resume, progress, callbacks)
 
@@ -166,8 +179,23 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     rng = np.random.default_rng(cfg.train.seed)
     inputs = graph_inputs(split)
     model = build_model(cfg.model, inputs, device=str(device), progress=progress).to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.train.lr)
     sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
+    if cfg.train.adv_eps > 0:
+        from kgrec.models.base import Adversary
+
+        model.adversary = Adversary(cfg.train.adv_eps, cfg.train.adv_weight,
+                                    cfg.train.adv_steps)
+    meta = None
+    if cfg.meta.mode != "off":
+        from kgrec.train.meta import MetaLearner, MetaObjective
+
+        # a submodule: optimised, checkpointed, resumed and kept at the best epoch with it
+        model.add_module("meta_learner", MetaLearner(
+            cfg.model.dim, cfg.meta.inner_steps, cfg.meta.inner_lr,
+            learn_lr=cfg.meta.mode == "meta" and cfg.meta.learn_inner_lr).to(device))
+        if cfg.meta.mode == "meta":
+            meta = MetaObjective(model, split, cfg.meta, model.meta_learner, sampler, rng)
+    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
     metric = "auc" if split.strategy == "ctr" else cfg.eval.metric
     has_valid = len(split.valid) > 0 or split.strategy == "ctr"
     out = Path(out_dir) if out_dir is not None else None
@@ -209,6 +237,10 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
             j = torch.from_numpy(sampler.sample(u.numpy()))
             batch = PairBatch(u.to(device), i.to(device), j.to(device), idx.to(device))
             loss, parts = model.loss(batch, cfg.train.reg)
+            if meta is not None:
+                lm, mparts = meta.loss()
+                loss = loss + cfg.meta.weight * lm
+                parts = {**parts, **mparts}
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
@@ -277,8 +309,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
 def recommender_from(model: RecModel, split: Split, cfg: Config,
                      history: list[dict[str, Any]]) -> Recommender:
     """Freeze a trained model's embeddings into a :class:`Recommender`."""
-    model.eval()
-    users, items = model()
+    users, items = outputs(model, split, cfg)
     g = split.graph
     ent = g.nodes.get(ENTITY)
     kg = g.knowledge()

@@ -1,0 +1,170 @@
+"""Generalisation benchmarks: few-shot cold users and items (meta-episodes).
+
+Protocol: a cold-user (or cold-item) split, 10% of the users (items) held out for test and
+10% for validation; each held-out node keeps K of its links, drawn at random, in training
+(its support set, K = 0, 1, 3, 5); its other links are ranked, full ranking over all items
+(training and validation items excluded), K = 20 cut-off. Early stopping on validation
+NDCG@20 (held-out validation nodes, adapted the same way), every 5 epochs, patience 6, at
+most 500 epochs, lr 5e-3, split seed = run seed.
+
+Variants (``--variants``):
+
+- ``meta``: ``hgnn`` meta-trained on episodes (``meta.mode=meta``: episodes with K drawn
+  from 0/1/3/5, first-order MAML with learned step sizes); held-out nodes are encoded cold
+  and adapted on their K support links at evaluation;
+- ``finetune``: the same model without meta-training (``meta.mode=finetune``): held-out nodes
+  encoded cold, then fine-tuned on their K support links with the same number of steps at a
+  fixed step size;
+- ``joint``: the same model, the support links simply trained on as ordinary edges
+  (``meta.mode=off``);
+- ``lightgcn``: an id-only LightGCN, support links as ordinary edges.
+
+Each run is its own process writing
+``benchmarks/results/runs/generalise-<dataset>-<side>-k<K>-<variant>-<seed>.json``; finished
+runs are not redone. Summary: ``benchmarks/results/generalise.md``.
+
+    python benchmarks/generalise.py --datasets lastfm-hetrec-kg --sides user --seeds 0
+    python benchmarks/generalise.py --summary
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+RESULTS = HERE / "results"
+RUNS = RESULTS / "runs"
+DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec"]
+SHOTS = [0, 1, 3, 5]
+VARIANTS: dict[str, dict] = {
+    "meta": {"model": {"name": "hgnn"}, "meta": {"mode": "meta"}},
+    "finetune": {"model": {"name": "hgnn"}, "meta": {"mode": "finetune"}},
+    "joint": {"model": {"name": "hgnn"}, "meta": {"mode": "off"}},
+    "lightgcn": {"model": {"name": "lightgcn"}},
+}
+
+
+def run_one(dataset: str, side: str, shots: int, variant: str, seed: int, out: Path) -> None:
+    import kgrec
+
+    start = time.perf_counter()
+    split_name = f"cold_{side}"
+    graph = kgrec.load_dataset(dataset)
+    split = kgrec.split(graph, split_name, seed=seed, shots=shots)
+    cfg = kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split_name,
+                             "shots": shots},
+                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500},
+                       **VARIANTS[variant])
+    t0 = time.perf_counter()
+    rec = kgrec.train(split, cfg, progress=False)
+    train_s = time.perf_counter() - t0
+    evals = [h for h in rec.history if "valid" in h]
+    best = max(evals, key=lambda h: h["valid"]["ndcg@20"])
+    test = kgrec.evaluate(rec, split.test, k=[20])
+    doc = {"dataset": dataset, "side": side, "shots": shots, "variant": variant, "seed": seed,
+           "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
+           "valid_ndcg@20": best["valid"]["ndcg@20"], "best_epoch": best["epoch"],
+           "epochs": len(rec.history),
+           "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
+           "train_s": train_s, "wall_s": time.perf_counter() - start,
+           "test_users": len(split.test.users), "test_links": len(split.test),
+           "threads": os.environ.get("OMP_NUM_THREADS", "default")}
+    out.write_text(json.dumps(doc, indent=1))
+
+
+def _ms(xs: list[float]) -> str:
+    if not xs:
+        return "–"
+    if len(xs) == 1:
+        return f"{xs[0]:.4f}"
+    return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
+
+
+def summarise(command: str) -> str:
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
+    lines = ["# Generalisation: few-shot cold users and items", "",
+             f"Reproduce: `{command}` (resumable; per-run JSON in "
+             "`benchmarks/results/runs/generalise-*.json`).", "",
+             __doc__.split("Variants")[0].split("\n\n", 1)[1].strip(), "",
+             f"Machine: {os.cpu_count()} CPUs, {platform.machine()}; one thread per run "
+             "(`OMP_NUM_THREADS=1`), other jobs sharing the machine. "
+             f"Written {time.strftime('%Y-%m-%d')}.", ""]
+    for dataset in DATASETS:
+        for side in ("user", "item"):
+            rows = [r for r in runs if r["dataset"] == dataset and r["side"] == side]
+            if not rows:
+                continue
+            lines += [f"## {dataset}: cold {side}s, Recall@20 / NDCG@20 by shots K", "",
+                      "| variant | " + " | ".join(f"K={k}" for k in SHOTS) + " | seeds |",
+                      "|---|" + "---:|" * (len(SHOTS) + 1)]
+            for v in VARIANTS:
+                cells, seeds = [], set()
+                for k in SHOTS:
+                    rs = [r for r in rows if r["variant"] == v and r["shots"] == k]
+                    seeds |= {r["seed"] for r in rs}
+                    cells.append(f"{_ms([r['recall@20'] for r in rs])} / "
+                                 f"{_ms([r['ndcg@20'] for r in rs])}" if rs else "–")
+                if seeds:
+                    lines.append(f"| {v} | " + " | ".join(cells) + f" | {len(seeds)} |")
+            ratio = []
+            for k in SHOTS:
+                m = [r["recall@20"] for r in rows if r["variant"] == "meta" and r["shots"] == k]
+                f = [r["recall@20"] for r in rows
+                     if r["variant"] == "finetune" and r["shots"] == k]
+                if m and f and statistics.mean(f) > 0:
+                    ratio.append(f"K={k}: {statistics.mean(m) / statistics.mean(f):.2f}x")
+            if ratio:
+                lines += ["", "meta / finetune Recall@20: " + ", ".join(ratio)
+                          + " (goal at K=3: 2x)."]
+            secs = {v: [r["sec_per_epoch"] for r in rows if r["variant"] == v]
+                    for v in VARIANTS}
+            lines += ["", "Seconds per epoch (median over runs): " + ", ".join(
+                f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]
+    return "\n".join(lines) + "\n"
+
+
+def main() -> None:
+    p = argparse.ArgumentParser(description=__doc__,
+                                formatter_class=argparse.RawTextHelpFormatter)
+    p.add_argument("--datasets", nargs="+", default=DATASETS)
+    p.add_argument("--sides", nargs="+", default=["user", "item"], choices=["user", "item"])
+    p.add_argument("--shots", nargs="+", type=int, default=SHOTS)
+    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    p.add_argument("--summary", action="store_true", help="only rewrite generalise.md")
+    p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--out", help=argparse.SUPPRESS)
+    a = p.parse_args()
+    if a.one:
+        dataset, side, shots, variant, seed = a.one
+        run_one(dataset, side, int(shots), variant, int(seed), Path(a.out))
+        return
+    RUNS.mkdir(parents=True, exist_ok=True)
+    command = "python benchmarks/generalise.py " + " ".join(sys.argv[1:])
+    if not a.summary:
+        for seed in a.seeds:
+            for dataset in a.datasets:
+                for side in a.sides:
+                    for k in a.shots:
+                        for v in a.variants:
+                            out = RUNS / f"generalise-{dataset}-{side}-k{k}-{v}-{seed}.json"
+                            if out.is_file():
+                                continue
+                            print(f"{dataset} {side} K={k} {v} seed {seed}", flush=True)
+                            subprocess.run([sys.executable, __file__, "--one", dataset, side,
+                                            str(k), v, str(seed), "--out", str(out)],
+                                           check=True)
+    (RESULTS / "generalise.md").write_text(summarise(command.strip()))
+    print((RESULTS / "generalise.md").read_text())
+
+
+if __name__ == "__main__":
+    main()

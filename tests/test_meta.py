@@ -1,0 +1,174 @@
+"""Few-shot splits, meta-episodes and adaptation: nothing held out leaks, adaptation helps."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+import kgrec
+from kgrec.errors import ConfigError
+from kgrec.models import HGNN
+from kgrec.models.base import Isolation
+from kgrec.train.loop import graph_inputs
+from kgrec.train.meta import EpisodeSampler, MetaLearner, episode_graph, fewshot_outputs
+
+
+def _pairs(users: np.ndarray, items: np.ndarray, n_items: int) -> set[int]:
+    return set((users.astype(np.int64) * n_items + items).tolist())
+
+
+@pytest.fixture(scope="module")
+def fewshot(lastfm):
+    return kgrec.split(lastfm, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
+
+
+def test_fewshot_split_keeps_k_support_links_and_holds_out_the_rest(lastfm, fewshot):
+    s, n = fewshot, lastfm.num_items
+    held = s.test.heldout_users
+    assert held.sum() == round(0.1 * lastfm.num_users) * 2
+    deg = np.bincount(s.train_users, minlength=s.num_users)
+    total = deg + np.diff(s.valid.positives.indptr) + np.diff(s.test.positives.indptr)
+    assert (deg[held] == np.minimum(3, total[held] - 1)).all()  # K support links each
+    # (a user with a single link keeps it held out and stays cold)
+    assert (s.test.cold_users == held & (total == 1)).all()
+    train = _pairs(s.train_users, s.train_items, n)
+    for es in (s.valid, s.test):
+        u, i = es.positives.nonzero()
+        assert held[u].all()  # only held-out users are evaluated
+        assert not train & _pairs(u, i, n)  # no held-out link is a training link
+    # shots = 0 is the plain cold-user split: same users, no training link at all
+    s0 = kgrec.split(lastfm, "cold_user", valid=0.1, test=0.1, seed=0)
+    assert (s0.test.heldout_users == held).all() and (s0.test.cold_users == held).all()
+    with pytest.raises(ConfigError, match="only the cold_item and cold_user"):
+        kgrec.split(lastfm, "random", shots=3)
+
+
+def test_episode_sampler_draws_disjoint_support_and_query_from_training_links(lastfm):
+    s = kgrec.split(lastfm, "random", seed=0)
+    train = _pairs(s.train_users, s.train_items, s.num_items)
+    held = _pairs(*s.valid.positives.nonzero(), s.num_items) | _pairs(
+        *s.test.positives.nonzero(), s.num_items)
+    for side in ("user", "item"):
+        sampler = EpisodeSampler(s.train_users, s.train_items, s.num_users, s.num_items,
+                                 side=side, shots=[0, 1, 3, 5], query=10,
+                                 rng=np.random.default_rng(0))
+        ep = sampler.sample(200)
+        assert len(set(ep.nodes.tolist())) == len(ep.nodes) == 200
+        assert set(ep.shots.tolist()) <= {0, 1, 3, 5} and 0 in ep.shots
+        sup = _pairs(*ep.pairs("support")[1:], s.num_items)
+        qry = _pairs(*ep.pairs("query")[1:], s.num_items)
+        assert sup <= train and qry <= train  # training links only
+        assert not sup & held and not qry & held
+        assert not sup & qry  # a query link is never a support link
+        assert (np.bincount(ep.support[:, 0], minlength=200) == ep.shots).all()
+        assert (np.bincount(ep.query[:, 0], minlength=200) >= 1).all()
+
+
+def test_episode_graph_holds_the_support_links_and_no_query_link(lastfm):
+    s = kgrec.split(lastfm, "random", seed=0)
+    for side in ("user", "item"):
+        ep = EpisodeSampler(s.train_users, s.train_items, s.num_users, s.num_items, side=side,
+                            shots=[0, 3], query=5, rng=np.random.default_rng(1)).sample(100)
+        gu, gi = episode_graph(s.train_users, s.train_items, ep, s.num_users, s.num_items)
+        graph = _pairs(gu, gi, s.num_items)
+        assert graph <= _pairs(s.train_users, s.train_items, s.num_items)
+        assert not graph & _pairs(*ep.pairs("query")[1:], s.num_items)
+        assert _pairs(*ep.pairs("support")[1:], s.num_items) <= graph
+        node = gu if side == "user" else gi
+        deg = np.bincount(node, minlength=s.num_users if side == "user" else s.num_items)
+        assert (deg[ep.nodes] == ep.shots).all()  # a task node hears exactly its K shots
+
+
+def test_isolated_node_ignores_its_id_embedding(lastfm):
+    s = kgrec.split(lastfm, "random", seed=0)
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "features": ["text"]})
+    model = HGNN(graph_inputs(s), cfg.model, device="cpu", progress=False).eval()
+    iso = Isolation(users=torch.tensor([0, 5, 17]))
+    with torch.no_grad():
+        before = model(isolate=iso)[0].clone()
+        model.user.weight[[0, 5, 17]] += 10.0
+        torch.testing.assert_close(model(isolate=iso)[0], before)
+        assert not torch.allclose(model()[0][0], before[0])  # not isolated: the id counts
+
+
+def test_meta_learner_adaptation_lowers_the_support_loss():
+    torch.manual_seed(0)
+    learner = MetaLearner(8, steps=3, lr=0.5)
+    start = torch.randn(4, 8)
+    task = torch.tensor([0, 0, 1, 2])  # task 3 has no support: it must not move
+    pos, neg = torch.randn(4, 8), torch.randn(4, 8)
+
+    def support_loss(v):
+        return -torch.nn.functional.logsigmoid(
+            (v[task] * pos).sum(-1) - (v[task] * neg).sum(-1)).mean()
+
+    adapted = learner.adapt(start, "user", task, pos, neg)
+    assert support_loss(adapted) < support_loss(start)
+    torch.testing.assert_close(adapted[3], start[3])
+    # first order: the adapted vectors are differentiable w.r.t. the learned step sizes
+    adapted.sum().backward()
+    assert learner.log_lr.grad is not None and learner.log_lr.grad.abs().sum() > 0
+
+
+def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot):
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["text"]},
+                       train={"epochs": 40, "eval_every": 10, "device": "cpu", "patience": 2},
+                       meta={"mode": "meta", "tasks": 32})
+    rec = kgrec.train(fewshot, cfg, progress=False)
+    assert "meta_user" in rec.history[-1]["parts"]
+    with_shots = kgrec.evaluate(rec, fewshot.test, k=[20])["recall@20"]
+    # the same trained model with the held-out users' support links taken away (K = 0):
+    # only the shots can tell these users apart, so without them they rank alike
+    from kgrec.models import build_model
+    from kgrec.models.base import bipartite_adjacency
+
+    model = build_model(cfg.model, graph_inputs(fewshot), device="cpu", progress=False)
+    model.load_state_dict({k: v for k, v in rec.state.items()
+                           if not k.startswith("meta_learner")}, strict=False)
+    held = fewshot.test.heldout_users
+    keep = ~held[fewshot.train_users]
+    adj = bipartite_adjacency(fewshot.train_users[keep], fewshot.train_items[keep],
+                              fewshot.num_users, fewshot.num_items)
+    with torch.no_grad():
+        users, items = model.eval()(isolate=Isolation(
+            users=torch.from_numpy(np.flatnonzero(held)), adjacency=adj))
+
+    class Frozen:
+        def score_users(self, u):
+            return users[torch.as_tensor(u)] @ items.T
+
+    without = kgrec.evaluate(Frozen(), fewshot.test, k=[20])["recall@20"]
+    assert with_shots > 1.2 * without, (with_shots, without)
+    t = torch.from_numpy(np.flatnonzero(held)[:2])
+    torch.testing.assert_close(users[t[0]], users[t[1]])
+    # the step sizes were learned
+    lr = rec.state["meta_learner.log_lr"].exp()
+    assert not torch.allclose(lr, torch.full_like(lr, 0.5))
+
+
+def test_fewshot_adaptation_lowers_support_loss_of_held_out_users(fewshot):
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "features": ["text"]})
+    model = HGNN(graph_inputs(fewshot), cfg.model, device="cpu", progress=False)
+    held = np.flatnonzero(fewshot.test.heldout_users)
+    base = fewshot_outputs(model, MetaLearner(16, steps=0), fewshot)
+    adapted = fewshot_outputs(model, MetaLearner(16, steps=3, lr=0.5), fewshot)
+    keep = fewshot.test.heldout_users[fewshot.train_users]
+    su, si = fewshot.train_users[keep], fewshot.train_items[keep]
+
+    def support_score(out):
+        u, i = out
+        return float((u[su] * i[si]).sum(-1).mean())
+
+    assert support_score(adapted) > support_score(base)
+    others = np.setdiff1d(np.arange(fewshot.num_users), held)
+    torch.testing.assert_close(adapted[0][others], base[0][others])  # only held-out move
+
+
+def test_meta_config_is_validated():
+    with pytest.raises(ConfigError, match="needs model hgnn"):
+        kgrec.Config(model="lightgcn", meta={"mode": "meta"})
+    with pytest.raises(ConfigError, match=r"meta\.mode"):
+        kgrec.Config(model="hgnn", meta={"mode": "maml"})
+    with pytest.raises(ConfigError, match=r"meta\.shots"):
+        kgrec.Config(model="hgnn", meta={"shots": []})
