@@ -55,6 +55,7 @@ VARIANTS: dict[str, dict] = {
     "ids-only": {"features": [], "use_kg": False, "tasks": ["all"], "id_dropout": 0.0},
 }
 BASELINES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)"}
+RECBOLE = ["LightGCN", "KGAT", "KGIN"]
 
 
 def run_one(dataset: str, variant: str, seed: int, split_name: str, out: Path) -> None:
@@ -118,8 +119,10 @@ def summarise(command: str) -> str:
              "with the baseline rows.", "",
              f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
              f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.", "",
-             "RecBole 1.2.1's KGAT, KGIN and LightGCN were not run side by side (no time in "
-             "this round); the issue's RecBole BPR/CKE figures are in `baselines.md`.", ""]
+             "RecBole 1.2.1's LightGCN, KGAT and KGIN ran side by side on the same splits in "
+             "their own virtual environment (`benchmarks/recbole_peers.py`; protocol, pins, "
+             "checks and caveats in `recbole.md`; 1 thread each, RecBole defaults with lr "
+             "5e-3, untuned); they count as peers below.", ""]
     lines += ["## Against the baselines", ""]
     for ds in DATASETS:
         rows, recalls, secs = [], {}, {}
@@ -130,6 +133,15 @@ def summarise(command: str) -> str:
                 secs[m] = statistics.median(d["sec_per_epoch"] for d in docs)
                 rows.append(f"| {name} | {_ms([d['recall@20'] for d in docs])} | "
                             f"{_ms([d['ndcg@20'] for d in docs])} | {secs[m]:.2f} | "
+                            f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
+        for m in RECBOLE:
+            docs = _load(f"recbole-{ds}-{m}-seed*.json")
+            if docs:
+                key = f"recbole-{m}"
+                recalls[key] = statistics.mean(d["recall@20"] for d in docs)
+                rows.append(f"| RecBole {m} | {_ms([d['recall@20'] for d in docs])} | "
+                            f"{_ms([d['ndcg@20'] for d in docs])} | "
+                            f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
                             f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
         docs = _load(f"model-random-{ds}-hgnn-*.json")
         if not docs:
@@ -143,7 +155,8 @@ def summarise(command: str) -> str:
                   "|---|---:|---:|---:|---:|---:|", *rows, ""]
         if recalls:
             peer = max(recalls, key=recalls.get)
-            line = (f"hgnn / best peer ({BASELINES[peer]}) Recall@20: "
+            name = BASELINES.get(peer) or f"RecBole {peer.split('-', 1)[1]}"
+            line = (f"hgnn / best peer ({name}) Recall@20: "
                     f"{ours / recalls[peer]:.2f}x (goal 1.10x).")
             ids = _load(f"model-random-{ds}-ids-only-*.json")
             if ids:
