@@ -25,6 +25,12 @@ random pairs, (b) the relations of 10/20/30% of the KG triples shuffled; each wi
 without adversarial training (``train.adv_eps`` 0.1, FGSM, weight 1). Runs write
 ``benchmarks/results/runs/robust-<dataset>-<noise>-<share>-<adv|plain>-<seed>.json``.
 
+Temporal shift (``--temporal``): ``hgnn`` and LightGCN on ``ml-latest-small`` split by one
+global time cut (train on the oldest 80% of the pairs, validate on the next 10%, test on the
+newest 10%) against the per-user random 80/10/10 split; the drop is the relative loss of
+test Recall@20. Runs write
+``benchmarks/results/runs/temporal-<dataset>-<split>-<model>-<seed>.json``.
+
 Each run is its own process writing
 ``benchmarks/results/runs/generalise-<dataset>-<side>-k<K>-<variant>-<seed>.json``; finished
 runs are not redone. Summary: ``benchmarks/results/generalise.md``.
@@ -116,6 +122,49 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
     out.write_text(json.dumps(doc, indent=1))
 
 
+def run_temporal(dataset: str, split_name: str, model: str, seed: int, out: Path) -> None:
+    import kgrec
+
+    start = time.perf_counter()
+    split = kgrec.split(kgrec.load_dataset(dataset), split_name, seed=seed)
+    cfg = kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split_name},
+                       model={"name": model},
+                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500})
+    rec = kgrec.train(split, cfg, progress=False)
+    test = kgrec.evaluate(rec, split.test, k=[20])
+    doc = {"dataset": dataset, "split": split_name, "model": model, "seed": seed,
+           "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
+           "cold_test_items": int(split.test.cold_items[split.test.positives.indices].sum()),
+           "test_links": len(split.test), "epochs": len(rec.history),
+           "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
+           "wall_s": time.perf_counter() - start}
+    out.write_text(json.dumps(doc, indent=1))
+
+
+def summarise_temporal() -> list[str]:
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("temporal-*.json"))]
+    lines: list[str] = []
+    for dataset in sorted({r["dataset"] for r in runs}):
+        rs = [r for r in runs if r["dataset"] == dataset]
+        lines += [f"## Temporal shift on {dataset}", "",
+                  "| model | Recall@20 random | Recall@20 temporal | drop | test links on items "
+                  "unseen in training (temporal) | seeds |", "|---|---:|---:|---:|---:|---:|"]
+        for model in ("hgnn", "lightgcn"):
+            rnd = [r["recall@20"] for r in rs if r["model"] == model and r["split"] == "random"]
+            tmp = [r for r in rs if r["model"] == model and r["split"] == "temporal"]
+            if not rnd and not tmp:
+                continue
+            a = statistics.mean(rnd) if rnd else None
+            b = statistics.mean(r["recall@20"] for r in tmp) if tmp else None
+            drop = f"{(b - a) / a:+.1%}" if a and b is not None else "–"
+            cold = (f"{tmp[0]['cold_test_items']} of {tmp[0]['test_links']}" if tmp else "–")
+            seeds = len({r["seed"] for r in rs if r["model"] == model})
+            lines.append(f"| {model} | {'–' if a is None else f'{a:.4f}'} | "
+                         f"{'–' if b is None else f'{b:.4f}'} | {drop} | {cold} | {seeds} |")
+        lines.append("")
+    return lines
+
+
 def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool) -> float | None:
     xs = [r["recall@20"] for r in rs
           if r["noise"] == noise and r["share"] == share and r["adv"] == adv]
@@ -162,16 +211,24 @@ def _ms(xs: list[float]) -> str:
 
 def summarise(command: str) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
-    lines = ["# Generalisation: few-shot cold users and items", "",
+    lines = ["# Generalisation: few-shot cold start, robustness to noise, temporal shift", "",
              "Reproduce: `python benchmarks/generalise.py --datasets lastfm-hetrec-kg --sides "
              "user --seeds 0` (few-shot) and `python benchmarks/generalise.py --robust "
-             "--datasets lastfm-hetrec-kg --seeds 0` (robustness); resumable, per-run JSON in "
-             "`benchmarks/results/runs/generalise-*.json` / `robust-*.json`; "
+             "--datasets lastfm-hetrec-kg --seeds 0` (robustness) and `python "
+             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0`; "
+             "resumable, per-run JSON in `benchmarks/results/runs/generalise-*.json`, "
+             "`robust-*.json`, `temporal-*.json`; "
              f"this file last written by `{command}`.", "",
-             __doc__.split("Variants")[0].split("\n\n", 1)[1].strip(), "",
              f"Machine: {os.cpu_count()} CPUs, {platform.machine()}; one thread per run "
              "(`OMP_NUM_THREADS=1`), other jobs sharing the machine. "
-             f"Written {time.strftime('%Y-%m-%d')}.", ""]
+             f"Written {time.strftime('%Y-%m-%d')}.", "",
+             "Few-shot " + __doc__.split("Variants")[0].split("\n\n", 1)[1].strip()
+             .replace("Protocol:", "protocol:"), "",
+             "Variants: `meta` = hgnn meta-trained on episodes, held-out nodes adapted on "
+             "their shots at evaluation; `finetune` = the same model without meta-training, "
+             "held-out nodes encoded without ids and fine-tuned on their shots (same steps, "
+             "fixed step size); `joint` = the same model with the shots as ordinary training "
+             "edges; `lightgcn` = id-only LightGCN, shots as ordinary edges.", ""]
     for dataset in DATASETS:
         for side in ("user", "item"):
             rows = [r for r in runs if r["dataset"] == dataset and r["side"] == side]
@@ -204,6 +261,7 @@ def summarise(command: str) -> str:
             lines += ["", "Seconds per epoch (median over runs): " + ", ".join(
                 f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]
     lines += summarise_robust()
+    lines += summarise_temporal()
     return "\n".join(lines) + "\n"
 
 
@@ -218,7 +276,9 @@ def main() -> None:
     p.add_argument("--robust", action="store_true", help="the robustness runs instead")
     p.add_argument("--summary", action="store_true", help="only rewrite generalise.md")
     p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--temporal", action="store_true", help="the temporal-shift runs instead")
     p.add_argument("--one-robust", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--one-temporal", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
     if a.one:
@@ -229,9 +289,25 @@ def main() -> None:
         dataset, noise, share, adv, seed = a.one_robust
         run_robust(dataset, noise, float(share), adv == "adv", int(seed), Path(a.out))
         return
+    if a.one_temporal:
+        dataset, split_name, model, seed = a.one_temporal
+        run_temporal(dataset, split_name, model, int(seed), Path(a.out))
+        return
     RUNS.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/generalise.py " + " ".join(sys.argv[1:])
-    if a.robust and not a.summary:
+    if a.temporal and not a.summary:
+        for seed in a.seeds:
+            for dataset in a.datasets:
+                for split_name in ("random", "temporal"):
+                    for model in ("lightgcn", "hgnn"):
+                        out = RUNS / f"temporal-{dataset}-{split_name}-{model}-{seed}.json"
+                        if out.is_file():
+                            continue
+                        print(f"temporal {dataset} {split_name} {model} seed {seed}", flush=True)
+                        subprocess.run([sys.executable, __file__, "--one-temporal", dataset,
+                                        split_name, model, str(seed), "--out", str(out)],
+                                       check=True)
+    elif a.robust and not a.summary:
         for seed in a.seeds:
             for dataset in a.datasets:
                 for noise, share in NOISE:
