@@ -63,7 +63,8 @@ def _config_from_args(args: argparse.Namespace) -> Any:
     for flag, path in (("dataset", "data.dataset"), ("split", "data.split"),
                        ("data_dir", "data.data_dir"), ("model", "model.name"),
                        ("epochs", "train.epochs"), ("device", "train.device"),
-                       ("seed", "train.seed")):
+                       ("seed", "train.seed"), ("shots", "data.shots"),
+                       ("noise", "data.noise")):
         value = getattr(args, flag, None)
         if value is not None:
             cfg.set(path, value)
@@ -85,6 +86,11 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--epochs", type=int, help="maximum epochs (train.epochs)")
     p.add_argument("--device", help="auto | cpu | cuda (train.device)")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
+    p.add_argument("--shots", type=int, help="few-shot cold split: support links each "
+                   "held-out user/item keeps (data.shots)")
+    p.add_argument("--noise", action="append", metavar="KIND=SHARE",
+                   help="train on noisy data: inter=0.2 (20%% of training pairs random), "
+                   "kg=0.2 (relations of 20%% of KG triples shuffled); repeatable (data.noise)")
     p.add_argument("--data-dir", help="folder with the datasets (default $KGREC_DATA_DIR)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help="set any config field, e.g. --set model.dim=128 (repeatable)")

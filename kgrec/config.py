@@ -39,6 +39,10 @@ class DataConfig:
         seed: the split's seed (independent of the training seed).
         shots: for ``cold_item`` / ``cold_user``: support links each held-out node keeps in
             training (the few-shot protocol; 0 = truly cold).
+        noise: noise applied to the training data after splitting (validation and test stay
+            clean; :mod:`kgrec.data.noise`): ``inter=S`` replaces a share S of the training
+            pairs with random ones, ``kg=S`` shuffles the relations of a share S of the KG
+            triples. Seeded by ``seed``, so a saved model's split rebuilds exactly.
         data_dir: folder holding the datasets (default ``$KGREC_DATA_DIR``).
     """
 
@@ -48,6 +52,7 @@ class DataConfig:
     test: float = 0.1
     seed: int = 0
     shots: int = 0
+    noise: list[str] = field(default_factory=list)
     data_dir: str | None = None
 
     def check(self) -> None:
@@ -61,6 +66,22 @@ class DataConfig:
             raise ConfigError("data.valid + data.test must be below 1")
         if self.shots < 0:
             raise ConfigError(f"data.shots: {self.shots} must be >= 0")
+        self.noise_levels()
+
+    def noise_levels(self) -> list[tuple[str, float]]:
+        """``data.noise`` parsed: ``[(kind, share)]``; raises naming the bad entry."""
+        out = []
+        for item in self.noise:
+            kind, sep, raw = item.partition("=")
+            try:
+                share = float(raw)
+            except ValueError:
+                share = -1.0
+            if not sep or kind not in ("inter", "kg") or not 0.0 <= share <= 1.0:
+                raise ConfigError(f"data.noise: {item!r} is not inter=<share> or kg=<share> "
+                                  "with a share in [0, 1]")
+            out.append((kind, share))
+        return out
 
 
 @dataclass

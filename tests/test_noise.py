@@ -43,3 +43,18 @@ def test_kg_noise_shuffles_relations_of_a_share_of_triples(lastfm):
     changed = (kg.relation != clean.relation).mean()
     assert 0.15 < changed <= 0.3  # a shuffled triple may draw its own relation back
     assert graph_inputs(s).kg.relation.tolist() == clean.relation.tolist()  # original intact
+
+
+def test_noise_in_the_config_rebuilds_the_same_noisy_split(lastfm):
+    from kgrec.config import DataConfig
+    from kgrec.data.split import fingerprint, split_for
+
+    cfg = DataConfig(dataset="lastfm-hetrec-kg", noise=["inter=0.1", "kg=0.2"])
+    a, b = split_for(cfg, lastfm), split_for(cfg, lastfm)
+    clean = split_for(DataConfig(dataset="lastfm-hetrec-kg"), lastfm)
+    assert fingerprint(a) == fingerprint(b) != fingerprint(clean)  # evaluate can rebuild it
+    assert (a.kg.relation == b.kg.relation).all() and a.kg is not None
+    with pytest.raises(ConfigError, match=r"data\.noise"):
+        kgrec.Config(data={"noise": ["edges=0.1"]})
+    with pytest.raises(ConfigError, match=r"data\.noise"):
+        kgrec.Config(data={"noise": ["inter=2"]})

@@ -337,8 +337,13 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
             graph = load_recipe(ds, data_dir=cfg.data_dir)
         else:
             graph = load_dataset(ds, data_dir=cfg.data_dir)
-    return split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed,
-                 shots=cfg.shots)
+    s = split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed, shots=cfg.shots)
+    if cfg.noise:
+        from kgrec.data.noise import interaction_noise, kg_noise
+
+        for kind, share in cfg.noise_levels():
+            s = (interaction_noise if kind == "inter" else kg_noise)(s, share, seed=cfg.seed)
+    return s
 
 
 def fingerprint(s: Split) -> str:
