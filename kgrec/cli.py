@@ -203,9 +203,24 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     rec = Recommender.load(args.run, device=args.device or "cpu")
     split = _split_of(rec, args.data_dir)
     ks = args.k or rec.config.eval.ks
+    title = (f"{args.set_name} metrics: {rec.config.model.name} on {rec.dataset} "
+             f"({split.strategy} split)")
+    if args.perturb is not None:
+        import copy
+
+        from kgrec.train.adversarial import attacked_outputs
+        from kgrec.train.loop import model_from
+
+        if args.among_cold or split.strategy == "ctr" or rec.config.meta.mode != "off":
+            raise ConfigError("--perturb: ranking metrics of a model without meta-adaptation "
+                              "only (no --among-cold, no ctr split, meta.mode off)")
+        users, items = attacked_outputs(model_from(rec, split), split, args.perturb,
+                                        steps=args.perturb_steps, seed=rec.config.train.seed)
+        rec = copy.copy(rec)
+        rec.user_embedding, rec.item_embedding = users, items
+        title += f", inputs attacked (L2 radius {args.perturb}, {args.perturb_steps} step(s))"
     metrics = test_report(rec, split, ks, args.set_name, args.among_cold)
-    _print_metrics(metrics, f"{args.set_name} metrics: {rec.config.model.name} on "
-                            f"{rec.dataset} ({split.strategy} split)")
+    _print_metrics(metrics, title)
     return 0
 
 
@@ -463,6 +478,11 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", dest="set_name", default="test", choices=["test", "valid"])
     e.add_argument("--among-cold", action="store_true", help="rank the cold (unseen) items "
                    "among themselves only: the item cold-start protocol")
+    e.add_argument("--perturb", type=float, metavar="EPS",
+                   help="attack the model's layer-0 inputs (kggnn/hgnn) within L2 radius EPS "
+                   "per row against its training ranking loss, then evaluate")
+    e.add_argument("--perturb-steps", type=int, default=1,
+                   help="attack steps (1 = FGSM, more = PGD)")
     e.add_argument("--data-dir")
     e.add_argument("--device")
     e.set_defaults(func=cmd_evaluate)

@@ -63,3 +63,35 @@ def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
         kgrec.Config(model="lightgcn", train={"adv_eps": 0.1})
     with pytest.raises(ConfigError, match="adv_eps"):
         kgrec.Config(model="hgnn", train={"adv_eps": -1.0})
+
+
+def test_test_time_attack_rebuilds_the_model_and_lowers_test_recall(lastfm, tmp_path, capsys):
+    from kgrec.cli import main
+    from kgrec.train.adversarial import attacked_outputs
+    from kgrec.train.loop import model_from
+
+    s = kgrec.split(lastfm, "random", seed=0)
+    cfg = kgrec.Config(data={"dataset": "lastfm-hetrec-kg"},
+                       model={"name": "kggnn", "dim": 16},
+                       train={"epochs": 10, "eval_every": 5, "device": "cpu"})
+    rec = kgrec.train(s, cfg, out_dir=tmp_path / "run", progress=False)
+    model = model_from(rec, s)
+    with torch.no_grad():
+        users, items = model()
+    torch.testing.assert_close(users, rec.user_embedding)  # the very model that was saved
+    torch.testing.assert_close(items, rec.item_embedding)
+
+    class Scores:
+        def __init__(self, u, i):
+            self.u, self.i = u, i
+
+        def score_users(self, us):
+            return self.u[torch.as_tensor(us)] @ self.i.T
+
+    clean = kgrec.evaluate(rec, s.test, k=[20])["recall@20"]
+    same = kgrec.evaluate(Scores(*attacked_outputs(model, s, 0.0)), s.test, k=[20])
+    assert same["recall@20"] == pytest.approx(clean)
+    attacked = kgrec.evaluate(Scores(*attacked_outputs(model, s, 0.5)), s.test, k=[20])
+    assert attacked["recall@20"] < 0.9 * clean, (attacked["recall@20"], clean)
+    assert main(["evaluate", str(tmp_path / "run"), "--perturb", "0.5", "--k", "20"]) == 0
+    assert "inputs attacked" in capsys.readouterr().out

@@ -14,8 +14,14 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+import numpy as np
 import torch
 from torch import Tensor
+
+from kgrec.data.split import Split
+from kgrec.errors import ConfigError
+from kgrec.models.base import RecModel, bpr_loss
+from kgrec.train.sampling import NegativeSampler
 
 Encode = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 Loss = Callable[[Tensor, Tensor], Tensor]
@@ -78,3 +84,37 @@ def adversarial_loss(encode: Encode, loss: Loss, inputs: tuple[Tensor, Tensor], 
     du, dn = perturbation(encode, loss, inputs, eps, steps, clean)
     u0, n0 = inputs
     return loss(*encode(u0 + du, n0 + dn))
+
+
+def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 1,
+                     pairs: int = 8192, seed: int = 0) -> tuple[Tensor, Tensor]:
+    """The model's user ``[U, d]`` and item ``[I, d]`` vectors after a test-time attack: its
+    layer-0 inputs moved within radius ``eps`` per row against the BPR ranking loss of
+    ``pairs`` sampled training positives (a white-box attacker who knows the model and the
+    training data, not the test set). For robustness evaluations (``kgrec evaluate
+    --perturb``)."""
+    if not model.supports_adversary:
+        raise ConfigError(f"--perturb: model {type(model).__name__} has no layer-0 inputs to "
+                          "perturb (kggnn and hgnn do)")
+    model.eval()
+    rng = np.random.default_rng(seed)
+    idx = rng.choice(len(split.train_users), size=min(pairs, len(split.train_users)),
+                     replace=False)
+    dev = next(model.parameters()).device
+    users = torch.as_tensor(split.train_users[idx], device=dev)
+    pos = torch.as_tensor(split.train_items[idx], device=dev)
+    neg = torch.as_tensor(NegativeSampler(split.train_users, split.train_items, split.num_items,
+                                          rng).sample(split.train_users[idx]), device=dev)
+    head = model.heads[0] if hasattr(model, "heads") else None
+
+    def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+        us, its = model.encode(u, n)
+        return (us * head if head is not None else us), its
+
+    def rank(us: Tensor, its: Tensor) -> Tensor:
+        return bpr_loss(us[users], its[pos], its[neg])
+
+    u0, n0 = (x.detach() for x in model.embed())
+    du, dn = perturbation(encode, rank, (u0, n0), eps, steps)
+    with torch.no_grad():
+        return encode(u0 + du, n0 + dn)

@@ -305,6 +305,16 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     return rec
 
 
+def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
+    """Rebuild the trained model behind a saved recommender (its config and weights) over
+    ``split``'s training graph, e.g. to attack its inputs at test time."""
+    cfg = rec.config
+    model = build_model(cfg.model, graph_inputs(split), device=device, progress=False)
+    state = {k: v for k, v in rec.state.items() if not k.startswith("meta_learner.")}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
 @torch.no_grad()
 def recommender_from(model: RecModel, split: Split, cfg: Config,
                      history: list[dict[str, Any]]) -> Recommender:
