@@ -100,16 +100,20 @@ def write_atomic(dataset: str, seed: int, folder: Path) -> dict[str, Any]:
                   relations=len(kg.relations), linked_items=len(linked),
                   entities=graph.num_items + len(ent_ids),
                   test_users=len(split.test.users), valid_users=len(split.valid.users))
-    # Users or items with no pair at all would be in kgrec's ranking but not in RecBole's
-    # vocabulary (built from the .inter files): say so rather than compare unlike catalogues.
+    # Users or items with no pair at all are in kgrec's ranking but not in RecBole's
+    # vocabulary, which it builds from the .inter files. Items: an .item file listing kgrec's
+    # whole catalogue puts them in (written only when needed; recbole_run.py loads it when
+    # present, so datasets without such items run exactly as before). Users: refuse.
     seen_u = np.unique(np.concatenate([split.train_users, split.valid.positives.tocoo().row,
                                        split.test.positives.tocoo().row]))
     seen_i = np.unique(np.concatenate([split.train_items, split.valid.positives.tocoo().col,
                                        split.test.positives.tocoo().col]))
-    if len(seen_u) != graph.num_users or len(seen_i) != graph.num_items:
-        raise SystemExit(f"{dataset}: {graph.num_users - len(seen_u)} users / "
-                         f"{graph.num_items - len(seen_i)} items have no interaction; RecBole "
-                         "would rank a smaller catalogue than kgrec")
+    if len(seen_u) != graph.num_users:
+        raise SystemExit(f"{dataset}: {graph.num_users - len(seen_u)} users have no "
+                         "interaction; RecBole would evaluate a different user set than kgrec")
+    counts["items_without_pairs"] = graph.num_items - len(seen_i)
+    if counts["items_without_pairs"]:
+        (folder / f"{name}.item").write_text("item_id:token\n" + "\n".join(items) + "\n")
     digest = hashlib.sha256()
     for phase in ("train", "valid", "test"):
         digest.update((folder / f"{name}.{phase}.inter").read_bytes())
@@ -179,6 +183,12 @@ NOTES = [
     "**ml-100k-kb4rec**: kgrec counts every rating (1-5) as a positive interaction; the "
     "atomic files hold kgrec's folds of all 100,000 ratings' unique pairs, with no rating "
     "column, so RecBole sees the same positives (no `threshold`, no rating filter).",
+    "**book-crossing-kg: items without pairs.** 57 of its 14,967 items (all in the KG) have "
+    "no (user, item) pair in any fold; RecBole builds its item vocabulary from the `.inter` "
+    "files and would rank a smaller catalogue than kgrec. The driver then also writes "
+    "`<name>.item` listing every kgrec item, which `recbole_run.py` loads (`load_col: item`), "
+    "so RecBole ranks all 14,967 items, as kgrec does (the item count is checked). Last.FM "
+    "and ml-100k have no such item: no `.item` file, runs unchanged.",
     "**Deterministic**: `reproducibility: True`; Last.FM seed 0 LightGCN and KGAT were run "
     "twice and gave identical validation curves and test metrics.",
     "**torch 2.2.1, not newer.** The newest DGL on PyPI (2.1.0) ships its graphbolt library "

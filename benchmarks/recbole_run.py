@@ -256,6 +256,10 @@ def main() -> None:
         "checkpoint_dir": str(Path.cwd() / "saved"),
         "state": "INFO",
     }
+    if (folder / f"{args.name}.item").is_file():
+        # Items with no (user, item) pair (written by the driver only when there are some):
+        # loading the item list keeps them in RecBole's vocabulary, ranked as kgrec ranks them.
+        config_dict["load_col"]["item"] = ["item_id"]
     config = Config(model=args.model, dataset=args.name, config_dict=config_dict)
     init_seed(config["seed"], config["reproducibility"])
     init_logger(config)
