@@ -145,6 +145,11 @@ def summarise(command: str) -> str:
                             f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
         docs = _load(f"model-random-{ds}-hgnn-*.json")
         if not docs:
+            if rows:
+                lines += [f"### {ds}", "",
+                          "| model | Recall@20 | NDCG@20 | s/epoch | epochs | seeds |",
+                          "|---|---:|---:|---:|---:|---:|", *rows, "",
+                          "hgnn: not run on this dataset yet.", ""]
             continue
         ours = statistics.mean(d["recall@20"] for d in docs)
         sec = statistics.median(d["sec_per_epoch"] for d in docs)
