@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import copy
 import logging
+import time
 import typing
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -150,14 +151,25 @@ def make_storage(url: str | None, heartbeat: int = 10) -> Any:
     url = url or "sqlite:///kgrec-tune.db"
     if url.startswith("journal:"):
         return JournalStorage(JournalFileBackend(url[len("journal:"):]))
-    try:
-        return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
-                          heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
-                              max_retry=1),
-                          engine_kwargs={"connect_args": {"timeout": 60}}
-                          if url.startswith("sqlite") else None)
-    except (optuna.exceptions.StorageInternalError, ValueError, ImportError) as exc:
-        raise ConfigError(f"cannot open Optuna storage {url!r}: {exc}") from exc
+    from sqlalchemy.exc import IntegrityError, OperationalError
+
+    for attempt in range(5):
+        try:
+            return RDBStorage(url, heartbeat_interval=heartbeat, grace_period=3 * heartbeat,
+                              heartbeat_stale_trial_callback=RetryHeartbeatStaleTrialCallback(
+                                  max_retry=1),
+                              engine_kwargs={"connect_args": {"timeout": 60}}
+                              if url.startswith("sqlite") else None)
+        except (OperationalError, IntegrityError) as exc:
+            # Workers started together on a new database race to create its tables and its
+            # version row; the loser sees "table ... already exists" (or a duplicate version
+            # row, or a locked database) and, retried, finds the schema made.
+            if attempt == 4:
+                raise ConfigError(f"cannot open Optuna storage {url!r}: {exc}") from exc
+            time.sleep(0.2 * (attempt + 1))
+        except (optuna.exceptions.StorageInternalError, ValueError, ImportError) as exc:
+            raise ConfigError(f"cannot open Optuna storage {url!r}: {exc}") from exc
+    raise AssertionError("unreachable")
 
 
 def make_pruner(name: str) -> Any:

@@ -133,3 +133,32 @@ def test_killed_worker_trial_fails_and_the_study_resumes(tmp_path):
     assert retry and retry[0].params == trials[0].params
     assert retry[0].user_attrs["seed"] == trials[0].user_attrs["seed"]
     assert len([t for t in trials if t.state == TrialState.COMPLETE]) >= 2
+
+
+def _open_storage(url: str, q) -> None:
+    from kgrec.tune import make_storage
+
+    try:
+        make_storage(url)
+        q.put("ok")
+    except Exception as exc:  # reported to the parent, which asserts
+        q.put(repr(exc))
+
+
+def test_workers_opening_a_new_storage_together_all_succeed(tmp_path):
+    """Workers started at once on a new SQLite file race to create Optuna's schema (a
+    duplicate table or version row); every one of them must still open the storage."""
+    import multiprocessing as mp
+
+    ctx = mp.get_context("fork")
+    results = []
+    for r in range(6):
+        url = f"sqlite:///{tmp_path / f'race{r}.db'}"
+        q = ctx.Queue()
+        procs = [ctx.Process(target=_open_storage, args=(url, q)) for _ in range(3)]
+        for p in procs:
+            p.start()
+        for p in procs:
+            p.join(timeout=120)
+        results += [q.get(timeout=10) for _ in procs]
+    assert results == ["ok"] * len(results), results
