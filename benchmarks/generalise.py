@@ -278,17 +278,19 @@ def summarise(command: str) -> str:
             if not rows:
                 continue
             lines += [f"## {dataset}: cold {side}s, Recall@20 / NDCG@20 by shots K", "",
-                      "| variant | " + " | ".join(f"K={k}" for k in SHOTS) + " | seeds |",
+                      "| variant | " + " | ".join(f"K={k}" for k in SHOTS)
+                      + " | seeds per K |",
                       "|---|" + "---:|" * (len(SHOTS) + 1)]
             for v in VARIANTS:
-                cells, seeds = [], set()
+                cells, seeds = [], []
                 for k in SHOTS:
                     rs = [r for r in rows if r["variant"] == v and r["shots"] == k]
-                    seeds |= {r["seed"] for r in rs}
+                    seeds.append(len({r["seed"] for r in rs}))
                     cells.append(f"{_ms([r['recall@20'] for r in rs])} / "
                                  f"{_ms([r['ndcg@20'] for r in rs])}" if rs else "–")
-                if seeds:
-                    lines.append(f"| {v} | " + " | ".join(cells) + f" | {len(seeds)} |")
+                if any(seeds):
+                    lines.append(f"| {v} | " + " | ".join(cells) + " | "
+                                 + "/".join(map(str, seeds)) + " |")
             ratio = []
             for k in SHOTS:
                 m = [r["recall@20"] for r in rows if r["variant"] == "meta" and r["shots"] == k]
