@@ -136,7 +136,9 @@ class Neo4jServer:
         if self.password_file.is_file():
             return self.password_file.read_text().strip()
         self.home.mkdir(parents=True, exist_ok=True)
-        pw = secrets.token_urlsafe(18)
+        # starts with a letter: a leading "-" would read as an option on neo4j-admin's
+        # command line (one in 32 token_urlsafe strings starts with one)
+        pw = secrets.choice("abcdefghijkmnpqrstuvwxyz") + secrets.token_urlsafe(18)
         fd = os.open(self.password_file, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
         with os.fdopen(fd, "w") as f:
             f.write(pw)
@@ -189,7 +191,7 @@ class Neo4jServer:
                 (self.home / "data" / "databases" / "system").exists():
             return
         proc = subprocess.run([self._java(), "-cp", self._classpath(), ADMIN_TOOL, "dbms",
-                               "set-initial-password", password], env=self._env(),
+                               "set-initial-password", "--", password], env=self._env(),
                               capture_output=True, text=True)
         if proc.returncode != 0:
             out = (proc.stdout + proc.stderr).replace(password, "***")
