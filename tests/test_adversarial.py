@@ -68,6 +68,7 @@ def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
 def test_test_time_attack_rebuilds_the_model_and_lowers_test_recall(lastfm, tmp_path, capsys):
     from kgrec.cli import main
     from kgrec.train.adversarial import attacked_outputs
+    from kgrec.train.loop import EmbeddingScorer as Scores
     from kgrec.train.loop import model_from
 
     s = kgrec.split(lastfm, "random", seed=0)
@@ -80,13 +81,6 @@ def test_test_time_attack_rebuilds_the_model_and_lowers_test_recall(lastfm, tmp_
         users, items = model()
     torch.testing.assert_close(users, rec.user_embedding)  # the very model that was saved
     torch.testing.assert_close(items, rec.item_embedding)
-
-    class Scores:
-        def __init__(self, u, i):
-            self.u, self.i = u, i
-
-        def score_users(self, us):
-            return self.u[torch.as_tensor(us)] @ self.i.T
 
     clean = kgrec.evaluate(rec, s.test, k=[20])["recall@20"]
     same = kgrec.evaluate(Scores(*attacked_outputs(model, s, 0.0)), s.test, k=[20])

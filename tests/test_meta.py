@@ -120,12 +120,10 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot):
     with_shots = kgrec.evaluate(rec, fewshot.test, k=[20])["recall@20"]
     # the same trained model with the held-out users' support links taken away (K = 0):
     # only the shots can tell these users apart, so without them they rank alike
-    from kgrec.models import build_model
     from kgrec.models.base import bipartite_adjacency
+    from kgrec.train.loop import EmbeddingScorer, model_from
 
-    model = build_model(cfg.model, graph_inputs(fewshot), device="cpu", progress=False)
-    model.load_state_dict({k: v for k, v in rec.state.items()
-                           if not k.startswith("meta_learner")}, strict=False)
+    model = model_from(rec, fewshot)
     held = fewshot.test.heldout_users
     keep = ~held[fewshot.train_users]
     adj = bipartite_adjacency(fewshot.train_users[keep], fewshot.train_items[keep],
@@ -134,11 +132,7 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot):
         users, items = model.eval()(isolate=Isolation(
             users=torch.from_numpy(np.flatnonzero(held)), adjacency=adj))
 
-    class Frozen:
-        def score_users(self, u):
-            return users[torch.as_tensor(u)] @ items.T
-
-    without = kgrec.evaluate(Frozen(), fewshot.test, k=[20])["recall@20"]
+    without = kgrec.evaluate(EmbeddingScorer(users, items), fewshot.test, k=[20])["recall@20"]
     assert with_shots > 1.2 * without, (with_shots, without)
     t = torch.from_numpy(np.flatnonzero(held)[:2])
     torch.testing.assert_close(users[t[0]], users[t[1]])

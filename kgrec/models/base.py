@@ -115,9 +115,12 @@ class RecModel(nn.Module):
         """
         users, items = self()
         bpr = bpr_loss(users[batch.users], items[batch.pos], items[batch.neg])
+        return bpr + self.l2(batch, reg), {"bpr": float(bpr.detach())}
+
+    def l2(self, batch: PairBatch, reg: float) -> Tensor:
+        """``reg / 2`` times the squared norm of the batch's input embeddings, per pair."""
         ego = self.ego(batch.users, torch.cat([batch.pos, batch.neg]))
-        l2 = reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
-        return bpr + l2, {"bpr": float(bpr.detach())}
+        return reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
 
 
 def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:

@@ -26,6 +26,8 @@ them. Ranking uses the ``all`` head.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
 import torch
@@ -185,7 +187,10 @@ class HGNN(KGGNN):
                 nodes = _mix(self.node.weight, nodes, gate.unsqueeze(-1), node_warm)
         return u, nodes
 
-    def _encode(self, isolate: Isolation | None = None) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    def _encode(self, isolate: Isolation | None = None
+                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Callable[[Tensor, Tensor], Any]]:
+        """Layer-0 inputs, propagated users and items, and the propagation itself (this
+        step's id dropout and graph, so an adversarial pass sees the same graph)."""
         user_warm, node_warm = self._warm()
         user_known, node_known = self.user_known, self.node_known
         adj = None
@@ -204,9 +209,12 @@ class HGNN(KGGNN):
             hears = (user_warm.float(), node_warm[:self.num_items].float())
         else:
             hears = (None, None)
-        self._hears = (hears, adj)  # the same graph for an adversarial pass of this step
-        users, items = self.encode(u0, n0, *hears, adj=adj)
-        return u0, n0, users, items
+
+        def propagate_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+            return self.encode(u, n, *hears, adj=adj)
+
+        users, items = propagate_(u0, n0)
+        return u0, n0, users, items, propagate_
 
     @torch.no_grad()
     def _init_relations(self, text: Tensor) -> None:
@@ -227,7 +235,11 @@ class HGNN(KGGNN):
         """Users ``[U, d]`` (through the ranking head) and items ``[I, d]``; ``isolate``
         encodes the given users/items as few-shot nodes: no id, only the interaction edges of
         its graph (episodes and held-out nodes, :mod:`kgrec.train.meta`)."""
-        _, _, users, items = self._encode(isolate)
+        _, _, users, items, _ = self._encode(isolate)
+        return self.readout(users, items)
+
+    def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Users through the ranking (``all``) head."""
         return users * self.heads[0], items
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
@@ -240,7 +252,7 @@ class HGNN(KGGNN):
 
     def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of the per-task losses (BPR per link task, DistMult for ``kg``)."""
-        u0, n0, users, items = self._encode()
+        u0, n0, users, items, propagate_ = self._encode()
         losses: list[Tensor] = []
         parts: dict[str, float] = {}
         for t, name in enumerate(self.link_tasks):
@@ -263,8 +275,8 @@ class HGNN(KGGNN):
         else:
             total = (stacked * self.task_weight).sum()
         if self.adversary is not None:
-            la = self._adversarial(batch, (u0, n0), losses[0] if self.link_tasks[0] == "all"
-                                   else None)
+            la = self._adversarial(batch, (u0, n0), propagate_,
+                                   losses[0] if self.link_tasks[0] == "all" else None)
             total = total + self.adversary.weight * la
             parts["adv"] = float(la.detach())
         # L2 on the batch's layer-0 inputs (content + id), not just the id embeddings: the
@@ -274,22 +286,18 @@ class HGNN(KGGNN):
         return total + reg * 0.5 * l2 / len(batch.users), parts
 
     def _adversarial(self, batch: PairBatch, inputs: tuple[Tensor, Tensor],
+                     propagate_: Callable[[Tensor, Tensor], Any],
                      clean: Tensor | None) -> Tensor:
         """The ranking (``all`` head) loss at worst-case perturbed layer-0 inputs (the fused
         content + id inputs), over this step's graph (:mod:`kgrec.train.adversarial`)."""
         from kgrec.train.adversarial import adversarial_loss
 
-        (user_hears, item_hears), adj = self._hears
-
-        def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-            return self.encode(u, n, user_hears, item_hears, adj=adj)
-
         def rank(users: Tensor, items: Tensor) -> Tensor:
-            return bpr_loss(users[batch.users] * self.heads[0], items[batch.pos],
-                            items[batch.neg])
+            u, i = self.readout(users, items)
+            return bpr_loss(u[batch.users], i[batch.pos], i[batch.neg])
 
         a = self.adversary
-        return adversarial_loss(encode, rank, inputs, a.eps, a.steps, clean)
+        return adversarial_loss(propagate_, rank, inputs, a.eps, a.steps, clean)
 
     def _kg_loss(self, nodes: Tensor, n: int) -> Tensor:
         """DistMult KG completion on layer-0 inputs: a true tail against a random node."""

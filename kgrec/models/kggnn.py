@@ -145,7 +145,9 @@ class KGGNN(RecModel):
         clean = rank(*self.encode(u0, n0))
         a = self.adversary
         adv = adversarial_loss(self.encode, rank, (u0, n0), a.eps, a.steps, clean)
-        ego = self.ego(batch.users, torch.cat([batch.pos, batch.neg]))
-        l2 = reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
-        return clean + a.weight * adv + l2, {"bpr": float(clean.detach()),
-                                             "adv": float(adv.detach())}
+        return clean + a.weight * adv + self.l2(batch, reg), {"bpr": float(clean.detach()),
+                                                              "adv": float(adv.detach())}
+
+    def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Propagated vectors -> the vectors a pair is scored with (identity here)."""
+        return users, items

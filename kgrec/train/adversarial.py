@@ -62,7 +62,7 @@ def perturbation(encode: Encode, loss: Loss, inputs: tuple[Tensor, Tensor], eps:
         gn = torch.zeros_like(n0) if gn is None else gn
         return eps * _unit_rows(gu).detach(), eps * _unit_rows(gn).detach()
     du, dn = torch.zeros_like(u0), torch.zeros_like(n0)
-    alpha = 2.5 * eps / max(1, steps)
+    size = eps if steps == 1 else 2.5 * eps / steps
     base_u, base_n = u0.detach(), n0.detach()
     for _ in range(steps):
         du.requires_grad_(True)
@@ -71,9 +71,8 @@ def perturbation(encode: Encode, loss: Loss, inputs: tuple[Tensor, Tensor], eps:
         gu, gn = torch.autograd.grad(lv, (du, dn), allow_unused=True)
         gu = torch.zeros_like(du) if gu is None else gu
         gn = torch.zeros_like(dn) if gn is None else gn
-        step = 1.0 if steps == 1 else alpha / eps
-        du = _project(du.detach() + step * eps * _unit_rows(gu), eps)
-        dn = _project(dn.detach() + step * eps * _unit_rows(gn), eps)
+        du = _project(du.detach() + size * _unit_rows(gu), eps)
+        dn = _project(dn.detach() + size * _unit_rows(gn), eps)
     return du.detach(), dn.detach()
 
 
@@ -105,11 +104,8 @@ def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 
     pos = torch.as_tensor(split.train_items[idx], device=dev)
     neg = torch.as_tensor(NegativeSampler(split.train_users, split.train_items, split.num_items,
                                           rng).sample(split.train_users[idx]), device=dev)
-    head = model.heads[0] if hasattr(model, "heads") else None
-
     def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-        us, its = model.encode(u, n)
-        return (us * head if head is not None else us), its
+        return model.readout(*model.encode(u, n))
 
     def rank(us: Tensor, its: Tensor) -> Tensor:
         return bpr_loss(us[users], its[pos], its[neg])

@@ -51,8 +51,9 @@ def graph_inputs(split: Split) -> GraphInputs:
                        kg if len(kg) else None, split.graph)
 
 
-class _Scorer:
-    """Scores from a model's current embeddings (used during validation)."""
+class EmbeddingScorer:
+    """Scores from user ``[U, d]`` and item ``[I, d]`` vectors (validation, and anything
+    :func:`kgrec.evaluate` should rank from vectors that are not a saved recommender's)."""
 
     def __init__(self, users: Tensor, items: Tensor) -> None:
         self.users, self.items = users, items
@@ -83,7 +84,7 @@ def outputs(model: RecModel, split: Split, cfg: Config) -> tuple[Tensor, Tensor]
 @torch.no_grad()
 def validate(model: RecModel, split: Split, cfg: Config) -> dict[str, float]:
     """Validation metrics (never the test set): ranking metrics, or AUC for the CTR protocol."""
-    scorer = _Scorer(*outputs(model, split, cfg))
+    scorer = EmbeddingScorer(*outputs(model, split, cfg))
     if split.strategy == "ctr":
         return {"auc": evaluate_ctr(scorer, split.ctr["valid"], threshold=0.0)["auc"]}
     return dict(evaluate(scorer, split.valid, cfg.eval.ks, batch_users=cfg.eval.batch_users,
