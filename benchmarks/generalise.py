@@ -46,10 +46,11 @@ import json
 import os
 import platform
 import statistics
-import subprocess
 import sys
 import time
 from pathlib import Path
+
+from common import mean_std, run_missing
 
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
@@ -100,16 +101,6 @@ NOISE = [("none", 0.0), ("inter", 0.1), ("inter", 0.2), ("inter", 0.3), ("kg", 0
 ATTACK_EPS = [0.05, 0.1, 0.25, 0.5]
 
 
-class _Frozen:
-    def __init__(self, users, items) -> None:
-        self.users, self.items = users, items
-
-    def score_users(self, users):
-        import torch
-
-        return self.users[torch.as_tensor(users)] @ self.items.T
-
-
 def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out: Path) -> None:
     import kgrec
     from kgrec.data.noise import interaction_noise, kg_noise
@@ -130,12 +121,13 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
     attacked = {}
     if noise == "none":  # (c): the clean model's inputs attacked at test time
         from kgrec.train.adversarial import attacked_outputs
-        from kgrec.train.loop import model_from
+        from kgrec.train.loop import EmbeddingScorer, model_from
 
         model = model_from(rec, split)
         for eps in ATTACK_EPS:
             u, i = attacked_outputs(model, split, eps, seed=seed)
-            attacked[str(eps)] = kgrec.evaluate(_Frozen(u, i), split.test, k=[20])["recall@20"]
+            scores = kgrec.evaluate(EmbeddingScorer(u, i), split.test, k=[20])
+            attacked[str(eps)] = scores["recall@20"]
     doc = {"dataset": dataset, "noise": noise, "share": share, "adv": adv, "seed": seed,
            "attacked_recall@20": attacked,
            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
@@ -244,14 +236,6 @@ def summarise_robust() -> list[str]:
     return lines
 
 
-def _ms(xs: list[float]) -> str:
-    if not xs:
-        return "–"
-    if len(xs) == 1:
-        return f"{xs[0]:.4f}"
-    return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
-
-
 def summarise(command: str) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
     lines = ["# Generalisation: few-shot cold start, robustness to noise, temporal shift", "",
@@ -286,8 +270,8 @@ def summarise(command: str) -> str:
                 for k in SHOTS:
                     rs = [r for r in rows if r["variant"] == v and r["shots"] == k]
                     seeds.append(len({r["seed"] for r in rs}))
-                    cells.append(f"{_ms([r['recall@20'] for r in rs])} / "
-                                 f"{_ms([r['ndcg@20'] for r in rs])}" if rs else "–")
+                    cells.append(f"{mean_std([r['recall@20'] for r in rs])} / "
+                                 f"{mean_std([r['ndcg@20'] for r in rs])}" if rs else "–")
                 if any(seeds):
                     lines.append(f"| {v} | " + " | ".join(cells) + " | "
                                  + "/".join(map(str, seeds)) + " |")
@@ -308,6 +292,28 @@ def summarise(command: str) -> str:
     lines += summarise_robust()
     lines += summarise_temporal()
     return "\n".join(lines) + "\n"
+
+
+def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
+    """The runs a command asks for: ``(out file, args of one run, label)``."""
+    jobs = []
+    for seed, dataset in ((s, d) for s in a.seeds for d in a.datasets):
+        if a.temporal:
+            jobs += [(RUNS / f"temporal-{dataset}-{sp}-{m}-{seed}.json",
+                      ["--one-temporal", dataset, sp, m, str(seed)],
+                      f"temporal {dataset} {sp} {m} seed {seed}")
+                     for sp in ("random", "temporal") for m in ("lightgcn", "hgnn")]
+        elif a.robust:
+            jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{adv}-{seed}.json",
+                      ["--one-robust", dataset, noise, str(share), adv, str(seed)],
+                      f"robust {dataset} {noise} {share} {adv} seed {seed}")
+                     for noise, share in NOISE for adv in ("plain", "adv")]
+        else:
+            jobs += [(RUNS / f"generalise-{dataset}-{side}-k{k}-{v}-{seed}.json",
+                      ["--one", dataset, side, str(k), v, str(seed)],
+                      f"{dataset} {side} K={k} {v} seed {seed}")
+                     for side in a.sides for k in a.shots for v in a.variants]
+    return jobs
 
 
 def main() -> None:
@@ -340,43 +346,8 @@ def main() -> None:
         return
     RUNS.mkdir(parents=True, exist_ok=True)
     command = "python benchmarks/generalise.py " + " ".join(sys.argv[1:])
-    if a.temporal and not a.summary:
-        for seed in a.seeds:
-            for dataset in a.datasets:
-                for split_name in ("random", "temporal"):
-                    for model in ("lightgcn", "hgnn"):
-                        out = RUNS / f"temporal-{dataset}-{split_name}-{model}-{seed}.json"
-                        if out.is_file():
-                            continue
-                        print(f"temporal {dataset} {split_name} {model} seed {seed}", flush=True)
-                        subprocess.run([sys.executable, __file__, "--one-temporal", dataset,
-                                        split_name, model, str(seed), "--out", str(out)],
-                                       check=True)
-    elif a.robust and not a.summary:
-        for seed in a.seeds:
-            for dataset in a.datasets:
-                for noise, share in NOISE:
-                    for adv in ("plain", "adv"):
-                        out = RUNS / f"robust-{dataset}-{noise}-{share}-{adv}-{seed}.json"
-                        if out.is_file():
-                            continue
-                        print(f"robust {dataset} {noise} {share} {adv} seed {seed}", flush=True)
-                        subprocess.run([sys.executable, __file__, "--one-robust", dataset,
-                                        noise, str(share), adv, str(seed), "--out", str(out)],
-                                       check=True)
-    elif not a.summary:
-        for seed in a.seeds:
-            for dataset in a.datasets:
-                for side in a.sides:
-                    for k in a.shots:
-                        for v in a.variants:
-                            out = RUNS / f"generalise-{dataset}-{side}-k{k}-{v}-{seed}.json"
-                            if out.is_file():
-                                continue
-                            print(f"{dataset} {side} K={k} {v} seed {seed}", flush=True)
-                            subprocess.run([sys.executable, __file__, "--one", dataset, side,
-                                            str(k), v, str(seed), "--out", str(out)],
-                                           check=True)
+    if not a.summary:
+        run_missing(__file__, _jobs(a))
     (RESULTS / "generalise.md").write_text(summarise(command.strip()))
     print((RESULTS / "generalise.md").read_text())
 

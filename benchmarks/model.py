@@ -41,6 +41,8 @@ import sys
 import time
 from pathlib import Path
 
+from common import mean_std
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RUNS = RESULTS / "runs"
@@ -93,14 +95,6 @@ def _load(pattern: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RUNS.glob(pattern))]
 
 
-def _ms(xs: list[float]) -> str:
-    if not xs:
-        return "–"
-    if len(xs) == 1:
-        return f"{xs[0]:.4f}"
-    return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
-
-
 def summarise(command: str) -> str:
     import torch
 
@@ -131,16 +125,16 @@ def summarise(command: str) -> str:
             if docs:
                 recalls[m] = statistics.mean(d["recall@20"] for d in docs)
                 secs[m] = statistics.median(d["sec_per_epoch"] for d in docs)
-                rows.append(f"| {name} | {_ms([d['recall@20'] for d in docs])} | "
-                            f"{_ms([d['ndcg@20'] for d in docs])} | {secs[m]:.2f} | "
+                rows.append(f"| {name} | {mean_std([d['recall@20'] for d in docs])} | "
+                            f"{mean_std([d['ndcg@20'] for d in docs])} | {secs[m]:.2f} | "
                             f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
         for m in RECBOLE:
             docs = _load(f"recbole-{ds}-{m}-seed*.json")
             if docs:
                 key = f"recbole-{m}"
                 recalls[key] = statistics.mean(d["recall@20"] for d in docs)
-                rows.append(f"| RecBole {m} | {_ms([d['recall@20'] for d in docs])} | "
-                            f"{_ms([d['ndcg@20'] for d in docs])} | "
+                rows.append(f"| RecBole {m} | {mean_std([d['recall@20'] for d in docs])} | "
+                            f"{mean_std([d['ndcg@20'] for d in docs])} | "
                             f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
                             f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
         docs = _load(f"model-random-{ds}-hgnn-*.json")
@@ -153,8 +147,8 @@ def summarise(command: str) -> str:
             continue
         ours = statistics.mean(d["recall@20"] for d in docs)
         sec = statistics.median(d["sec_per_epoch"] for d in docs)
-        rows.append(f"| **hgnn** | {_ms([d['recall@20'] for d in docs])} | "
-                    f"{_ms([d['ndcg@20'] for d in docs])} | {sec:.2f} | "
+        rows.append(f"| **hgnn** | {mean_std([d['recall@20'] for d in docs])} | "
+                    f"{mean_std([d['ndcg@20'] for d in docs])} | {sec:.2f} | "
                     f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
         lines += [f"### {ds}", "", "| model | Recall@20 | NDCG@20 | s/epoch | epochs | seeds |",
                   "|---|---:|---:|---:|---:|---:|", *rows, ""]
@@ -175,8 +169,8 @@ def summarise(command: str) -> str:
         for v in VARIANTS:
             docs = _load(f"model-random-{ds}-{v}-*.json")
             if docs:
-                lines.append(f"| {ds} | {v} | {_ms([d['recall@20'] for d in docs])} | "
-                             f"{_ms([d['ndcg@20'] for d in docs])} | "
+                lines.append(f"| {ds} | {v} | {mean_std([d['recall@20'] for d in docs])} | "
+                             f"{mean_std([d['ndcg@20'] for d in docs])} | "
                              f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
                              f"{len(docs)} |")
     lines += ["", "## Cold items", "",
@@ -202,8 +196,9 @@ def summarise(command: str) -> str:
             ratio = (f"{statistics.mean(among) / statistics.mean(warm):.2f}" if warm
                      else "–")
             chance = statistics.mean(20 / d["cold_candidates"] for d in docs)
-            lines.append(f"| {ds} | {v} | {_ms(among)} | "
-                         f"{_ms([d['recall@20'] for d in docs])} | {_ms(warm)} | {ratio} | "
+            lines.append(f"| {ds} | {v} | {mean_std(among)} | "
+                         f"{mean_std([d['recall@20'] for d in docs])} | {mean_std(warm)} | "
+                         f"{ratio} | "
                          f"{chance:.4f} | {len(docs)} |")
     enc = RESULTS / "runs" / "text-encoder.json"
     if enc.is_file():

@@ -37,6 +37,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+from common import mean_std
+
 HERE = Path(__file__).resolve().parent
 RESULTS = HERE / "results"
 RUNS = RESULTS / "runs"
@@ -146,19 +148,13 @@ def run_model(dataset: str, model: str, seed: int, args: argparse.Namespace, out
         raise SystemExit(f"{model} on {name} failed ({proc.returncode}):\n" + "\n".join(tail))
 
 
-def _ms(xs: list[float]) -> str:
-    if len(xs) == 1:
-        return f"{xs[0]:.4f}"
-    return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
-
-
 def _rows(docs: list[dict[str, Any]], label: str) -> str:
     epochs = statistics.mean(d["epochs"] for d in docs)
     best = statistics.mean(d["best_epoch"] or 0 for d in docs)
     capped = " (cap)" if any(d.get("max_epochs", 500) <= d["epochs"] for d in docs) else ""
     seeds = ",".join(str(d["seed"]) for d in docs)
-    return (f"| {label} | {_ms([d['recall@20'] for d in docs])} | "
-            f"{_ms([d['ndcg@20'] for d in docs])} | "
+    return (f"| {label} | {mean_std([d['recall@20'] for d in docs])} | "
+            f"{mean_std([d['ndcg@20'] for d in docs])} | "
             f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
             f"{epochs:.0f} (best {best:.0f}){capped} | {seeds} |")
 
