@@ -31,6 +31,15 @@ newest 10%) against the per-user random 80/10/10 split; the drop is the relative
 test Recall@20. Runs write
 ``benchmarks/results/runs/temporal-<dataset>-<split>-<model>-<seed>.json``.
 
+Cross-domain transfer (``--cross``): DisenCDR's Amazon pairs (users shared, items per
+domain), split ``cross_domain``: 10% / 10% of the target domain's users are held out for
+test / validation and keep K = 1, 3, 5 of their target links in training; all source-domain
+links stay in training; the held-out target links are ranked among the target domain's
+items only. ``joint`` trains on the joint graph (one head per domain, the target's head
+ranks), ``target`` on the target domain's links alone (the same held-out links); each for
+``hgnn`` and LightGCN. Runs write
+``benchmarks/results/runs/cross-<dataset>-<target>-k<K>-<variant>-<seed>.json``.
+
 Each run is its own process writing
 ``benchmarks/results/runs/generalise-<dataset>-<side>-k<K>-<variant>-<seed>.json``; finished
 runs are not redone. Summary: ``benchmarks/results/generalise.md``.
@@ -154,6 +163,80 @@ def run_temporal(dataset: str, split_name: str, model: str, seed: int, out: Path
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
            "wall_s": time.perf_counter() - start}
     out.write_text(json.dumps(doc, indent=1))
+
+
+CROSS = {"amazon-cdr-sport-cloth": "cloth", "amazon-cdr-phone-sport": "sport"}
+CROSS_SHOTS = [1, 3, 5]
+CROSS_VARIANTS: dict[str, dict] = {
+    "hgnn-joint": {"model": {"name": "hgnn"}},
+    "hgnn-target": {"model": {"name": "hgnn"}, "target_only": True},
+    "lightgcn-joint": {"model": {"name": "lightgcn"}},
+    "lightgcn-target": {"model": {"name": "lightgcn"}, "target_only": True},
+}
+
+
+def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> None:
+    import kgrec
+
+    start = time.perf_counter()
+    target = CROSS[dataset]
+    v = CROSS_VARIANTS[variant]
+    data = {"dataset": dataset, "seed": seed, "split": "cross_domain", "shots": shots,
+            "target": target, "target_only": bool(v.get("target_only"))}
+    split = kgrec.split(kgrec.load_dataset(dataset), "cross_domain", seed=seed, shots=shots,
+                        target=target, target_only=data["target_only"])
+    model = dict(v["model"])
+    if model["name"] == "hgnn" and not data["target_only"]:
+        model["rank_task"] = f"domain={target}"
+    cfg = kgrec.Config(data=data, model=model,
+                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500})
+    rec = kgrec.train(split, cfg, progress=False)
+    test = kgrec.evaluate(rec, split.test, k=[20])
+    doc = {"dataset": dataset, "target": target, "shots": shots, "variant": variant,
+           "seed": seed, "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
+           "train_links": len(split.train_users), "test_users": len(split.test.users),
+           "test_links": len(split.test), "epochs": len(rec.history),
+           "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
+           "wall_s": time.perf_counter() - start}
+    out.write_text(json.dumps(doc, indent=1))
+
+
+def summarise_cross() -> list[str]:
+    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("cross-*.json"))]
+    lines: list[str] = []
+    for dataset in CROSS:
+        rs = [r for r in runs if r["dataset"] == dataset]
+        if not rs:
+            continue
+        lines += [f"## Cross-domain transfer on {dataset}: target {CROSS[dataset]}, "
+                  "Recall@20 / NDCG@20 by target shots K", "",
+                  "| variant | " + " | ".join(f"K={k}" for k in CROSS_SHOTS) + " | seeds per K |",
+                  "|---|" + "---:|" * (len(CROSS_SHOTS) + 1)]
+        for v in CROSS_VARIANTS:
+            cells, seeds = [], []
+            for k in CROSS_SHOTS:
+                sel = [r for r in rs if r["variant"] == v and r["shots"] == k]
+                seeds.append(len(sel))
+                cells.append(f"{mean_std([r['recall@20'] for r in sel])} / "
+                             f"{mean_std([r['ndcg@20'] for r in sel])}" if sel else "–")
+            if any(seeds):
+                lines.append(f"| {v} | " + " | ".join(cells) + " | "
+                             + "/".join(map(str, seeds)) + " |")
+        ratio = []
+        for model in ("hgnn", "lightgcn"):
+            for k in CROSS_SHOTS:
+                j = [r["recall@20"] for r in rs if r["variant"] == f"{model}-joint"
+                     and r["shots"] == k]
+                t = [r["recall@20"] for r in rs if r["variant"] == f"{model}-target"
+                     and r["shots"] == k]
+                if j and t and statistics.mean(t) > 0:
+                    ratio.append(f"{model} K={k}: {statistics.mean(j) / statistics.mean(t):.2f}x")
+        secs = {v: [r["sec_per_epoch"] for r in rs if r["variant"] == v] for v in CROSS_VARIANTS}
+        lines += ["", "joint / target-only Recall@20: " + ", ".join(ratio)
+                  + " (goal at K=5: 1.5x).", "",
+                  "Seconds per epoch (median over runs): " + ", ".join(
+                      f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]
+    return lines
 
 
 def summarise_temporal() -> list[str]:
@@ -289,6 +372,7 @@ def summarise(command: str) -> str:
                     for v in VARIANTS}
             lines += ["", "Seconds per epoch (median over runs): " + ", ".join(
                 f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]
+    lines += summarise_cross()
     lines += summarise_robust()
     lines += summarise_temporal()
     return "\n".join(lines) + "\n"
@@ -298,7 +382,14 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
     """The runs a command asks for: ``(out file, args of one run, label)``."""
     jobs = []
     for seed, dataset in ((s, d) for s in a.seeds for d in a.datasets):
-        if a.temporal:
+        if a.cross:
+            if dataset not in CROSS:
+                continue
+            jobs += [(RUNS / f"cross-{dataset}-{CROSS[dataset]}-k{k}-{v}-{seed}.json",
+                      ["--one-cross", dataset, str(k), v, str(seed)],
+                      f"cross {dataset} K={k} {v} seed {seed}")
+                     for k in a.shots for v in a.variants]
+        elif a.temporal:
             jobs += [(RUNS / f"temporal-{dataset}-{sp}-{m}-{seed}.json",
                       ["--one-temporal", dataset, sp, m, str(seed)],
                       f"temporal {dataset} {sp} {m} seed {seed}")
@@ -322,16 +413,29 @@ def main() -> None:
     p.add_argument("--datasets", nargs="+", default=DATASETS)
     p.add_argument("--sides", nargs="+", default=["user", "item"], choices=["user", "item"])
     p.add_argument("--shots", nargs="+", type=int, default=SHOTS)
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+", choices=[*VARIANTS, *CROSS_VARIANTS],
+                   help=f"few-shot: {list(VARIANTS)} (default all); --cross: "
+                   f"{list(CROSS_VARIANTS)} (default all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--robust", action="store_true", help="the robustness runs instead")
     p.add_argument("--summary", action="store_true", help="only rewrite generalise.md")
     p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--temporal", action="store_true", help="the temporal-shift runs instead")
+    p.add_argument("--cross", action="store_true", help="the cross-domain transfer runs "
+                   f"instead (datasets {list(CROSS)})")
+    p.add_argument("--one-cross", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--one-robust", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--one-temporal", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
+    if a.cross:
+        a.shots = [k for k in a.shots if k in CROSS_SHOTS] if a.shots != SHOTS else CROSS_SHOTS
+        a.datasets = [d for d in a.datasets if d in CROSS] or list(CROSS)
+    a.variants = a.variants or list(CROSS_VARIANTS if a.cross else VARIANTS)
+    if a.one_cross:
+        dataset, shots, variant, seed = a.one_cross
+        run_cross(dataset, int(shots), variant, int(seed), Path(a.out))
+        return
     if a.one:
         dataset, side, shots, variant, seed = a.one
         run_one(dataset, side, int(shots), variant, int(seed), Path(a.out))

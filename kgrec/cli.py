@@ -64,6 +64,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
                        ("data_dir", "data.data_dir"), ("model", "model.name"),
                        ("epochs", "train.epochs"), ("device", "train.device"),
                        ("seed", "train.seed"), ("shots", "data.shots"),
+                       ("target", "data.target"), ("target_only", "data.target_only"),
                        ("noise", "data.noise")):
         value = getattr(args, flag, None)
         if value is not None:
@@ -81,13 +82,19 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--dataset", help="dataset name or recipe path (data.dataset)")
     p.add_argument("--source", dest="dataset", help="a Neo4j URI to read the graph from "
                    "(bolt://...; credentials from $KGREC_NEO4J_*)")
-    p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|ctr")
+    p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|"
+                   "cross_domain|ctr")
     p.add_argument("--model", help="mf | lightgcn | kggnn | hgnn (model.name)")
     p.add_argument("--epochs", type=int, help="maximum epochs (train.epochs)")
     p.add_argument("--device", help="auto | cpu | cuda (train.device)")
     p.add_argument("--seed", type=int, help="training seed (train.seed)")
     p.add_argument("--shots", type=int, help="few-shot cold split: support links each "
-                   "held-out user/item keeps (data.shots)")
+                   "held-out user/item keeps; cross_domain: target links each held-out user "
+                   "keeps (data.shots)")
+    p.add_argument("--target", help="cross_domain split: the target item domain (data.target)")
+    p.add_argument("--target-only", action="store_const", const=True, default=None,
+                   help="cross_domain split: train without the source domains' links "
+                   "(data.target_only)")
     p.add_argument("--noise", action="append", metavar="KIND=SHARE",
                    help="train on noisy data: inter=0.2 (20%% of training pairs random), "
                    "kg=0.2 (relations of 20%% of KG triples shuffled); repeatable (data.noise)")

@@ -19,7 +19,8 @@ import yaml
 
 from kgrec.errors import ConfigError
 
-SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user", "ctr")
+SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user",
+          "cross_domain", "ctr")
 MODELS = ("mf", "lightgcn", "kggnn", "hgnn")
 MODALITIES = ("text", "categorical", "numeric", "vectors")
 
@@ -32,13 +33,20 @@ class DataConfig:
         dataset: a bundled dataset name, a recipe path, or a Neo4j URI (``bolt://...``: the
             graph is read from the database).
         split: one of ``given``, ``random`` (per user), ``temporal`` (global time cut),
-            ``user_temporal`` (each user's latest), ``cold_item``, ``cold_user``, ``ctr``
+            ``user_temporal`` (each user's latest), ``cold_item``, ``cold_user``,
+            ``cross_domain`` (the transfer protocol, see ``target``), ``ctr``
             (the RippleNet/KGCN click-through protocol: labelled rows cut 6:2:2 with
             ``valid=test=0.2``; reports AUC and F1).
         valid, test: fractions held out for validation and test.
         seed: the split's seed (independent of the training seed).
         shots: for ``cold_item`` / ``cold_user``: support links each held-out node keeps in
-            training (the few-shot protocol; 0 = truly cold).
+            training (the few-shot protocol; 0 = truly cold); for ``cross_domain``: target
+            links each held-out user keeps.
+        target: for ``cross_domain``: the target item domain. A share ``valid`` / ``test`` of
+            its users keeps only ``shots`` target links in training, beside all their links in
+            the other (source) domains; evaluation ranks the target domain's items.
+        target_only: for ``cross_domain``: train without the source domains' links (the
+            single-domain baseline on the same held-out links).
         noise: noise applied to the training data after splitting (validation and test stay
             clean; :mod:`kgrec.data.noise`): ``inter=S`` replaces a share S of the training
             pairs with random ones, ``kg=S`` shuffles the relations of a share S of the KG
@@ -52,6 +60,8 @@ class DataConfig:
     test: float = 0.1
     seed: int = 0
     shots: int = 0
+    target: str = ""
+    target_only: bool = False
     noise: list[str] = field(default_factory=list)
     data_dir: str | None = None
 
@@ -66,6 +76,11 @@ class DataConfig:
             raise ConfigError("data.valid + data.test must be below 1")
         if self.shots < 0:
             raise ConfigError(f"data.shots: {self.shots} must be >= 0")
+        if self.split == "cross_domain" and not self.target:
+            raise ConfigError("data.target: the cross_domain split needs a target domain")
+        if (self.target or self.target_only) and self.split != "cross_domain":
+            raise ConfigError(f"data.target: only the cross_domain split takes a target "
+                              f"(split is {self.split!r})")
         self.noise_levels()
 
     def noise_levels(self) -> list[tuple[str, float]]:
@@ -112,6 +127,8 @@ class ModelConfig:
         task_weighting: ``uncertainty`` (learned, Kendall et al.) or ``fixed``.
         task_weights: fixed weights as ``task=weight`` (default 1 each; under
             ``uncertainty`` they multiply the learned weights).
+        rank_task: the link task whose head ranks items for recommendation and evaluation
+            (``all``; e.g. ``domain=cloth`` to rank a cross-domain target with its own head).
     """
 
     name: str = "kggnn"
@@ -128,6 +145,7 @@ class ModelConfig:
     tasks: list[str] = field(default_factory=lambda: ["auto"])
     task_weighting: str = "uncertainty"
     task_weights: list[str] = field(default_factory=list)
+    rank_task: str = "all"
 
     def check(self) -> None:
         if self.name not in MODELS:
@@ -148,6 +166,9 @@ class ModelConfig:
                               "uncertainty or fixed")
         if not self.tasks:
             raise ConfigError("model.tasks: list at least one task (or 'auto')")
+        if self.rank_task != "all" and self.name != "hgnn":
+            raise ConfigError(f"model.rank_task: only hgnn has one head per task; {self.name} "
+                              "ranks with its one scorer")
 
 
 @dataclass

@@ -37,6 +37,8 @@ class EvalSet:
             out. With ``shots = 0`` these equal the cold ones; with ``shots = K`` each held-out
             node keeps its K support links in training, so it is no longer cold but still
             held out (the few-shot protocol ranks and adapts exactly these).
+        candidates: ``[I]`` bool, the items this set ranks (``None``: all). The cross-domain
+            split ranks the target domain's items only.
     """
 
     name: str
@@ -46,6 +48,7 @@ class EvalSet:
     cold_users: np.ndarray
     heldout_items: np.ndarray | None = None
     heldout_users: np.ndarray | None = None
+    candidates: np.ndarray | None = None
 
     def __post_init__(self) -> None:
         if self.heldout_items is None:
@@ -168,7 +171,8 @@ def _per_group_fold(groups: np.ndarray, order_key: np.ndarray, valid: float, tes
 
 
 def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test: float = 0.1,
-          seed: int = 0, shots: int = 0) -> Split:
+          seed: int = 0, shots: int = 0, target: str = "", target_only: bool = False
+          ) -> Split:
     """Split ``graph``'s interactions.
 
     Args:
@@ -177,7 +181,7 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
             train), ``random`` (per user), ``temporal`` (one global time cut: train on the past,
             test on the future), ``user_temporal`` (each user's latest interactions),
             ``cold_item`` / ``cold_user`` (held-out items/users have no training edge at all),
-            ``ctr`` (see :func:`ctr_split`).
+            ``cross_domain`` (see below), ``ctr`` (see :func:`ctr_split`).
         valid, test: fractions (of each user's pairs, of the time range's pairs, or of the
             items/users for the cold splits). ``given`` ignores ``test``.
         seed: random seed.
@@ -185,12 +189,21 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
             keeps ``shots`` of its links, drawn at random, in training (its support set); the
             rest are its validation/test links. A node with no more than ``shots`` links keeps
             one link fewer, so every held-out node has something to rank.
+        target, target_only: for ``cross_domain``, the transfer protocol on items with a
+            ``domain``: a share ``valid`` / ``test`` of the users with links in domain
+            ``target`` is held out there and keeps only ``shots`` of its target links in
+            training; every other link (all source-domain links, the other users' target
+            links) is training. Validation and test rank the target domain's items only.
+            ``target_only`` drops the source-domain training links (the single-domain peer,
+            on exactly the same held-out links).
     """
     if shots < 0:
         raise ConfigError(f"shots={shots}: must be >= 0")
-    if shots and strategy not in ("cold_item", "cold_user"):
-        raise ConfigError(f"shots={shots}: only the cold_item and cold_user splits take shots, "
-                          f"not {strategy!r}")
+    if shots and strategy not in ("cold_item", "cold_user", "cross_domain"):
+        raise ConfigError(f"shots={shots}: only the cold_item, cold_user and cross_domain "
+                          f"splits take shots, not {strategy!r}")
+    if (target or target_only) and strategy != "cross_domain":
+        raise ConfigError(f"target={target!r}: only the cross_domain split takes a target domain")
     if not 0 <= valid < 1 or not 0 <= test < 1 or valid + test >= 1:
         raise ConfigError(f"valid={valid}, test={test}: each in [0, 1) and together below 1")
     if strategy == "ctr":
@@ -217,30 +230,20 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
             fold = np.where(q >= 1 - test, TEST, np.where(q >= 1 - test - valid, VALID, TRAIN))
     elif strategy in ("cold_item", "cold_user"):
         ids = items if strategy == "cold_item" else users
-        present = np.unique(ids)
-        perm = rng.permutation(present)
-        n_test, n_valid = round(len(present) * test), round(len(present) * valid)
-        node_fold = np.full((graph.num_items if strategy == "cold_item" else graph.num_users),
-                            TRAIN, dtype=np.int8)
-        node_fold[perm[:n_test]] = TEST
-        node_fold[perm[n_test:n_test + n_valid]] = VALID
+        node_fold = _hold_out(np.unique(ids), graph.num_items if strategy == "cold_item"
+                              else graph.num_users, valid, test, rng)
         fold = node_fold[ids]
         heldout = node_fold != TRAIN
-        if shots:
-            # K support links per held-out node go back to training (at least one stays out)
-            order = np.lexsort((rng.random(n_pairs), ids))
-            g = ids[order]
-            counts = np.bincount(g, minlength=len(node_fold))
-            starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
-            rank = np.arange(len(g)) - starts[g]
-            support = order[(rank < np.minimum(shots, counts[g] - 1)) & heldout[g]]
-            fold[support] = TRAIN
+        _keep_support(fold, ids, heldout, shots, rng)
         split_ = _assemble(graph, strategy, users, items, fold, seed)
         kind = "heldout_items" if strategy == "cold_item" else "heldout_users"
         for es in (split_.valid, split_.test):
             setattr(es, kind, heldout.copy())
         split_.shots = shots
         return split_
+    elif strategy == "cross_domain":
+        return _cross_domain(graph, users, items, valid, test, seed, rng, shots, target,
+                             target_only)
     elif strategy == "given":
         given = inter.attrs.get("fold")
         if given is None:
@@ -261,6 +264,64 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         raise ConfigError(f"unknown split {strategy!r}; known: given, random, temporal, "
                           "user_temporal, cold_item, cold_user, ctr")
     return _assemble(graph, strategy, users, items, fold, seed)
+
+
+def _hold_out(present: np.ndarray, n_nodes: int, valid: float, test: float,
+              rng: np.random.Generator) -> np.ndarray:
+    """``[n_nodes]`` fold per node: a random share ``test`` / ``valid`` of ``present``."""
+    perm = rng.permutation(present)
+    n_test, n_valid = round(len(present) * test), round(len(present) * valid)
+    node_fold = np.full(n_nodes, TRAIN, dtype=np.int8)
+    node_fold[perm[:n_test]] = TEST
+    node_fold[perm[n_test:n_test + n_valid]] = VALID
+    return node_fold
+
+
+def _keep_support(fold: np.ndarray, ids: np.ndarray, heldout: np.ndarray, shots: int,
+                  rng: np.random.Generator) -> None:
+    """Put ``shots`` random pairs of each held-out node back into TRAIN, in place; a node
+    with no more than ``shots`` pairs keeps one out. ``ids[P]``: each pair's node, -1 for
+    pairs that are not in play."""
+    if not shots:
+        return
+    key = rng.random(len(ids))
+    play = np.flatnonzero(ids >= 0)
+    order = play[np.lexsort((key[play], ids[play]))]
+    g = ids[order]
+    counts = np.bincount(g, minlength=len(heldout))
+    starts = np.concatenate([[0], np.cumsum(counts)[:-1]])
+    rank = np.arange(len(g)) - starts[g]
+    fold[order[(rank < np.minimum(shots, counts[g] - 1)) & heldout[g]]] = TRAIN
+
+
+def _cross_domain(graph: RecGraph, users: np.ndarray, items: np.ndarray, valid: float,
+                  test: float, seed: int, rng: np.random.Generator, shots: int, target: str,
+                  target_only: bool) -> Split:
+    domain = graph.items.attrs.get("domain")
+    known = [] if domain is None else np.unique(domain).tolist()
+    if len(known) < 2:
+        raise ConfigError(f"split 'cross_domain': {graph.name}'s items need a domain with at "
+                          f"least two values (found {known})")
+    if target not in known:
+        raise ConfigError(f"split 'cross_domain': data.target {target!r} is not a domain of "
+                          f"{graph.name}; domains: {known}")
+    in_target = domain[items] == target
+    # Users held out in the target domain; at least two target links, so one can be a shot
+    # and one ranked.
+    n_target = np.bincount(users[in_target], minlength=graph.num_users)
+    node_fold = _hold_out(np.flatnonzero(n_target >= 2), graph.num_users, valid, test, rng)
+    fold = np.where(in_target, node_fold[users], TRAIN).astype(np.int8)
+    heldout = node_fold != TRAIN
+    _keep_support(fold, np.where(in_target, users, -1), heldout, shots, rng)
+    if target_only:
+        users, items, fold = users[in_target], items[in_target], fold[in_target]
+    split_ = _assemble(graph, "cross_domain", users, items, fold, seed)
+    candidates = domain == target
+    for es in (split_.valid, split_.test):
+        es.heldout_users = heldout.copy()
+        es.candidates = candidates
+    split_.shots = shots
+    return split_
 
 
 def _assemble(graph: RecGraph, strategy: str, users: np.ndarray, items: np.ndarray,
@@ -337,7 +398,8 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
             graph = load_recipe(ds, data_dir=cfg.data_dir)
         else:
             graph = load_dataset(ds, data_dir=cfg.data_dir)
-    s = split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed, shots=cfg.shots)
+    s = split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed, shots=cfg.shots,
+              target=cfg.target, target_only=cfg.target_only)
     if cfg.noise:
         from kgrec.data.noise import interaction_noise, kg_noise
 

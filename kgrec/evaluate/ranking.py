@@ -104,7 +104,8 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
         by_cold: add ``cold_items`` / ``warm_items`` groups when the set has cold items.
         candidates: optional ``[I]`` bool mask: rank only these items and count only the
             positives among them (the item cold-start protocol ranks new items among the new
-            items: ``candidates=split.test.cold_items``).
+            items: ``candidates=split.test.cold_items``). Default: ``data.candidates`` (the
+            cross-domain split's target items), else all items.
 
     Returns:
         a :class:`MetricTable` with Recall, NDCG, Precision, Hit, F1, MRR at each K and
@@ -114,6 +115,8 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
     kmax = min(max(ks), data.num_items)
     ks = [min(x, kmax) for x in ks]
     groups = dict(item_groups or {})
+    if candidates is None:
+        candidates = data.candidates
     if by_cold and candidates is None and data.cold_items.any():
         has_cold = data.positives[:, data.cold_items].nnz > 0
         if has_cold:

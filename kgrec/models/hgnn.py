@@ -112,6 +112,10 @@ class HGNN(KGGNN):
         self.register_buffer("task_mask", torch.from_numpy(np.stack([t.mask for t in link])),
                              persistent=False)
         self.heads = nn.Parameter(torch.ones(len(link), dim))
+        if cfg.rank_task not in self.link_tasks:
+            raise ConfigError(f"model.rank_task: {cfg.rank_task!r} is not one of this model's "
+                              f"link tasks {self.link_tasks}")
+        self.rank_head = self.link_tasks.index(cfg.rank_task)
         self.kg_task = "kg" in self.task_names
         if self.kg_task:
             self.kgc_relation = nn.Embedding(len(inputs.kg.relations), dim)
@@ -239,8 +243,8 @@ class HGNN(KGGNN):
         return self.readout(users, items)
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """Users through the ranking (``all``) head."""
-        return users * self.heads[0], items
+        """Users through the ranking head (``model.rank_task``, default ``all``)."""
+        return users * self.heads[self.rank_head], items
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         out = []

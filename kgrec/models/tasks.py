@@ -72,13 +72,18 @@ def resolve_tasks(spec: list[str], graph: RecGraph, users: np.ndarray, items: np
     """The tasks ``spec`` names, with their masks over the training pairs ``users/items [P]``.
 
     Raises:
-        ConfigError: an unknown expression, or a task with no training pair.
+        ConfigError: an unknown expression, or a named task with no training pair (a task
+            ``auto`` proposes is dropped instead: e.g. the source domain's head when the
+            cross-domain split trains on the target domain alone).
     """
     names: list[str] = []
+    implied: set[str] = set()
     for s in spec:
         for n in (auto_tasks(graph, use_kg) if s == "auto" else [s]):
             if n not in names:
                 names.append(n)
+                if s == "auto":
+                    implied.add(n)
     if "all" not in names:
         names.insert(0, "all")  # ranking needs the main head
     rows = None
@@ -119,6 +124,8 @@ def resolve_tasks(spec: list[str], graph: RecGraph, users: np.ndarray, items: np
                 raise ConfigError(f"model.tasks: {name!r}: {graph.name}'s items have no domain")
             mask = d[items] == m["v"]
         if not mask.any():
+            if name in implied:
+                continue
             raise ConfigError(f"model.tasks: {name!r} selects no training pair of {graph.name}")
         out.append(Task(name, mask))
     return out
