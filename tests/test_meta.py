@@ -40,7 +40,7 @@ def test_fewshot_split_keeps_k_support_links_and_holds_out_the_rest(lastfm, fews
     # shots = 0 is the plain cold-user split: same users, no training link at all
     s0 = kgrec.split(lastfm, "cold_user", valid=0.1, test=0.1, seed=0)
     assert (s0.test.heldout_users == held).all() and (s0.test.cold_users == held).all()
-    with pytest.raises(ConfigError, match="only the cold_item and cold_user"):
+    with pytest.raises(ConfigError, match="only the cold_item, cold_user and cross_domain"):
         kgrec.split(lastfm, "random", shots=3)
 
 
