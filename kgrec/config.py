@@ -76,11 +76,6 @@ class DataConfig:
             raise ConfigError("data.valid + data.test must be below 1")
         if self.shots < 0:
             raise ConfigError(f"data.shots: {self.shots} must be >= 0")
-        if self.split == "cross_domain" and not self.target:
-            raise ConfigError("data.target: the cross_domain split needs a target domain")
-        if (self.target or self.target_only) and self.split != "cross_domain":
-            raise ConfigError(f"data.target: only the cross_domain split takes a target "
-                              f"(split is {self.split!r})")
         self.noise_levels()
 
     def noise_levels(self) -> list[tuple[str, float]]:
@@ -166,9 +161,6 @@ class ModelConfig:
                               "uncertainty or fixed")
         if not self.tasks:
             raise ConfigError("model.tasks: list at least one task (or 'auto')")
-        if self.rank_task != "all" and self.name != "hgnn":
-            raise ConfigError(f"model.rank_task: only hgnn has one head per task; {self.name} "
-                              "ranks with its one scorer")
 
 
 @dataclass
@@ -321,6 +313,17 @@ class Config:
             raise ConfigError(f"train.adv_eps: adversarial perturbation needs model kggnn or "
                               f"hgnn (layer-0 inputs to perturb); model.name is "
                               f"{self.model.name!r}")
+        # Fields that depend on each other are checked here, on the whole tree, so that
+        # setting them one at a time (CLI flags, --set, Optuna) never trips half-way.
+        d = self.data
+        if d.split == "cross_domain" and not d.target:
+            raise ConfigError("data.target: the cross_domain split needs a target domain")
+        if (d.target or d.target_only) and d.split != "cross_domain":
+            raise ConfigError(f"data.target: only the cross_domain split takes a target "
+                              f"(split is {d.split!r})")
+        if self.model.rank_task != "all" and self.model.name != "hgnn":
+            raise ConfigError(f"model.rank_task: only hgnn has one head per task; "
+                              f"{self.model.name} ranks with its one scorer")
         if self.meta.mode != "off" and self.model.name != "hgnn":
             raise ConfigError(f"meta.mode: {self.meta.mode!r} needs model hgnn (it encodes a "
                               f"node from content); model.name is {self.model.name!r}")

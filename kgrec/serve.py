@@ -280,6 +280,12 @@ class Recommender:
                             for k in ("head", "relation", "tail")})
         for k, v in self.state.items():
             tensors[f"state.{k}"] = v.detach().cpu().contiguous()
+        # MF's output vectors are its weights: safetensors refuses tensors sharing memory
+        seen: set[int] = set()
+        for k, v in tensors.items():
+            if v.numel() and v.data_ptr() in seen:
+                tensors[k] = v.clone()
+            seen.add(tensors[k].data_ptr())
         save_file(tensors, str(path / "model.safetensors"))
         doc = {"format": FORMAT, "dataset": self.dataset, "config": self.config.to_dict(),
                "user_ids": self.user_ids, "item_ids": self.item_ids,

@@ -45,3 +45,18 @@ def test_errors_are_one_line_with_exit_code_2(tmp_path):
     assert p.returncode == 2 and "expected key=value" in p.stderr
     p = kgrec("evaluate", str(tmp_path), check=False)
     assert p.returncode == 2 and "not a saved recommender" in p.stderr
+
+
+def test_cross_domain_train_and_evaluate_rebuild_the_same_split(tmp_path):
+    run = tmp_path / "cdr"
+    kgrec("train", "--dataset", "amazon-cdr-phone-sport", "--model", "mf", "--epochs", "1",
+          "--split", "cross_domain", "--target", "sport", "--shots", "1", "--target-only",
+          "--out", str(run), "--quiet", "--device", "cpu")
+    cfg = (run / "config.yaml").read_text()
+    assert "target: sport" in cfg and "target_only: true" in cfg
+    # evaluate refuses a split that differs from the trained one; this one rebuilds
+    ev = kgrec("evaluate", str(run), "--k", "20").stdout
+    assert "cross_domain split" in ev and "recall@20" in ev
+    p = kgrec("train", "--dataset", "amazon-cdr-phone-sport", "--split", "cross_domain",
+              "--epochs", "1", check=False)
+    assert p.returncode == 2 and "needs a target domain" in p.stderr
