@@ -11,7 +11,8 @@ Variants (``--variants``):
   cold-node dropout, KG propagation, multi-task heads incl. KG completion, uncertainty
   weighting);
 - ablations ``no-text``, ``no-kg``, ``no-multitask`` (the ``all`` head only), ``no-fusion``
-  (mean of the modalities instead of attention), and ``ids-only`` (no content, no KG, one
+  (mean of the modalities instead of attention), ``no-id-dropout`` (no cold-node
+  simulation in training), and ``ids-only`` (no content, no KG, one
   task: a LightGCN-like id model, the reference that cannot place a new item).
 
 Cold items (``--cold``): the same variants on a cold-item split (10% of the items held out for
@@ -54,6 +55,7 @@ VARIANTS: dict[str, dict] = {
     "no-kg": {"use_kg": False},
     "no-multitask": {"tasks": ["all"]},
     "no-fusion": {"fusion": "mean"},
+    "no-id-dropout": {"id_dropout": 0.0},
     "ids-only": {"features": [], "use_kg": False, "tasks": ["all"], "id_dropout": 0.0},
 }
 BASELINES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)"}
