@@ -216,6 +216,8 @@ def summarise_cross() -> list[str]:
             continue
         lines += [f"## Cross-domain transfer on {dataset}: target {CROSS[dataset]}, "
                   "Recall@20 / NDCG@20 by target shots K", "",
+                  "Protocol: " + __doc__.split("Cross-domain transfer (``--cross``): ")[1]
+                  .split("\n\n")[0].replace("``", "`"), "",
                   "| variant | " + " | ".join(f"K={k}" for k in CROSS_SHOTS) + " | seeds per K |",
                   "|---|" + "---:|" * (len(CROSS_SHOTS) + 1)]
         for v in CROSS_VARIANTS:
@@ -327,13 +329,15 @@ def summarise_robust() -> list[str]:
 
 def summarise(command: str) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
-    lines = ["# Generalisation: few-shot cold start, robustness to noise, temporal shift", "",
+    lines = ["# Generalisation: few-shot cold start, cross-domain transfer, robustness to noise, "
+             "temporal shift", "",
              "Reproduce: `python benchmarks/generalise.py --datasets lastfm-hetrec-kg --sides "
              "user --seeds 0` (few-shot) and `python benchmarks/generalise.py --robust "
              "--datasets lastfm-hetrec-kg --seeds 0` (robustness) and `python "
-             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0`; "
+             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0` and `python "
+             "benchmarks/generalise.py --cross --seeds 0` (cross-domain); "
              "resumable, per-run JSON in `benchmarks/results/runs/generalise-*.json`, "
-             "`robust-*.json`, `temporal-*.json`; "
+             "`robust-*.json`, `temporal-*.json`, `cross-*.json`; "
              f"this file last written by `{command}`.", "",
              f"Machine: {os.cpu_count()} CPUs, {platform.machine()}; one thread per run "
              "(`OMP_NUM_THREADS=1`), other jobs sharing the machine. "
