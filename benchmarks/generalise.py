@@ -207,6 +207,24 @@ def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> N
     out.write_text(json.dumps(doc, indent=1))
 
 
+def shots_table(runs: list[dict], variants: list[str], shots: list[int]) -> list[str]:
+    """Markdown rows: one per variant with runs, ``Recall@20 / NDCG@20`` (mean ± std over
+    seeds) per K, and the number of seeds per K."""
+    lines = ["| variant | " + " | ".join(f"K={k}" for k in shots) + " | seeds per K |",
+             "|---|" + "---:|" * (len(shots) + 1)]
+    for v in variants:
+        cells, seeds = [], []
+        for k in shots:
+            sel = [r for r in runs if r["variant"] == v and r["shots"] == k]
+            seeds.append(len({r["seed"] for r in sel}))
+            cells.append(f"{mean_std([r['recall@20'] for r in sel])} / "
+                         f"{mean_std([r['ndcg@20'] for r in sel])}" if sel else "–")
+        if any(seeds):
+            lines.append(f"| {v} | " + " | ".join(cells) + " | " + "/".join(map(str, seeds))
+                         + " |")
+    return lines
+
+
 def summarise_cross() -> list[str]:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("cross-*.json"))]
     lines: list[str] = []
@@ -218,18 +236,7 @@ def summarise_cross() -> list[str]:
                   "Recall@20 / NDCG@20 by target shots K", "",
                   "Protocol: " + __doc__.split("Cross-domain transfer (``--cross``): ")[1]
                   .split("\n\n")[0].replace("``", "`"), "",
-                  "| variant | " + " | ".join(f"K={k}" for k in CROSS_SHOTS) + " | seeds per K |",
-                  "|---|" + "---:|" * (len(CROSS_SHOTS) + 1)]
-        for v in CROSS_VARIANTS:
-            cells, seeds = [], []
-            for k in CROSS_SHOTS:
-                sel = [r for r in rs if r["variant"] == v and r["shots"] == k]
-                seeds.append(len(sel))
-                cells.append(f"{mean_std([r['recall@20'] for r in sel])} / "
-                             f"{mean_std([r['ndcg@20'] for r in sel])}" if sel else "–")
-            if any(seeds):
-                lines.append(f"| {v} | " + " | ".join(cells) + " | "
-                             + "/".join(map(str, seeds)) + " |")
+                  *shots_table(rs, list(CROSS_VARIANTS), CROSS_SHOTS)]
         ratio = []
         for model in ("hgnn", "hgnn-ids", "lightgcn"):
             for k in CROSS_SHOTS:
@@ -334,8 +341,8 @@ def summarise(command: str) -> str:
              "Reproduce: `python benchmarks/generalise.py --datasets lastfm-hetrec-kg --sides "
              "user --seeds 0` (few-shot) and `python benchmarks/generalise.py --robust "
              "--datasets lastfm-hetrec-kg --seeds 0` (robustness) and `python "
-             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0` and `python "
-             "benchmarks/generalise.py --cross --seeds 0` (cross-domain); "
+             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0` and "
+             "`python benchmarks/generalise.py --cross --seeds 0` (cross-domain); "
              "resumable, per-run JSON in `benchmarks/results/runs/generalise-*.json`, "
              "`robust-*.json`, `temporal-*.json`, `cross-*.json`; "
              f"this file last written by `{command}`.", "",
@@ -355,19 +362,7 @@ def summarise(command: str) -> str:
             if not rows:
                 continue
             lines += [f"## {dataset}: cold {side}s, Recall@20 / NDCG@20 by shots K", "",
-                      "| variant | " + " | ".join(f"K={k}" for k in SHOTS)
-                      + " | seeds per K |",
-                      "|---|" + "---:|" * (len(SHOTS) + 1)]
-            for v in VARIANTS:
-                cells, seeds = [], []
-                for k in SHOTS:
-                    rs = [r for r in rows if r["variant"] == v and r["shots"] == k]
-                    seeds.append(len({r["seed"] for r in rs}))
-                    cells.append(f"{mean_std([r['recall@20'] for r in rs])} / "
-                                 f"{mean_std([r['ndcg@20'] for r in rs])}" if rs else "–")
-                if any(seeds):
-                    lines.append(f"| {v} | " + " | ".join(cells) + " | "
-                                 + "/".join(map(str, seeds)) + " |")
+                      *shots_table(rows, list(VARIANTS), SHOTS)]
             ratio = []
             for k in SHOTS:
                 m = [r["recall@20"] for r in rows if r["variant"] == "meta" and r["shots"] == k]
