@@ -122,6 +122,11 @@ class ModelConfig:
         task_weighting: ``uncertainty`` (learned, Kendall et al.) or ``fixed``.
         task_weights: fixed weights as ``task=weight`` (default 1 each; under
             ``uncertainty`` they multiply the learned weights).
+        content_min_distinct: a user or item type whose content tells fewer than this share of
+            its nodes apart (distinct content rows / nodes) is placed by ids alone: content
+            shared by thousands of nodes (Book-Crossing's one item text, the DisenCDR items'
+            domain) cannot place a node, and as a cold node's only input it gives every
+            unseen item one vector. 0 keeps any content.
         rank_task: the link task whose head ranks items for recommendation and evaluation
             (``all``; e.g. ``domain=cloth`` to rank a cross-domain target with its own head).
     """
@@ -140,6 +145,7 @@ class ModelConfig:
     tasks: list[str] = field(default_factory=lambda: ["auto"])
     task_weighting: str = "uncertainty"
     task_weights: list[str] = field(default_factory=list)
+    content_min_distinct: float = 0.01
     rank_task: str = "all"
 
     def check(self) -> None:
@@ -161,6 +167,9 @@ class ModelConfig:
                               "uncertainty or fixed")
         if not self.tasks:
             raise ConfigError("model.tasks: list at least one task (or 'auto')")
+        if not 0.0 <= self.content_min_distinct <= 1.0:
+            raise ConfigError(f"model.content_min_distinct: {self.content_min_distinct} must be "
+                              "in [0, 1]")
 
 
 @dataclass

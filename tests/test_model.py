@@ -218,3 +218,27 @@ def test_add_items_places_new_items_exactly_as_the_model_encodes_unseen_ones(col
                                               train=cfg.train), progress=False)
     with pytest.raises(ConfigError, match="trained with text"):
         ids_only.add_items(["n"], ["some text"])
+
+
+def test_content_that_cannot_tell_nodes_apart_is_not_used(data_dir):
+    """DisenCDR items carry only their domain (2 values for 34,500 items): hgnn places them by
+    id; with the threshold at 0 the domain is their content, and every item unseen in
+    training gets the same input."""
+    from kgrec.models import build_model
+
+    g = kgrec.load_dataset("amazon-cdr-phone-sport", data_dir=data_dir)
+    feats = build_features(g, modalities=("categorical",), progress=False)
+    assert feats.items.distinct_rows() == 2 and feats.users.distinct_rows() == 0
+    s = kgrec.split(g, "cold_item", seed=0)
+    m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8}).model, graph_inputs(s),
+                    device="cpu", progress=False)
+    assert m.modalities["items"] == []
+    kept = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
+                                           "content_min_distinct": 0.0}).model,
+                       graph_inputs(s), device="cpu", progress=False)
+    assert kept.modalities["items"] == ["categorical"]
+    kept.eval()
+    with torch.no_grad():
+        _, nodes = kept.embed()
+    cold = torch.from_numpy(s.test.cold_items & (g.items.attrs["domain"] == "sport"))
+    assert len(torch.unique(nodes[:g.num_items][cold], dim=0)) == 1

@@ -57,6 +57,21 @@ class Modalities:
             out.append("vectors")
         return out
 
+    def distinct_rows(self) -> int:
+        """How many nodes this content tells apart: the number of distinct rows over all
+        modalities together (0 when there is no content)."""
+        cols: list[Tensor] = []
+        if self.text is not None:
+            cols.append(self.text * self.text_mask.unsqueeze(-1))
+        cols += [c.unsqueeze(-1).float() for c in self.categorical]
+        if self.numeric is not None:
+            cols += [self.numeric * self.numeric_mask, self.numeric_mask.float()]
+        if self.vectors is not None:
+            cols.append(self.vectors * self.vectors_mask.unsqueeze(-1))
+        if not cols:
+            return 0
+        return len(torch.unique(torch.cat(cols, 1), dim=0))
+
 
 @dataclass
 class GraphFeatures:

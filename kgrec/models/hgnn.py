@@ -36,7 +36,7 @@ from torch import Tensor, nn
 
 from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
-from kgrec.features.build import build_features
+from kgrec.features.build import Modalities, build_features
 from kgrec.models.base import GraphInputs, Isolation, PairBatch, bpr_loss
 from kgrec.models.fusion import Fusion
 from kgrec.models.kggnn import KGGNN
@@ -68,6 +68,15 @@ class HGNN(KGGNN):
         U, I, E = self.num_users, self.num_items, self.num_entities
         feats = build_features(graph, modalities=tuple(cfg.features), text_model=cfg.text_model,
                                device=device, progress=progress)
+        for kind in ("users", "items"):
+            m = getattr(feats, kind)
+            distinct = m.distinct_rows()
+            if m.names() and distinct < cfg.content_min_distinct * m.num_nodes:
+                log.warning("hgnn: the %s' content (%s) tells only %d of %d apart; they are "
+                            "placed by their ids alone (model.content_min_distinct=%g)", kind,
+                            "+".join(m.names()), distinct, m.num_nodes,
+                            cfg.content_min_distinct)
+                setattr(feats, kind, Modalities(m.num_nodes))
         self.user_content = Fusion(feats.users, dim, cfg.fusion)
         self.item_content = Fusion(feats.items, dim, cfg.fusion)
         self.entity_content = Fusion(feats.entities, dim, cfg.fusion) if E else None
