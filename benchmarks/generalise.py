@@ -178,6 +178,8 @@ CROSS_VARIANTS: dict[str, dict] = {
     "hgnn-content-joint": {"model": {"name": "hgnn", "content_min_distinct": 0.0}},
     "hgnn-content-target": {"model": {"name": "hgnn", "content_min_distinct": 0.0},
                             "target_only": True},
+    "lightgcn-joint": {"model": {"name": "lightgcn"}},
+    "lightgcn-target": {"model": {"name": "lightgcn"}, "target_only": True},
 }
 
 
