@@ -124,8 +124,8 @@ class ModelConfig:
             ``uncertainty`` they multiply the learned weights).
         content_min_distinct: a user or item type whose content tells fewer than this share of
             its nodes apart (distinct content rows / nodes) is placed by ids alone: content
-            shared by thousands of nodes (Book-Crossing's one item text, the DisenCDR items'
-            domain) cannot place a node, and as a cold node's only input it gives every
+            shared by thousands of nodes (the DisenCDR items' domain, 2 values for ~70k items)
+            cannot place a node, and as a cold node's only input it gives every
             unseen item one vector. 0 keeps any content.
         rank_task: the link task whose head ranks items for recommendation and evaluation
             (``all``; e.g. ``domain=cloth`` to rank a cross-domain target with its own head).

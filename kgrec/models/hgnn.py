@@ -288,8 +288,11 @@ class HGNN(KGGNN):
         else:
             total = (stacked * self.task_weight).sum()
         if self.adversary is not None:
+            # the clean loss serves the one-step attack only if it is the ranking head's and
+            # has a graph (the "all" head always has pairs; another head may have none)
+            ranked = self.link_tasks[self.rank_head] == "all"
             la = self._adversarial(batch, (u0, n0), propagate_,
-                                   losses[0] if self.link_tasks[0] == "all" else None)
+                                   losses[self.rank_head] if ranked else None)
             total = total + self.adversary.weight * la
             parts["adv"] = float(la.detach())
         # L2 on the batch's layer-0 inputs (content + id), not just the id embeddings: the
