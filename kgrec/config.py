@@ -129,6 +129,15 @@ class ModelConfig:
             unseen item one vector. 0 keeps any content.
         rank_task: the link task whose head ranks items for recommendation and evaluation
             (``all``; e.g. ``domain=cloth`` to rank a cross-domain target with its own head).
+        task_users: give every link task but ``all`` its own per-user offset, zero at the
+            start and learned from that task's pairs only: a user's taste in one domain (or
+            behaviour) need not be their taste in another, and without it the propagated
+            user vector is the same for every head, up to the head's diagonal scaling.
+        source_gate: with ``rank_task: domain=X``, the ranking head propagates over its own
+            view of the interaction graph, in which the links to other domains' items count
+            ``w`` times (``w`` learned, 1 at the start; 0 would be the target domain alone):
+            what a source domain says about a user can be turned down where it misleads.
+            The other heads keep the whole graph. Not with few-shot adaptation (``meta.mode``).
     """
 
     name: str = "kggnn"
@@ -147,6 +156,8 @@ class ModelConfig:
     task_weights: list[str] = field(default_factory=list)
     content_min_distinct: float = 0.01
     rank_task: str = "all"
+    task_users: bool = False
+    source_gate: bool = False
 
     def check(self) -> None:
         if self.name not in MODELS:
@@ -333,6 +344,13 @@ class Config:
         if self.model.rank_task != "all" and self.model.name != "hgnn":
             raise ConfigError(f"model.rank_task: only hgnn has one head per task; "
                               f"{self.model.name} ranks with its one scorer")
+        if self.model.source_gate and not self.model.rank_task.startswith("domain="):
+            raise ConfigError(f"model.source_gate: needs a domain head to rank "
+                              f"(model.rank_task: domain=X); rank_task is "
+                              f"{self.model.rank_task!r}")
+        if self.model.source_gate and self.meta.mode != "off":
+            raise ConfigError("model.source_gate: not with few-shot adaptation (meta.mode "
+                              f"{self.meta.mode!r}); set meta.mode=off")
         if self.meta.mode != "off" and self.model.name != "hgnn":
             raise ConfigError(f"meta.mode: {self.meta.mode!r} needs model hgnn (it encodes a "
                               f"node from content); model.name is {self.model.name!r}")

@@ -2,6 +2,8 @@
 per-domain items): what the target domain's held-out users keep, what is ranked, and that
 the source domain's links carry over."""
 
+import dataclasses
+
 import numpy as np
 import pytest
 import torch
@@ -139,3 +141,81 @@ def test_the_source_domain_places_the_target_users(data_dir):
         rec = kgrec.train(s, cfg, progress=False)
         recall[target_only] = kgrec.evaluate(rec, s.test, k=[20])["recall@20"]
     assert recall[False] > 1.5 * recall[True], recall
+
+
+def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
+    from kgrec.models import build_model
+    from kgrec.models.base import PairBatch
+    from kgrec.train.loop import graph_inputs
+
+    s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
+    inputs = graph_inputs(s)
+    cfg = kgrec.Config(model={"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8,
+                              "task_users": True, "id_dropout": 0.0})
+    torch.manual_seed(0)
+    m = build_model(cfg.model, inputs, device="cpu", progress=False)
+    plain_cfg = kgrec.Config(model={**dataclasses.asdict(cfg.model), "task_users": False})
+    torch.manual_seed(0)
+    plain = build_model(plain_cfg.model, inputs, device="cpu", progress=False)
+    m.eval()
+    plain.eval()
+    with torch.no_grad():  # zero offsets: the same ranking as without them
+        assert torch.allclose(m()[0], plain()[0])
+    # one step on sport pairs only: the sport offsets of those users move, nothing else does
+    domain = pair.items.attrs["domain"][inputs.train_items]
+    sport = np.flatnonzero(domain == TARGET)[:64]
+    phone_items = inputs.train_items[np.flatnonzero(domain == SOURCE)[:64]]
+    batch = PairBatch(users=torch.from_numpy(inputs.train_users[sport]),
+                      pos=torch.from_numpy(inputs.train_items[sport]),
+                      neg=torch.from_numpy(phone_items), index=torch.from_numpy(sport))
+    m.train()
+    loss, _ = m.loss(batch, reg=1e-4)
+    loss.backward()
+    grad = m.task_user.grad
+    t_sport, t_phone = m.link_tasks.index(f"domain={TARGET}"), m.link_tasks.index("domain=phone")
+    assert grad[0].abs().sum() == 0 and grad[t_phone].abs().sum() == 0
+    moved = grad[t_sport].abs().sum(-1) > 0
+    assert set(torch.nonzero(moved).flatten().tolist()) == set(inputs.train_users[sport].tolist())
+
+
+def test_source_gate_starts_as_the_joint_graph_and_can_shut_the_source_out(pair):
+    from kgrec.models import build_model
+    from kgrec.train.loop import graph_inputs
+
+    s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
+    inputs = graph_inputs(s)
+    model = {"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8}
+    torch.manual_seed(0)
+    m = build_model(kgrec.Config(model={**model, "source_gate": True}).model, inputs,
+                    device="cpu", progress=False)
+    torch.manual_seed(0)
+    plain = build_model(kgrec.Config(model=model).model, inputs, device="cpu", progress=False)
+    m.eval()
+    plain.eval()
+    source = torch.from_numpy(pair.items.attrs["domain"] == SOURCE)
+    with torch.no_grad():
+        assert torch.allclose(m()[0], plain()[0], atol=1e-6)  # weight 1: the joint graph
+        m.source_log_weight.fill_(-50.0)  # weight ~0: the source items are not heard
+        before = m()[0]
+        m.node.weight[:m.num_items][source] += 1.0
+        assert torch.allclose(m()[0], before, atol=1e-5)
+        # ... by the ranking head only: the shared view (the other heads) still hears them
+        _, _, shared, _ = m._encode()
+        plain.node.weight[:m.num_items][source] += 1.0
+        assert torch.allclose(shared.users, plain._encode()[2].users, atol=1e-5)
+    # the weight is learned: a training step moves it
+    from kgrec.models.base import PairBatch
+    idx = torch.arange(256)
+    batch = PairBatch(torch.from_numpy(inputs.train_users[:256]),
+                      torch.from_numpy(inputs.train_items[:256]),
+                      torch.from_numpy(inputs.train_items[256:512]), idx)
+    m.train()
+    with torch.no_grad():
+        m.source_log_weight.zero_()
+    loss, parts = m.loss(batch, reg=1e-4)
+    loss.backward()
+    assert parts["source_weight"] == 1.0 and float(m.source_log_weight.grad) != 0.0
+    with pytest.raises(kgrec.ConfigError, match="source_gate: needs a domain head"):
+        kgrec.Config(model={"name": "hgnn", "source_gate": True})
+    with pytest.raises(kgrec.ConfigError, match="source_gate: not with few-shot"):
+        kgrec.Config(model={**model, "source_gate": True}, meta={"mode": "meta"})

@@ -130,10 +130,12 @@ def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
 
 
 def bipartite_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,
-                        num_items: int) -> Tensor:
+                        num_items: int, keep_items: np.ndarray | None = None) -> Tensor:
     """The symmetric-normalised adjacency of the user-item graph over ``U + I`` nodes.
 
     ``A[u, U + i] = A[U + i, u] = 1 / sqrt(deg(u) deg(i))`` for each unique training pair.
+    ``keep_items`` (bool ``[I]``): only the pairs of these items, still normalised by the
+    whole graph's degrees (so the parts of a split adjacency sum to the whole).
 
     Returns:
         ``torch.sparse_csr`` tensor ``[U + I, U + I]`` (CSR: much faster than ``edge_index``
@@ -144,6 +146,9 @@ def bipartite_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,
     du = np.bincount(u, minlength=num_users).astype(np.float64)
     di = np.bincount(i, minlength=num_items).astype(np.float64)
     w = 1.0 / np.sqrt(du[u] * di[i])
+    if keep_items is not None:
+        sel = keep_items[i]
+        u, i, w = u[sel], i[sel], w[sel]
     rows = np.concatenate([u, i + num_users])
     cols = np.concatenate([i + num_users, u])
     vals = np.concatenate([w, w]).astype(np.float32)

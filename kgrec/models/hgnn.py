@@ -27,7 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Callable
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 import torch
@@ -37,9 +37,11 @@ from torch import Tensor, nn
 from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.features.build import Modalities, build_features
-from kgrec.models.base import GraphInputs, Isolation, PairBatch, bpr_loss
+from kgrec.graph import RecGraph
+from kgrec.models.base import GraphInputs, Isolation, PairBatch, bipartite_adjacency, bpr_loss
 from kgrec.models.fusion import Fusion
 from kgrec.models.kggnn import KGGNN
+from kgrec.models.ops import WeightedAdjacency
 from kgrec.models.tasks import resolve_tasks
 
 log = logging.getLogger(__name__)
@@ -125,6 +127,13 @@ class HGNN(KGGNN):
             raise ConfigError(f"model.rank_task: {cfg.rank_task!r} is not one of this model's "
                               f"link tasks {self.link_tasks}")
         self.rank_head = self.link_tasks.index(cfg.rank_task)
+        # [T, U, d] per-task user offsets (row 0, the ``all`` head, stays zero: the shared
+        # vector is that head's own); zero at the start, so the model starts as without them
+        self.task_user = (nn.Parameter(torch.zeros(len(link), U, dim))
+                          if cfg.task_users and len(link) > 1 else None)
+        self.source_log_weight = None
+        if cfg.source_gate:
+            self._init_source_gate(cfg.rank_task, graph, inputs)
         self.kg_task = "kg" in self.task_names
         if self.kg_task:
             self.kgc_relation = nn.Embedding(len(inputs.kg.relations), dim)
@@ -144,6 +153,29 @@ class HGNN(KGGNN):
             # down from its fixed weight, which is what a noisy auxiliary task needs.
             self.log_var_raw = nn.Parameter(torch.full((len(self.task_names),), -2.0))
         log.info("hgnn tasks: %s (%s weighting)", self.task_names, self.weighting)
+
+    def _init_source_gate(self, rank_task: str, graph: RecGraph, inputs: GraphInputs) -> None:
+        """The ranking head's graph: the target domain's links plus the other domains'
+        links weighted by ``exp(source_log_weight)`` (1 at the start)."""
+        target = rank_task.partition("=")[2]
+        domains = graph.items.attrs.get("domain")
+        if domains is None:
+            raise ConfigError(f"model.source_gate: {graph.name}'s items have no domain")
+        in_target = np.asarray(domains) == target
+        parts = [bipartite_adjacency(inputs.train_users, inputs.train_items, self.num_users,
+                                     self.num_items, keep_items=keep)
+                 for keep in (in_target, ~in_target)]
+        self.register_buffer("adj_target", parts[0], persistent=False)
+        self.register_buffer("adj_source", parts[1], persistent=False)
+        self.source_log_weight = nn.Parameter(torch.zeros(()))
+
+    def _rank_adjacency(self) -> WeightedAdjacency | None:
+        """The ranking head's graph under ``model.source_gate`` (else the shared one)."""
+        if self.source_log_weight is None:
+            return None
+        one = torch.ones((), device=self.heads.device)
+        return WeightedAdjacency([(self.adj_target, one),
+                                  (self.adj_source, self.source_log_weight.exp())])
 
     # ---------------------------------------------------------------- inputs
     def _warm(self) -> tuple[Tensor, Tensor]:
@@ -201,9 +233,11 @@ class HGNN(KGGNN):
         return u, nodes
 
     def _encode(self, isolate: Isolation | None = None
-                ) -> tuple[Tensor, Tensor, Tensor, Tensor, Callable[[Tensor, Tensor], Any]]:
-        """Layer-0 inputs, propagated users and items, and the propagation itself (this
-        step's id dropout and graph, so an adversarial pass sees the same graph)."""
+                ) -> tuple[Tensor, Tensor, _View, _View]:
+        """Layer-0 inputs and two views of them propagated: the shared graph's (every head
+        but the ranking one) and the ranking head's (the same view unless
+        ``model.source_gate``). A view carries its propagation (this step's id dropout and
+        graph), so an adversarial pass sees the same graph."""
         user_warm, node_warm = self._warm()
         user_known, node_known = self.user_known, self.node_known
         adj = None
@@ -226,8 +260,19 @@ class HGNN(KGGNN):
         def propagate_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
             return self.encode(u, n, *hears, adj=adj)
 
-        users, items = propagate_(u0, n0)
-        return u0, n0, users, items, propagate_
+        shared = _View(*propagate_(u0, n0), propagate_)
+        gated = self._rank_adjacency()
+        if gated is None or isolate is not None:
+            return u0, n0, shared, shared
+
+        def rank_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
+            return self.encode(u, n, *hears, adj=gated)
+
+        return u0, n0, shared, _View(*rank_(u0, n0), rank_)
+
+    def rank_encode(self, u: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """Propagation as the ranking head sees it (its own graph under ``source_gate``)."""
+        return self.encode(u, nodes, adj=self._rank_adjacency())
 
     @torch.no_grad()
     def _init_relations(self, text: Tensor) -> None:
@@ -248,12 +293,20 @@ class HGNN(KGGNN):
         """Users ``[U, d]`` (through the ranking head) and items ``[I, d]``; ``isolate``
         encodes the given users/items as few-shot nodes: no id, only the interaction edges of
         its graph (episodes and held-out nodes, :mod:`kgrec.train.meta`)."""
-        _, _, users, items, _ = self._encode(isolate)
-        return self.readout(users, items)
+        _, _, _, ranked = self._encode(isolate)
+        return self.readout(ranked.users, ranked.items)
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Users through the ranking head (``model.rank_task``, default ``all``)."""
-        return users * self.heads[self.rank_head], items
+        return self._task_users(users, self.rank_head) * self.heads[self.rank_head], items
+
+    def _task_users(self, users: Tensor, task: int, index: Tensor | None = None) -> Tensor:
+        """``users`` (all ``[U, d]``, or the rows ``index`` of them) as task ``task`` sees
+        them: plus the task's own offset under ``model.task_users``."""
+        if self.task_user is None or self.link_tasks[task] == "all":
+            return users
+        off = self.task_user[task]
+        return users + (off if index is None else off[index])
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         out = []
@@ -265,18 +318,21 @@ class HGNN(KGGNN):
 
     def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
         """Weighted sum of the per-task losses (BPR per link task, DistMult for ``kg``)."""
-        u0, n0, users, items, propagate_ = self._encode()
+        u0, n0, shared, ranked = self._encode()
         losses: list[Tensor] = []
         parts: dict[str, float] = {}
         for t, name in enumerate(self.link_tasks):
             m = self.task_mask[t, batch.index]
             if not bool(m.any()):
-                losses.append(users.new_zeros(()))
+                losses.append(u0.new_zeros(()))
                 continue
-            ub = users[batch.users[m]] * self.heads[t]
+            users, items = (ranked if t == self.rank_head else shared)[:2]
+            ub = self._task_users(users[batch.users[m]], t, batch.users[m]) * self.heads[t]
             lt = bpr_loss(ub, items[batch.pos[m]], items[batch.neg[m]])
             losses.append(lt)
             parts[name] = float(lt.detach())
+        if self.source_log_weight is not None:
+            parts["source_weight"] = float(self.source_log_weight.detach().exp())
         if self.kg_task:
             lk = self._kg_loss(n0, len(batch.users))
             losses.append(lk)
@@ -290,15 +346,17 @@ class HGNN(KGGNN):
         if self.adversary is not None:
             # the clean loss serves the one-step attack only if it is the ranking head's and
             # has a graph (the "all" head always has pairs; another head may have none)
-            ranked = self.link_tasks[self.rank_head] == "all"
-            la = self._adversarial(batch, (u0, n0), propagate_,
-                                   losses[self.rank_head] if ranked else None)
+            is_all = self.link_tasks[self.rank_head] == "all"
+            la = self._adversarial(batch, (u0, n0), ranked.propagate,
+                                   losses[self.rank_head] if is_all else None)
             total = total + self.adversary.weight * la
             parts["adv"] = float(la.detach())
         # L2 on the batch's layer-0 inputs (content + id), not just the id embeddings: the
         # content projection can memorise as well as an id can.
         items0 = n0[torch.cat([batch.pos, batch.neg])]
         l2 = (u0[batch.users] ** 2).sum() + (items0 ** 2).sum()
+        if self.task_user is not None:
+            l2 = l2 + (self.task_user[:, batch.users] ** 2).sum()
         return total + reg * 0.5 * l2 / len(batch.users), parts
 
     def _adversarial(self, batch: PairBatch, inputs: tuple[Tensor, Tensor],
@@ -329,6 +387,14 @@ class HGNN(KGGNN):
         if self.weighting == "uncertainty":
             w = w * torch.exp(-F.softplus(self.log_var_raw.detach()))
         return dict(zip(self.task_names, w.tolist(), strict=True))
+
+
+class _View(NamedTuple):
+    """Propagated users ``[U, d]`` and items ``[I, d]``, and the propagation that made them."""
+
+    users: Tensor
+    items: Tensor
+    propagate: Callable[[Tensor, Tensor], Any]
 
 
 def _mix(ids: Tensor, content: Tensor, gate: Tensor, warm: Tensor) -> Tensor:

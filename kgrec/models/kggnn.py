@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency, bpr_loss
-from kgrec.models.ops import propagate
+from kgrec.models.ops import WeightedAdjacency, propagate
 
 
 class KGGNN(RecModel):
@@ -95,22 +95,23 @@ class KGGNN(RecModel):
         return self.encode(*self.embed())
 
     def encode(self, u: Tensor, nodes: Tensor, user_hears: Tensor | None = None,
-               item_hears: Tensor | None = None, adj: Tensor | None = None
-               ) -> tuple[Tensor, Tensor]:
+               item_hears: Tensor | None = None,
+               adj: Tensor | WeightedAdjacency | None = None) -> tuple[Tensor, Tensor]:
         """Propagate layer-0 inputs ``u [U, d]``, ``nodes [I + E, d]`` -> users ``[U, d]``,
         items ``[I, d]`` (the mean over layers).
 
         ``user_hears [U]`` / ``item_hears [I]`` (float 0/1, optional) silence the interaction
         messages into chosen users/items, so that they are encoded as a cold node would be.
         ``adj`` replaces the training interaction graph for this pass (a few-shot episode's
-        graph, which lacks its query links).
+        graph, which lacks its query links), or a weighted sum of adjacency parts.
         """
         U, I = self.num_users, self.num_items
         rel_vecs = self.relation_vectors() if self.has_kg else None
         adj = self.adj if adj is None else adj
         out_u, out_n = u, nodes
         for layer in range(self.layers):
-            ui = propagate(adj, torch.cat([u, nodes[:I]]))
+            x = torch.cat([u, nodes[:I]])
+            ui = adj(x) if isinstance(adj, WeightedAdjacency) else propagate(adj, x)
             u, items = ui[:U], ui[U:]
             if user_hears is not None:
                 u = u * user_hears.unsqueeze(-1)
@@ -124,6 +125,11 @@ class KGGNN(RecModel):
             out_u, out_n = out_u + u, out_n + nodes
         scale = 1.0 / (self.layers + 1)
         return out_u * scale, out_n[:I] * scale
+
+    def rank_encode(self, u: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
+        """:meth:`encode` as the ranking sees it (a model whose ranking head propagates over
+        its own graph overrides this)."""
+        return self.encode(u, nodes)
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user(users), self.node(items)]

@@ -22,3 +22,20 @@ class _SymmetricSpMM(torch.autograd.Function):
 def propagate(adj: Tensor, x: Tensor) -> Tensor:
     """``adj @ x`` for a symmetric sparse ``adj`` ``[N, N]`` and dense ``x`` ``[N, d]``."""
     return _SymmetricSpMM.apply(adj, x)
+
+
+class WeightedAdjacency:
+    """``x -> sum_k w_k (A_k @ x)``: a symmetric adjacency split into parts ``A_k`` (sparse,
+    ``[N, N]``) weighted by scalars ``w_k`` (tensors; learned weights get their gradient
+    through the dense product, so the sparse parts stay constant)."""
+
+    def __init__(self, parts: list[tuple[Tensor, Tensor]]) -> None:
+        self.parts = parts
+
+    def __call__(self, x: Tensor) -> Tensor:
+        out = None
+        for adj, w in self.parts:
+            y = w * propagate(adj, x)
+            out = y if out is None else out + y
+        assert out is not None
+        return out

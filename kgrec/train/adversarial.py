@@ -105,7 +105,7 @@ def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 
     neg = torch.as_tensor(NegativeSampler(split.train_users, split.train_items, split.num_items,
                                           rng).sample(split.train_users[idx]), device=dev)
     def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-        return model.readout(*model.encode(u, n))
+        return model.readout(*model.rank_encode(u, n))
 
     def rank(us: Tensor, its: Tensor) -> Tensor:
         return bpr_loss(us[users], its[pos], its[neg])
