@@ -41,9 +41,10 @@ ranks), ``target`` on the target domain's links alone (the same held-out links);
 domain, tells 2 of ~70k items apart, so hgnn places items by ids), ``hgnn-content`` (hgnn
 made to use the domain as content, ``model.content_min_distinct=0``) and LightGCN; two
 remedies for negative transfer are joint-only variants of hgnn: ``hgnn-taskusers`` (a
-per-user offset per domain head, ``model.task_users``) and ``hgnn-gate`` (the target head
-propagates over its own graph with the source links weighted by a learned factor,
-``model.source_gate``; the factor at the selected epoch is reported). Runs write
+per-user offset per domain head, ``model.task_users``) and ``hgnn-src<w>`` (the target head
+propagates over its own graph with the source links weighted by ``model.source_weight``
+w = 0 or 0.3; ``srclearn``: learned from 1, its value at the selected epoch reported).
+Runs write
 ``benchmarks/results/runs/cross-<dataset>-<target>-k<K>-<variant>-<seed>.json``.
 
 Each run is its own process writing
@@ -185,9 +186,12 @@ CROSS_VARIANTS: dict[str, dict] = {
     # hgnn with a per-user offset for each domain head (model.task_users): the target head
     # may move a user away from where the source domain's links put them.
     "hgnn-taskusers-joint": {"model": {"name": "hgnn", "task_users": True}},
-    # hgnn whose target head propagates over its own graph, the source links weighted by a
-    # learned factor (model.source_gate): a remedy for negative transfer
-    "hgnn-gate-joint": {"model": {"name": "hgnn", "source_gate": True}},
+    # hgnn whose target head propagates over its own graph, the source links weighted by
+    # model.source_weight: 0 (the target's links alone), 0.3, or learned from 1
+    "hgnn-src0-joint": {"model": {"name": "hgnn", "source_weight": 0.0}},
+    "hgnn-src0.3-joint": {"model": {"name": "hgnn", "source_weight": 0.3}},
+    "hgnn-srclearn-joint": {"model": {"name": "hgnn", "source_weight": 1.0,
+                                      "learn_source_weight": True}},
     "lightgcn-joint": {"model": {"name": "lightgcn"}},
     "lightgcn-target": {"model": {"name": "lightgcn"}, "target_only": True},
 }
@@ -254,8 +258,8 @@ def summarise_cross() -> list[str]:
                   *shots_table(rs, list(CROSS_VARIANTS), CROSS_SHOTS)]
         ratio = []
         # each joint variant against its model's target-only run (the remedies: hgnn's)
-        pairs = [(v, v.rsplit("-", 1)[0].replace("-taskusers", "").replace("-gate", "")
-                  + "-target") for v in CROSS_VARIANTS if v.endswith("-joint")]
+        pairs = [(v, t if (t := v.replace("-joint", "-target")) in CROSS_VARIANTS
+                  else "hgnn-target") for v in CROSS_VARIANTS if v.endswith("-joint")]
         for joint, target in pairs:
             for k in CROSS_SHOTS:
                 j = [r["recall@20"] for r in rs if r["variant"] == joint and r["shots"] == k]
@@ -264,11 +268,11 @@ def summarise_cross() -> list[str]:
                     ratio.append(f"{joint.removesuffix('-joint')} K={k}: "
                                  f"{statistics.mean(j) / statistics.mean(t):.2f}x")
         gate = [f"K={r['shots']} seed {r['seed']}: {r['source_weight']:.2f}" for r in rs
-                if "source_weight" in r]
+                if r["variant"] == "hgnn-srclearn-joint" and "source_weight" in r]
         secs = {v: [r["sec_per_epoch"] for r in rs if r["variant"] == v] for v in CROSS_VARIANTS}
         lines += ["", "joint / target-only Recall@20: " + ", ".join(ratio)
                   + " (goal at K=5: 1.5x).", "",
-                  *(["hgnn-gate's learned source-link weight at the selected epoch: "
+                  *(["hgnn-srclearn's learned source-link weight at the selected epoch: "
                      + ", ".join(gate) + ".", ""] if gate else []),
                   "Seconds per epoch (median over runs): " + ", ".join(
                       f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]

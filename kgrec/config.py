@@ -133,11 +133,14 @@ class ModelConfig:
             start and learned from that task's pairs only: a user's taste in one domain (or
             behaviour) need not be their taste in another, and without it the propagated
             user vector is the same for every head, up to the head's diagonal scaling.
-        source_gate: with ``rank_task: domain=X``, the ranking head propagates over its own
-            view of the interaction graph, in which the links to other domains' items count
-            ``w`` times (``w`` learned, 1 at the start; 0 would be the target domain alone):
-            what a source domain says about a user can be turned down where it misleads.
-            The other heads keep the whole graph. Not with few-shot adaptation (``meta.mode``).
+        source_weight: with ``rank_task: domain=X``, the ranking head propagates over its
+            own view of the interaction graph, in which the links to other domains' items
+            count this much (0: the target domain's links alone; 1: the whole graph); the
+            other heads keep the whole graph. ``None`` (default): one graph for all heads.
+            A remedy for negative transfer, to tune on validation; not with few-shot
+            adaptation (``meta.mode``).
+        learn_source_weight: learn ``source_weight`` (from its value, which must be > 0)
+            with the other parameters.
     """
 
     name: str = "kggnn"
@@ -157,7 +160,8 @@ class ModelConfig:
     content_min_distinct: float = 0.01
     rank_task: str = "all"
     task_users: bool = False
-    source_gate: bool = False
+    source_weight: float | None = None
+    learn_source_weight: bool = False
 
     def check(self) -> None:
         if self.name not in MODELS:
@@ -178,6 +182,8 @@ class ModelConfig:
                               "uncertainty or fixed")
         if not self.tasks:
             raise ConfigError("model.tasks: list at least one task (or 'auto')")
+        if self.source_weight is not None and not self.source_weight >= 0:
+            raise ConfigError(f"model.source_weight: {self.source_weight} must be >= 0")
         if not 0.0 <= self.content_min_distinct <= 1.0:
             raise ConfigError(f"model.content_min_distinct: {self.content_min_distinct} must be "
                               "in [0, 1]")
@@ -344,13 +350,16 @@ class Config:
         if self.model.rank_task != "all" and self.model.name != "hgnn":
             raise ConfigError(f"model.rank_task: only hgnn has one head per task; "
                               f"{self.model.name} ranks with its one scorer")
-        if self.model.source_gate and not self.model.rank_task.startswith("domain="):
-            raise ConfigError(f"model.source_gate: needs a domain head to rank "
-                              f"(model.rank_task: domain=X); rank_task is "
-                              f"{self.model.rank_task!r}")
-        if self.model.source_gate and self.meta.mode != "off":
-            raise ConfigError("model.source_gate: not with few-shot adaptation (meta.mode "
+        m = self.model
+        if m.source_weight is not None and not m.rank_task.startswith("domain="):
+            raise ConfigError(f"model.source_weight: needs a domain head to rank "
+                              f"(model.rank_task: domain=X); rank_task is {m.rank_task!r}")
+        if m.source_weight is not None and self.meta.mode != "off":
+            raise ConfigError("model.source_weight: not with few-shot adaptation (meta.mode "
                               f"{self.meta.mode!r}); set meta.mode=off")
+        if m.learn_source_weight and not (m.source_weight or 0) > 0:
+            raise ConfigError(f"model.learn_source_weight: needs a starting "
+                              f"model.source_weight > 0 (it is {m.source_weight})")
         if self.meta.mode != "off" and self.model.name != "hgnn":
             raise ConfigError(f"meta.mode: {self.meta.mode!r} needs model hgnn (it encodes a "
                               f"node from content); model.name is {self.model.name!r}")

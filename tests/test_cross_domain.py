@@ -178,44 +178,46 @@ def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
     assert set(torch.nonzero(moved).flatten().tolist()) == set(inputs.train_users[sport].tolist())
 
 
-def test_source_gate_starts_as_the_joint_graph_and_can_shut_the_source_out(pair):
+def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
     from kgrec.models import build_model
+    from kgrec.models.base import PairBatch
     from kgrec.train.loop import graph_inputs
 
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     inputs = graph_inputs(s)
     model = {"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8}
-    torch.manual_seed(0)
-    m = build_model(kgrec.Config(model={**model, "source_gate": True}).model, inputs,
-                    device="cpu", progress=False)
-    torch.manual_seed(0)
-    plain = build_model(kgrec.Config(model=model).model, inputs, device="cpu", progress=False)
-    m.eval()
-    plain.eval()
+
+    def build(**extra):
+        torch.manual_seed(0)
+        m = build_model(kgrec.Config(model={**model, **extra}).model, inputs, device="cpu",
+                        progress=False)
+        return m.eval()
+
+    plain, whole, alone = build(), build(source_weight=1.0), build(source_weight=0.0)
     source = torch.from_numpy(pair.items.attrs["domain"] == SOURCE)
     with torch.no_grad():
-        assert torch.allclose(m()[0], plain()[0], atol=1e-6)  # weight 1: the joint graph
-        m.source_log_weight.fill_(-50.0)  # weight ~0: the source items are not heard
-        before = m()[0]
-        m.node.weight[:m.num_items][source] += 1.0
-        assert torch.allclose(m()[0], before, atol=1e-5)
-        # ... by the ranking head only: the shared view (the other heads) still hears them
-        _, _, shared, _ = m._encode()
-        plain.node.weight[:m.num_items][source] += 1.0
-        assert torch.allclose(shared.users, plain._encode()[2].users, atol=1e-5)
-    # the weight is learned: a training step moves it
-    from kgrec.models.base import PairBatch
-    idx = torch.arange(256)
+        assert torch.allclose(whole()[0], plain()[0], atol=1e-6)  # weight 1: the whole graph
+        before = alone()[0]
+        for m in (alone, plain):
+            m.node.weight[:m.num_items][source] += 1.0
+        # weight 0: the ranking head hears no source item ...
+        assert torch.allclose(alone()[0], before, atol=1e-5)
+        # ... the other heads do (the shared view is the plain model's)
+        assert torch.allclose(alone._encode()[2].users, plain._encode()[2].users, atol=1e-5)
+    assert "source_log_weight" not in dict(alone.named_parameters())  # fixed unless learned
+    learned = build(source_weight=0.5, learn_source_weight=True).train()
     batch = PairBatch(torch.from_numpy(inputs.train_users[:256]),
                       torch.from_numpy(inputs.train_items[:256]),
-                      torch.from_numpy(inputs.train_items[256:512]), idx)
-    m.train()
-    with torch.no_grad():
-        m.source_log_weight.zero_()
-    loss, parts = m.loss(batch, reg=1e-4)
+                      torch.from_numpy(inputs.train_items[256:512]), torch.arange(256))
+    loss, parts = learned.loss(batch, reg=1e-4)
     loss.backward()
-    assert parts["source_weight"] == 1.0 and float(m.source_log_weight.grad) != 0.0
-    with pytest.raises(kgrec.ConfigError, match="source_gate: needs a domain head"):
-        kgrec.Config(model={"name": "hgnn", "source_gate": True})
-    with pytest.raises(kgrec.ConfigError, match="source_gate: not with few-shot"):
-        kgrec.Config(model={**model, "source_gate": True}, meta={"mode": "meta"})
+    assert parts["source_weight"] == pytest.approx(0.5)
+    assert float(learned.source_log_weight.grad) != 0.0
+    for bad, match in [({"source_weight": 0.5}, "source_weight: needs a domain head"),
+                       ({**model, "source_weight": -1.0}, "must be >= 0"),
+                       ({**model, "source_weight": 0.0, "learn_source_weight": True},
+                        "needs a starting model.source_weight > 0")]:
+        with pytest.raises(kgrec.ConfigError, match=match):
+            kgrec.Config(model={"name": "hgnn", **bad})
+    with pytest.raises(kgrec.ConfigError, match="source_weight: not with few-shot"):
+        kgrec.Config(model={**model, "source_weight": 0.5}, meta={"mode": "meta"})

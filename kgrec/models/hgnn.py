@@ -131,9 +131,10 @@ class HGNN(KGGNN):
         # vector is that head's own); zero at the start, so the model starts as without them
         self.task_user = (nn.Parameter(torch.zeros(len(link), U, dim))
                           if cfg.task_users and len(link) > 1 else None)
-        self.source_log_weight = None
-        if cfg.source_gate:
-            self._init_source_gate(cfg.rank_task, graph, inputs)
+        if cfg.source_weight is not None:
+            self._init_source_weight(cfg, graph, inputs)  # sets source_log_weight
+        else:
+            self.source_log_weight = None
         self.kg_task = "kg" in self.task_names
         if self.kg_task:
             self.kgc_relation = nn.Embedding(len(inputs.kg.relations), dim)
@@ -154,23 +155,29 @@ class HGNN(KGGNN):
             self.log_var_raw = nn.Parameter(torch.full((len(self.task_names),), -2.0))
         log.info("hgnn tasks: %s (%s weighting)", self.task_names, self.weighting)
 
-    def _init_source_gate(self, rank_task: str, graph: RecGraph, inputs: GraphInputs) -> None:
+    def _init_source_weight(self, cfg: ModelConfig, graph: RecGraph,
+                            inputs: GraphInputs) -> None:
         """The ranking head's graph: the target domain's links plus the other domains'
-        links weighted by ``exp(source_log_weight)`` (1 at the start)."""
-        target = rank_task.partition("=")[2]
+        links weighted by ``cfg.source_weight`` (a parameter under ``learn_source_weight``,
+        kept as its log so it stays positive)."""
+        target = cfg.rank_task.partition("=")[2]
         domains = graph.items.attrs.get("domain")
         if domains is None:
-            raise ConfigError(f"model.source_gate: {graph.name}'s items have no domain")
+            raise ConfigError(f"model.source_weight: {graph.name}'s items have no domain")
         in_target = np.asarray(domains) == target
         parts = [bipartite_adjacency(inputs.train_users, inputs.train_items, self.num_users,
                                      self.num_items, keep_items=keep)
                  for keep in (in_target, ~in_target)]
         self.register_buffer("adj_target", parts[0], persistent=False)
         self.register_buffer("adj_source", parts[1], persistent=False)
-        self.source_log_weight = nn.Parameter(torch.zeros(()))
+        log_w = torch.tensor(float(cfg.source_weight)).log()  # -inf for 0: exp gives 0 back
+        if cfg.learn_source_weight:
+            self.source_log_weight = nn.Parameter(log_w)
+        else:
+            self.register_buffer("source_log_weight", log_w, persistent=False)
 
     def _rank_adjacency(self) -> WeightedAdjacency | None:
-        """The ranking head's graph under ``model.source_gate`` (else the shared one)."""
+        """The ranking head's graph under ``model.source_weight`` (else the shared one)."""
         if self.source_log_weight is None:
             return None
         one = torch.ones((), device=self.heads.device)
@@ -236,7 +243,7 @@ class HGNN(KGGNN):
                 ) -> tuple[Tensor, Tensor, _View, _View]:
         """Layer-0 inputs and two views of them propagated: the shared graph's (every head
         but the ranking one) and the ranking head's (the same view unless
-        ``model.source_gate``). A view carries its propagation (this step's id dropout and
+        ``model.source_weight``). A view carries its propagation (this step's id dropout and
         graph), so an adversarial pass sees the same graph."""
         user_warm, node_warm = self._warm()
         user_known, node_known = self.user_known, self.node_known
@@ -271,7 +278,7 @@ class HGNN(KGGNN):
         return u0, n0, shared, _View(*rank_(u0, n0), rank_)
 
     def rank_encode(self, u: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
-        """Propagation as the ranking head sees it (its own graph under ``source_gate``)."""
+        """Propagation as the ranking head sees it (its own graph under ``source_weight``)."""
         return self.encode(u, nodes, adj=self._rank_adjacency())
 
     @torch.no_grad()
