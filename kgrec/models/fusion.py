@@ -62,7 +62,7 @@ class Fusion(nn.Module):
         """``[N, d]``."""
         parts, masks = [], []
         if "text" in self.kinds:
-            parts.append(self.text_proj(self.text)[self.text_index])
+            parts.append(self.text_proj(self.text).index_select(0, self.text_index))
             masks.append(self.text_mask)
         if "categorical" in self.kinds:
             parts.append(sum(e(self.cat[:, k]) for k, e in enumerate(self.cat_emb)))

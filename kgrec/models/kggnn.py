@@ -88,7 +88,9 @@ class KGGNN(RecModel):
         if self.training and self.kg_dropout > 0:
             keep = torch.rand(len(head), device=head.device) >= self.kg_dropout
             head, tail, rel = head[keep], tail[keep], rel[keep]
-        msg = x[tail] * rel_vecs[rel]
+        # index_select, not x[tail]: its backward is an index_add, 2.4x faster on CPU than
+        # advanced indexing's accumulate-put for ~10^5 edges (a micro-benchmark, 1 thread)
+        msg = x.index_select(0, tail) * rel_vecs.index_select(0, rel)
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
     def forward(self) -> tuple[Tensor, Tensor]:
