@@ -20,7 +20,9 @@ At evaluation a node's id embedding is used only when it had training edges, so 
 user or item is placed by its content and its KG neighbours alone. In training a random
 ``id_dropout`` share of users and items is encoded the same way at each step (no id, no
 interaction messages in; DropoutNet's idea on a GNN), so the content path learns to carry
-them. Ranking uses the ``all`` head.
+them. Ranking uses the ``model.rank_task`` head (``all`` by default); on cross-domain data
+``model.source_weight`` gives that head its own propagation, with the source domains' links
+down-weighted, and ``model.task_users`` gives each domain head per-user offsets.
 """
 
 from __future__ import annotations
