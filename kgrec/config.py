@@ -23,6 +23,7 @@ SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_use
           "cross_domain", "ctr")
 MODELS = ("mf", "lightgcn", "kggnn", "hgnn")
 MODALITIES = ("text", "categorical", "numeric", "vectors")
+LOSSES = ("bpr", "softmax")
 
 
 @dataclass
@@ -196,6 +197,9 @@ class TrainConfig:
     Attributes:
         epochs: maximum epochs.
         batch_size: positive pairs per step (one sampled negative each).
+        loss: the ranking loss: ``bpr`` or ``softmax`` (sampled softmax over the batch's
+            items on cosine similarity), see :class:`kgrec.models.base.Objective`.
+        temperature: the ``softmax`` loss's temperature.
         lr: Adam learning rate.
         reg: L2 weight on the batch's input embeddings.
         patience: evaluations without improvement before early stopping.
@@ -213,6 +217,8 @@ class TrainConfig:
 
     epochs: int = 300
     batch_size: int = 2048
+    loss: str = "bpr"
+    temperature: float = 0.5
     lr: float = 5e-3
     reg: float = 1e-4
     patience: int = 6
@@ -227,6 +233,10 @@ class TrainConfig:
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.eval_every < 1:
             raise ConfigError("train.epochs, batch_size, patience and eval_every must be >= 1")
+        if self.loss not in LOSSES:
+            raise ConfigError(f"train.loss: {self.loss!r} is not one of {list(LOSSES)}")
+        if not self.temperature > 0:
+            raise ConfigError(f"train.temperature: {self.temperature} must be > 0")
         if self.lr <= 0 or self.reg < 0:
             raise ConfigError("train.lr must be > 0 and train.reg >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -40,7 +40,7 @@ from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.features.build import Modalities, build_features
 from kgrec.graph import RecGraph
-from kgrec.models.base import GraphInputs, Isolation, PairBatch, bipartite_adjacency, bpr_loss
+from kgrec.models.base import GraphInputs, Isolation, PairBatch, bipartite_adjacency
 from kgrec.models.fusion import Fusion
 from kgrec.models.kggnn import KGGNN
 from kgrec.models.ops import WeightedAdjacency
@@ -337,7 +337,8 @@ class HGNN(KGGNN):
                 continue
             users, items = (ranked if t == self.rank_head else shared)[:2]
             ub = self._task_users(users[batch.users[m]], t, batch.users[m]) * self.heads[t]
-            lt = bpr_loss(ub, items[batch.pos[m]], items[batch.neg[m]])
+            lt = self.objective(ub, items[batch.pos[m]], items[batch.neg[m]], batch.pos[m],
+                                batch.neg[m])
             losses.append(lt)
             parts[name] = float(lt.detach())
         if self.source_log_weight is not None:
@@ -376,8 +377,7 @@ class HGNN(KGGNN):
         from kgrec.train.adversarial import adversarial_loss
 
         def rank(users: Tensor, items: Tensor) -> Tensor:
-            u, i = self.readout(users, items)
-            return bpr_loss(u[batch.users], i[batch.pos], i[batch.neg])
+            return self.batch_loss(*self.readout(users, items), batch)
 
         a = self.adversary
         return adversarial_loss(propagate_, rank, inputs, a.eps, a.steps, clean)

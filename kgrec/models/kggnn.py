@@ -21,7 +21,7 @@ import torch
 from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
-from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency, bpr_loss
+from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency
 from kgrec.models.ops import WeightedAdjacency, propagate
 
 
@@ -139,8 +139,8 @@ class KGGNN(RecModel):
     supports_adversary = True
 
     def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
-        """BPR plus L2 (:meth:`RecModel.loss`), plus the adversarial term on the layer-0
-        embeddings when ``adversary`` is set."""
+        """The ranking loss plus L2 (:meth:`RecModel.loss`), plus the adversarial term on the
+        layer-0 embeddings when ``adversary`` is set."""
         if self.adversary is None:
             return super().loss(batch, reg)
         from kgrec.train.adversarial import adversarial_loss
@@ -148,13 +148,13 @@ class KGGNN(RecModel):
         u0, n0 = self.embed()
 
         def rank(users: Tensor, items: Tensor) -> Tensor:
-            return bpr_loss(users[batch.users], items[batch.pos], items[batch.neg])
+            return self.batch_loss(users, items, batch)
 
         clean = rank(*self.encode(u0, n0))
         a = self.adversary
         adv = adversarial_loss(self.encode, rank, (u0, n0), a.eps, a.steps, clean)
-        return clean + a.weight * adv + self.l2(batch, reg), {"bpr": float(clean.detach()),
-                                                              "adv": float(adv.detach())}
+        parts = {self.objective.kind: float(clean.detach()), "adv": float(adv.detach())}
+        return clean + a.weight * adv + self.l2(batch, reg), parts
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Propagated vectors -> the vectors a pair is scored with (identity here)."""

@@ -20,7 +20,7 @@ from torch import Tensor
 
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
-from kgrec.models.base import RecModel, bpr_loss
+from kgrec.models.base import RecModel
 from kgrec.train.sampling import NegativeSampler
 
 Encode = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -88,10 +88,10 @@ def adversarial_loss(encode: Encode, loss: Loss, inputs: tuple[Tensor, Tensor], 
 def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 1,
                      pairs: int = 8192, seed: int = 0) -> tuple[Tensor, Tensor]:
     """The model's user ``[U, d]`` and item ``[I, d]`` vectors after a test-time attack: its
-    layer-0 inputs moved within radius ``eps`` per row against the BPR ranking loss of
-    ``pairs`` sampled training positives (a white-box attacker who knows the model and the
-    training data, not the test set). For robustness evaluations (``kgrec evaluate
-    --perturb``)."""
+    layer-0 inputs moved within radius ``eps`` per row against the ranking loss (the model's
+    objective) of ``pairs`` sampled training positives (a white-box attacker who knows the
+    model and the training data, not the test set). For robustness evaluations (``kgrec
+    evaluate --perturb``)."""
     if not model.supports_adversary:
         raise ConfigError(f"--perturb: model {type(model).__name__} has no layer-0 inputs to "
                           "perturb (kggnn and hgnn do)")
@@ -108,7 +108,7 @@ def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 
         return model.readout(*model.rank_encode(u, n))
 
     def rank(us: Tensor, its: Tensor) -> Tensor:
-        return bpr_loss(us[users], its[pos], its[neg])
+        return model.objective(us[users], its[pos], its[neg], pos, neg)
 
     u0, n0 = (x.detach() for x in model.embed())
     du, dn = perturbation(encode, rank, (u0, n0), eps, steps)

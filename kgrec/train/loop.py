@@ -1,5 +1,5 @@
-"""The training loop: BPR with sampled negatives, validation-based early stopping,
-TensorBoard curves, a PNG plot, and checkpoints that let a killed run resume."""
+"""The training loop: BPR (or sampled softmax) with sampled negatives, validation-based early
+stopping, TensorBoard curves, a PNG plot, and checkpoints that let a killed run resume."""
 
 from __future__ import annotations
 
@@ -24,7 +24,7 @@ from kgrec.data.split import Split, fingerprint
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
-from kgrec.models.base import PairBatch
+from kgrec.models.base import Objective, PairBatch
 from kgrec.serve import Recommender
 from kgrec.train.sampling import NegativeSampler
 
@@ -65,6 +65,11 @@ class EmbeddingScorer:
         u = self.users[torch.as_tensor(users, device=self.users.device)]
         i = self.items[torch.as_tensor(items, device=self.items.device)]
         return (u * i).sum(-1).cpu().numpy()
+
+
+def objective(cfg: Config) -> Objective:
+    """The ranking loss ``cfg.train`` asks for."""
+    return Objective(cfg.train.loss, cfg.train.temperature)
 
 
 @torch.no_grad()
@@ -149,7 +154,8 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
     """Train ``config.model`` on ``split``'s training interactions.
 
     Each epoch passes once over the training positives in mini-batches, one uniformly sampled
-    non-positive item per positive, with the BPR loss plus L2 on the batch's input embeddings.
+    non-positive item per positive, with the ranking loss (``train.loss``: BPR, or sampled
+    softmax over the batch's items) plus L2 on the batch's input embeddings.
     Every ``eval_every`` epochs the validation metric (``config.eval.metric``; AUC for the
     click-through protocol) is computed; the best epoch's weights are kept and training stops
     after ``patience`` evaluations without improvement.
@@ -180,6 +186,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     rng = np.random.default_rng(cfg.train.seed)
     inputs = graph_inputs(split)
     model = build_model(cfg.model, inputs, device=str(device), progress=progress).to(device)
+    model.objective = objective(cfg)
     sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
     if cfg.train.adv_eps > 0:
         from kgrec.models.base import Adversary
@@ -250,7 +257,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
                 part_sums[k] = part_sums.get(k, 0.0) + v * len(u)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
                                   "seconds": time.perf_counter() - start}
-        if len(part_sums) > 1 or set(part_sums) - {"bpr"}:
+        if len(part_sums) > 1 or set(part_sums) - {model.objective.kind}:
             record["parts"] = {k: v / max(1, n_pos) for k, v in part_sums.items()}
         if has_valid and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
             record["valid"] = validate(model, split, cfg)
@@ -311,6 +318,7 @@ def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
     ``split``'s training graph, e.g. to attack its inputs at test time."""
     cfg = rec.config
     model = build_model(cfg.model, graph_inputs(split), device=device, progress=False)
+    model.objective = objective(cfg)
     state = {k: v for k, v in rec.state.items() if not k.startswith("meta_learner.")}
     model.load_state_dict(state)
     return model.to(device).eval()
