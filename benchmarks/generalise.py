@@ -17,13 +17,16 @@ Variants (``--variants``):
   fixed step size;
 - ``joint``: the same model, the support links simply trained on as ordinary edges
   (``meta.mode=off``);
-- ``lightgcn``: an id-only LightGCN, support links as ordinary edges.
+- ``lightgcn``: an id-only LightGCN, support links as ordinary edges;
+- ``meta-softmax``, ``finetune-softmax``: ``meta`` and ``finetune`` trained with the
+  sampled-softmax loss (``train.loss: softmax``; the adaptation's inner loss stays BPR).
 
 Robustness (``--robust``): ``hgnn`` on the per-user random 80/10/10 split, trained on noisy
 data and tested on the clean test set: (a) 10/20/30% of the training positives replaced by
 random pairs, (b) the relations of 10/20/30% of the KG triples shuffled; each with and
-without adversarial training (``train.adv_eps`` 0.1, FGSM, weight 1). Runs write
-``benchmarks/results/runs/robust-<dataset>-<noise>-<share>-<adv|plain>-<seed>.json``.
+without adversarial training (``train.adv_eps`` 0.1, FGSM, weight 1); ``--loss softmax``
+trains them all with the sampled-softmax loss instead of BPR. Runs write
+``benchmarks/results/runs/robust-<dataset>-<noise>-<share>-<adv|plain>[-softmax]-<seed>.json``.
 
 Temporal shift (``--temporal``): ``hgnn`` and LightGCN on ``ml-latest-small`` split by one
 global time cut (train on the oldest 80% of the pairs, validate on the next 10%, test on the
@@ -78,6 +81,10 @@ VARIANTS: dict[str, dict] = {
     "finetune": {"model": {"name": "hgnn"}, "meta": {"mode": "finetune"}},
     "joint": {"model": {"name": "hgnn"}, "meta": {"mode": "off"}},
     "lightgcn": {"model": {"name": "lightgcn"}},
+    "meta-softmax": {"model": {"name": "hgnn"}, "meta": {"mode": "meta"},
+                     "train": {"loss": "softmax"}},
+    "finetune-softmax": {"model": {"name": "hgnn"}, "meta": {"mode": "finetune"},
+                         "train": {"loss": "softmax"}},
 }
 
 
@@ -88,10 +95,11 @@ def run_one(dataset: str, side: str, shots: int, variant: str, seed: int, out: P
     split_name = f"cold_{side}"
     graph = kgrec.load_dataset(dataset)
     split = kgrec.split(graph, split_name, seed=seed, shots=shots)
+    v = dict(VARIANTS[variant])
     cfg = kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split_name,
                              "shots": shots},
-                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500},
-                       **VARIANTS[variant])
+                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500,
+                              **v.pop("train", {})}, **v)
     t0 = time.perf_counter()
     rec = kgrec.train(split, cfg, progress=False)
     train_s = time.perf_counter() - t0
@@ -117,7 +125,8 @@ NOISE = [("none", 0.0), ("inter", 0.1), ("inter", 0.2), ("inter", 0.3), ("kg", 0
 ATTACK_EPS = [0.05, 0.1, 0.25, 0.5]
 
 
-def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out: Path) -> None:
+def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out: Path,
+               loss: str = "bpr") -> None:
     import kgrec
     from kgrec.data.noise import interaction_noise, kg_noise
 
@@ -127,7 +136,7 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
         split = interaction_noise(split, share, seed=seed)
     elif noise == "kg":
         split = kg_noise(split, share, seed=seed)
-    train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500}
+    train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500, "loss": loss}
     if adv:
         train.update(ADV["train"])
     cfg = kgrec.Config(data={"dataset": dataset, "seed": seed}, model={"name": "hgnn"},
@@ -145,7 +154,7 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
             scores = kgrec.evaluate(EmbeddingScorer(u, i), split.test, k=[20])
             attacked[str(eps)] = scores["recall@20"]
     doc = {"dataset": dataset, "noise": noise, "share": share, "adv": adv, "seed": seed,
-           "attacked_recall@20": attacked,
+           "loss": loss, "attacked_recall@20": attacked,
            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
            "epochs": len(rec.history),
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
@@ -309,6 +318,10 @@ def summarise_temporal() -> list[str]:
     return lines
 
 
+def _loss(run: dict) -> str:
+    return run.get("loss", "bpr")  # runs from before train.loss existed were BPR
+
+
 def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool) -> float | None:
     xs = [r["recall@20"] for r in rs
           if r["noise"] == noise and r["share"] == share and r["adv"] == adv]
@@ -318,9 +331,12 @@ def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool) -> float |
 def summarise_robust() -> list[str]:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("robust-*.json"))]
     lines: list[str] = []
-    for dataset in sorted({r["dataset"] for r in runs}):
-        rs = [r for r in runs if r["dataset"] == dataset]
-        lines += [f"## Robustness on {dataset}: hgnn trained on noisy data, clean test set", "",
+    for dataset, loss in sorted({(r["dataset"], _loss(r)) for r in runs},
+                                key=lambda x: (x[0], x[1] != "bpr")):
+        rs = [r for r in runs if r["dataset"] == dataset and _loss(r) == loss]
+        what = "hgnn" if loss == "bpr" else f"hgnn with the {loss} loss"
+        lines += [f"## Robustness on {dataset}: {what} trained on noisy data, clean test set",
+                  "",
                   "Adversarial = `train.adv_eps=0.1` (FGSM on the layer-0 inputs, weight 1). "
                   "Drop = relative loss of Recall@20 against the same variant trained on "
                   "clean data. Goal: adversarial training halves the drop at 20% noise, "
@@ -394,16 +410,17 @@ def summarise(command: str) -> str:
                 continue
             lines += [f"## {dataset}: cold {side}s, Recall@20 / NDCG@20 by shots K", "",
                       *shots_table(rows, list(VARIANTS), SHOTS)]
-            ratio = []
-            for k in SHOTS:
-                m = [r["recall@20"] for r in rows if r["variant"] == "meta" and r["shots"] == k]
-                f = [r["recall@20"] for r in rows
-                     if r["variant"] == "finetune" and r["shots"] == k]
-                if m and f and statistics.mean(f) > 0:
-                    ratio.append(f"K={k}: {statistics.mean(m) / statistics.mean(f):.2f}x")
-            if ratio:
-                lines += ["", "meta / finetune Recall@20: " + ", ".join(ratio)
-                          + " (goal at K=3: 2x)."]
+            for meta, fine in (("meta", "finetune"), ("meta-softmax", "finetune-softmax")):
+                ratio = []
+                for k in SHOTS:
+                    m = [r["recall@20"] for r in rows if r["variant"] == meta and r["shots"] == k]
+                    f = [r["recall@20"] for r in rows
+                         if r["variant"] == fine and r["shots"] == k]
+                    if m and f and statistics.mean(f) > 0:
+                        ratio.append(f"K={k}: {statistics.mean(m) / statistics.mean(f):.2f}x")
+                if ratio:
+                    lines += ["", f"{meta} / {fine} Recall@20: " + ", ".join(ratio)
+                              + " (goal at K=3: 2x)."]
             secs = {v: [r["sec_per_epoch"] for r in rows if r["variant"] == v]
                     for v in VARIANTS}
             lines += ["", "Seconds per epoch (median over runs): " + ", ".join(
@@ -431,10 +448,11 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
                       f"temporal {dataset} {sp} {m} seed {seed}")
                      for sp in ("random", "temporal") for m in ("lightgcn", "hgnn")]
         elif a.robust:
-            jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{adv}-{seed}.json",
-                      ["--one-robust", dataset, noise, str(share), adv, str(seed)],
-                      f"robust {dataset} {noise} {share} {adv} seed {seed}")
-                     for noise, share in NOISE for adv in ("plain", "adv")]
+            tag = "" if a.loss == "bpr" else f"-{a.loss}"
+            jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{adv}{tag}-{seed}.json",
+                      ["--one-robust", dataset, noise, str(share), adv, str(seed), a.loss],
+                      f"robust {dataset} {noise} {share} {adv}{tag} seed {seed}")
+                     for noise, share in a.noise for adv in a.adv]
         else:
             jobs += [(RUNS / f"generalise-{dataset}-{side}-k{k}-{v}-{seed}.json",
                       ["--one", dataset, side, str(k), v, str(seed)],
@@ -460,7 +478,14 @@ def main() -> None:
     p.add_argument("--cross", action="store_true", help="the cross-domain transfer runs "
                    f"instead (datasets {list(CROSS)})")
     p.add_argument("--one-cross", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--one-robust", nargs=5, help=argparse.SUPPRESS)
+    p.add_argument("--loss", default="bpr", choices=["bpr", "softmax"],
+                   help="--robust: the training loss (train.loss)")
+    p.add_argument("--noise", nargs="+", metavar="KIND=SHARE",
+                   help="--robust: only these, e.g. none=0 inter=0.2 (default all: "
+                   + " ".join(f"{n}={s}" for n, s in NOISE) + ")")
+    p.add_argument("--adv", nargs="+", default=["plain", "adv"], choices=["plain", "adv"],
+                   help="--robust: without and/or with adversarial training")
+    p.add_argument("--one-robust", nargs=6, help=argparse.SUPPRESS)
     p.add_argument("--one-temporal", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -468,6 +493,8 @@ def main() -> None:
         a.shots = [k for k in a.shots if k in CROSS_SHOTS] if a.shots != SHOTS else CROSS_SHOTS
         a.datasets = [d for d in a.datasets if d in CROSS] or list(CROSS)
     a.variants = a.variants or list(CROSS_VARIANTS if a.cross else VARIANTS)
+    a.noise = ([(n, float(s)) for n, _, s in (x.partition("=") for x in a.noise)]
+               if a.noise else NOISE)
     if a.one_cross:
         dataset, shots, variant, seed = a.one_cross
         run_cross(dataset, int(shots), variant, int(seed), Path(a.out))
@@ -477,8 +504,8 @@ def main() -> None:
         run_one(dataset, side, int(shots), variant, int(seed), Path(a.out))
         return
     if a.one_robust:
-        dataset, noise, share, adv, seed = a.one_robust
-        run_robust(dataset, noise, float(share), adv == "adv", int(seed), Path(a.out))
+        dataset, noise, share, adv, seed, loss = a.one_robust
+        run_robust(dataset, noise, float(share), adv == "adv", int(seed), Path(a.out), loss)
         return
     if a.one_temporal:
         dataset, split_name, model, seed = a.one_temporal
