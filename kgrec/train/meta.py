@@ -37,7 +37,7 @@ from torch import Tensor, nn
 from kgrec.config import MetaConfig
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
-from kgrec.models.base import Isolation, RecModel, bipartite_adjacency
+from kgrec.models.base import Isolation, Objective, RecModel, bipartite_adjacency
 from kgrec.train.sampling import NegativeSampler
 
 SIDES = ("user", "item")
@@ -182,8 +182,11 @@ def _vectors(users: Tensor, items: Tensor, side: str) -> Tensor:
 
 
 def _adapted_scores(learner: MetaLearner, users: Tensor, items: Tensor, ep: Episodes,
-                    neg_support: np.ndarray, neg_query: np.ndarray) -> Tensor:
-    """Query BPR loss of the episode's adapted vectors."""
+                    neg_support: np.ndarray, neg_query: np.ndarray,
+                    objective: Objective) -> Tensor:
+    """Query loss of the episode's adapted vectors: the model's ranking loss
+    (``objective``), so meta-training pulls the same way as the main loss (the inner
+    adaptation steps stay BPR)."""
     dev = users.device
     t_s, u_s, i_s = (torch.as_tensor(a, device=dev) for a in ep.pairs("support"))
     t_q, u_q, i_q = (torch.as_tensor(a, device=dev) for a in ep.pairs("query"))
@@ -193,12 +196,9 @@ def _adapted_scores(learner: MetaLearner, users: Tensor, items: Tensor, ep: Epis
     start = _vectors(users, items, ep.side)[nodes]
     if ep.side == "user":
         v = learner.adapt(start, "user", t_s, items[i_s], items[js])
-        margin = (v[t_q] * items[i_q]).sum(-1) - (v[t_q] * items[jq]).sum(-1)
-    else:
-        v = learner.adapt(start, "item", t_s, users[u_s], items[js])
-        uq = users[u_q]
-        margin = (uq * v[t_q]).sum(-1) - (uq * items[jq]).sum(-1)
-    return -F.logsigmoid(margin).mean()
+        return objective(v[t_q], items[i_q], items[jq], i_q, jq)
+    v = learner.adapt(start, "item", t_s, users[u_s], items[js])
+    return objective(users[u_q], v[t_q], items[jq], i_q, jq)
 
 
 def episode_graph(users: np.ndarray, items: np.ndarray, ep: Episodes, num_users: int,
@@ -255,7 +255,7 @@ class MetaObjective:
             _, us, _ = ep.pairs("support")
             _, uq, _ = ep.pairs("query")
             lq = _adapted_scores(self.learner, users, items, ep, self.negatives.sample(us),
-                                 self.negatives.sample(uq))
+                                 self.negatives.sample(uq), self.model.objective)
             parts[f"meta_{ep.side}"] = float(lq.detach())
             total = lq if total is None else total + lq
         assert total is not None
