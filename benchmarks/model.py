@@ -175,7 +175,8 @@ def summarise(command: str) -> str:
                     f"{ours / recalls[peer]:.2f}x (goal 1.10x).")
             soft = _load(f"model-random-{ds}-softmax-*.json")
             if soft:
-                line += (f" With `train.loss: softmax` ({len(soft)} seeds): "
+                line += (f" With `train.loss: softmax` ({len(soft)} seed"
+                         f"{'s' if len(soft) > 1 else ''}): "
                          f"{statistics.mean(d['recall@20'] for d in soft) / recalls[peer]:.2f}x.")
             ids = _load(f"model-random-{ds}-ids-only-*.json")
             if ids:
