@@ -462,6 +462,8 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
 
 
 def main() -> None:
+    from kgrec.config import LOSSES  # the config's list, not a copy of it
+
     p = argparse.ArgumentParser(description=__doc__,
                                 formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--datasets", nargs="+", default=DATASETS)
@@ -478,7 +480,7 @@ def main() -> None:
     p.add_argument("--cross", action="store_true", help="the cross-domain transfer runs "
                    f"instead (datasets {list(CROSS)})")
     p.add_argument("--one-cross", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--loss", default="bpr", choices=["bpr", "softmax"],
+    p.add_argument("--loss", default="bpr", choices=LOSSES,
                    help="--robust: the training loss (train.loss)")
     p.add_argument("--noise", nargs="+", metavar="KIND=SHARE",
                    help="--robust: only these, e.g. none=0 inter=0.2 (default all: "
