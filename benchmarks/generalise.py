@@ -27,6 +27,8 @@ random pairs, (b) the relations of 10/20/30% of the KG triples shuffled; each wi
 without adversarial training (``train.adv_eps`` 0.1, FGSM, weight 1); ``--loss softmax``
 trains them all with the sampled-softmax loss instead of BPR. Runs write
 ``benchmarks/results/runs/robust-<dataset>-<noise>-<share>-<adv|plain>[-softmax]-<seed>.json``.
+``--adv-eps 0.25 0.5 ...`` runs the adversarial variant at other radii (files
+``...-adv<eps>[-softmax]-<seed>.json``) and adds a radius table to the summary.
 
 Temporal shift (``--temporal``): ``hgnn`` and LightGCN on ``ml-latest-small`` split by one
 global time cut (train on the oldest 80% of the pairs, validate on the next 10%, test on the
@@ -117,7 +119,8 @@ def run_one(dataset: str, side: str, shots: int, variant: str, seed: int, out: P
     out.write_text(json.dumps(doc, indent=1))
 
 
-ADV = {"train": {"adv_eps": 0.1, "adv_weight": 1.0, "adv_steps": 1}}
+ADV_EPS = 0.1  # the radius of the main robustness table
+ADV = {"train": {"adv_weight": 1.0, "adv_steps": 1}}
 NOISE = [("none", 0.0), ("inter", 0.1), ("inter", 0.2), ("inter", 0.3), ("kg", 0.1),
          ("kg", 0.2), ("kg", 0.3)]
 
@@ -125,8 +128,9 @@ NOISE = [("none", 0.0), ("inter", 0.1), ("inter", 0.2), ("inter", 0.3), ("kg", 0
 ATTACK_EPS = [0.05, 0.1, 0.25, 0.5]
 
 
-def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out: Path,
+def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int, out: Path,
                loss: str = "bpr") -> None:
+    """One robustness run; ``adv_eps`` 0 trains without adversarial training."""
     import kgrec
     from kgrec.data.noise import interaction_noise, kg_noise
 
@@ -137,8 +141,8 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
     elif noise == "kg":
         split = kg_noise(split, share, seed=seed)
     train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500, "loss": loss}
-    if adv:
-        train.update(ADV["train"])
+    if adv_eps:
+        train.update(ADV["train"], adv_eps=adv_eps)
     cfg = kgrec.Config(data={"dataset": dataset, "seed": seed}, model={"name": "hgnn"},
                        train=train)
     rec = kgrec.train(split, cfg, progress=False)
@@ -153,7 +157,8 @@ def run_robust(dataset: str, noise: str, share: float, adv: bool, seed: int, out
             u, i = attacked_outputs(model, split, eps, seed=seed)
             scores = kgrec.evaluate(EmbeddingScorer(u, i), split.test, k=[20])
             attacked[str(eps)] = scores["recall@20"]
-    doc = {"dataset": dataset, "noise": noise, "share": share, "adv": adv, "seed": seed,
+    doc = {"dataset": dataset, "noise": noise, "share": share, "adv": adv_eps > 0,
+           "adv_eps": adv_eps, "seed": seed,
            "loss": loss, "attacked_recall@20": attacked,
            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
            "epochs": len(rec.history),
@@ -322,10 +327,41 @@ def _loss(run: dict) -> str:
     return run.get("loss", "bpr")  # runs from before train.loss existed were BPR
 
 
-def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool) -> float | None:
-    xs = [r["recall@20"] for r in rs
-          if r["noise"] == noise and r["share"] == share and r["adv"] == adv]
+def _adv_eps(run: dict) -> float:
+    return run.get("adv_eps", ADV_EPS if run["adv"] else 0.0)  # older runs: 0.1 or off
+
+
+def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool,
+                 eps: float = ADV_EPS) -> float | None:
+    xs = [r["recall@20"] for r in rs if r["noise"] == noise and r["share"] == share
+          and _adv_eps(r) == (eps if adv else 0.0)]
     return statistics.mean(xs) if xs else None
+
+
+def _radius_cell(rs: list[dict], noise: str, share: float, eps: float) -> tuple[float | None, str]:
+    xs = [r["recall@20"] for r in rs
+          if r["noise"] == noise and r["share"] == share and _adv_eps(r) == eps]
+    return (statistics.mean(xs), f"{statistics.mean(xs):.4f} ({len(xs)})") if xs else (None, "–")
+
+
+def _robust_radii(rs: list[dict]) -> list[str]:
+    """A table of clean and noisy Recall@20 for every adversarial radius that was run."""
+    radii = sorted({_adv_eps(r) for r in rs})
+    shares = sorted({(r["noise"], r["share"]) for r in rs if r["noise"] != "none"})
+    if len(radii) <= 2 or not shares:
+        return []
+    lines = ["Adversarial radius (`train.adv_eps`; 0 = plain): Recall@20 (seeds) clean and "
+             "under noise, drop against the same radius trained clean:", "",
+             "| adv_eps | clean | " + " | ".join(f"{n} {s:.0%}" for n, s in shares) + " |",
+             "|---:|---:|" + "---:|" * len(shares)]
+    for eps in radii:
+        clean, text = _radius_cell(rs, "none", 0.0, eps)
+        cells = [text]
+        for noise, share in shares:
+            v, t = _radius_cell(rs, noise, share, eps)
+            cells.append(t if v is None or not clean else f"{t}, {(v - clean) / clean:+.1%}")
+        lines.append(f"| {eps:g} | " + " | ".join(cells) + " |")
+    return [*lines, ""]
 
 
 def summarise_robust() -> list[str]:
@@ -358,7 +394,9 @@ def summarise_robust() -> list[str]:
             seeds = len({r["seed"] for r in rs if r["noise"] == noise and r["share"] == share})
             lines.append(f"| {noise} | {share:.0%} | " + " | ".join(cells) + f" | {seeds} |")
         lines.append("")
-        att = {a: [r for r in rs if r["noise"] == "none" and r["adv"] == a
+        lines += _robust_radii(rs)
+        att = {a: [r for r in rs if r["noise"] == "none"
+                   and _adv_eps(r) == (ADV_EPS if a else 0.0)
                    and r.get("attacked_recall@20")] for a in (False, True)}
         if att[False] or att[True]:
             lines += ["Test-time attack on the clean models (`kgrec evaluate --perturb EPS`: "
@@ -449,10 +487,13 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
                      for sp in ("random", "temporal") for m in ("lightgcn", "hgnn")]
         elif a.robust:
             tag = "" if a.loss == "bpr" else f"-{a.loss}"
-            jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{adv}{tag}-{seed}.json",
-                      ["--one-robust", dataset, noise, str(share), adv, str(seed), a.loss],
-                      f"robust {dataset} {noise} {share} {adv}{tag} seed {seed}")
-                     for noise, share in a.noise for adv in a.adv]
+            eps = [0.0] * ("plain" in a.adv) + a.adv_eps * ("adv" in a.adv)
+            name = {e: "plain" if not e else "adv" if e == ADV_EPS else f"adv{e:g}"
+                    for e in eps}
+            jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{name[e]}{tag}-{seed}.json",
+                      ["--one-robust", dataset, noise, str(share), str(e), str(seed), a.loss],
+                      f"robust {dataset} {noise} {share} {name[e]}{tag} seed {seed}")
+                     for noise, share in a.noise for e in eps]
         else:
             jobs += [(RUNS / f"generalise-{dataset}-{side}-k{k}-{v}-{seed}.json",
                       ["--one", dataset, side, str(k), v, str(seed)],
@@ -487,6 +528,8 @@ def main() -> None:
                    + " ".join(f"{n}={s}" for n, s in NOISE) + ")")
     p.add_argument("--adv", nargs="+", default=["plain", "adv"], choices=["plain", "adv"],
                    help="--robust: without and/or with adversarial training")
+    p.add_argument("--adv-eps", nargs="+", type=float, default=[ADV_EPS],
+                   help=f"--robust: the adversarial radii to run (default {ADV_EPS})")
     p.add_argument("--one-robust", nargs=6, help=argparse.SUPPRESS)
     p.add_argument("--one-temporal", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
@@ -506,8 +549,8 @@ def main() -> None:
         run_one(dataset, side, int(shots), variant, int(seed), Path(a.out))
         return
     if a.one_robust:
-        dataset, noise, share, adv, seed, loss = a.one_robust
-        run_robust(dataset, noise, float(share), adv == "adv", int(seed), Path(a.out), loss)
+        dataset, noise, share, adv_eps, seed, loss = a.one_robust
+        run_robust(dataset, noise, float(share), float(adv_eps), int(seed), Path(a.out), loss)
         return
     if a.one_temporal:
         dataset, split_name, model, seed = a.one_temporal
