@@ -331,17 +331,24 @@ def _adv_eps(run: dict) -> float:
     return run.get("adv_eps", ADV_EPS if run["adv"] else 0.0)  # older runs: 0.1 or off
 
 
-def _robust_mean(rs: list[dict], noise: str, share: float, adv: bool,
-                 eps: float = ADV_EPS) -> float | None:
-    xs = [r["recall@20"] for r in rs if r["noise"] == noise and r["share"] == share
-          and _adv_eps(r) == (eps if adv else 0.0)]
-    return statistics.mean(xs) if xs else None
+def _recalls(rs: list[dict], noise: str, share: float, eps: float) -> dict[int, float]:
+    """Test Recall@20 by seed of the runs at this noise and adversarial radius (0 = plain)."""
+    return {r["seed"]: r["recall@20"] for r in rs
+            if r["noise"] == noise and r["share"] == share and _adv_eps(r) == eps}
 
 
-def _radius_cell(rs: list[dict], noise: str, share: float, eps: float) -> tuple[float | None, str]:
-    xs = [r["recall@20"] for r in rs
-          if r["noise"] == noise and r["share"] == share and _adv_eps(r) == eps]
-    return (statistics.mean(xs), f"{statistics.mean(xs):.4f} ({len(xs)})") if xs else (None, "–")
+def _drop(noisy: dict[int, float], clean: dict[int, float]) -> str:
+    """Relative change of the mean Recall@20 against clean training, over the seeds both have
+    (so a one-seed noisy run is not set against a three-seed clean mean)."""
+    common = sorted(noisy.keys() & clean.keys())
+    if not common:
+        return "–"
+    c = statistics.mean(clean[s] for s in common)
+    return f"{statistics.mean(noisy[s] for s in common) / c - 1:+.1%}"
+
+
+def _mean_cell(xs: dict[int, float]) -> str:
+    return f"{statistics.mean(xs.values()):.4f}" if xs else "–"
 
 
 def _robust_radii(rs: list[dict]) -> list[str]:
@@ -351,15 +358,17 @@ def _robust_radii(rs: list[dict]) -> list[str]:
     if len(radii) <= 2 or not shares:
         return []
     lines = ["Adversarial radius (`train.adv_eps`; 0 = plain): Recall@20 (seeds) clean and "
-             "under noise, drop against the same radius trained clean:", "",
+             "under noise, drop against the same radius trained clean on the same seeds:", "",
              "| adv_eps | clean | " + " | ".join(f"{n} {s:.0%}" for n, s in shares) + " |",
              "|---:|---:|" + "---:|" * len(shares)]
     for eps in radii:
-        clean, text = _radius_cell(rs, "none", 0.0, eps)
-        cells = [text]
+        clean = _recalls(rs, "none", 0.0, eps)
+        cells = [f"{_mean_cell(clean)} ({len(clean)})" if clean else "–"]
         for noise, share in shares:
-            v, t = _radius_cell(rs, noise, share, eps)
-            cells.append(t if v is None or not clean else f"{t}, {(v - clean) / clean:+.1%}")
+            xs = _recalls(rs, noise, share, eps)
+            drop = _drop(xs, clean)
+            cells.append("–" if not xs else f"{_mean_cell(xs)} ({len(xs)})"
+                         + ("" if drop == "–" else f", {drop}"))
         lines.append(f"| {eps:g} | " + " | ".join(cells) + " |")
     return [*lines, ""]
 
@@ -375,23 +384,21 @@ def summarise_robust() -> list[str]:
                   "",
                   "Adversarial = `train.adv_eps=0.1` (FGSM on the layer-0 inputs, weight 1). "
                   "Drop = relative loss of Recall@20 against the same variant trained on "
-                  "clean data. Goal: adversarial training halves the drop at 20% noise, "
-                  "losing at most 2% clean Recall@20.", "",
+                  "clean data, over the same seeds. Goal: adversarial training halves the "
+                  "drop at 20% noise, losing at most 2% clean Recall@20.", "",
                   "| noise | share | Recall@20 plain | Recall@20 adversarial | drop plain | "
-                  "drop adversarial | seeds |", "|---|---:|---:|---:|---:|---:|---:|"]
-        clean = {a: _robust_mean(rs, "none", 0.0, a) for a in (False, True)}
+                  "drop adversarial | seeds (plain / adversarial) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
+        radius = {False: 0.0, True: ADV_EPS}
+        clean = {a: _recalls(rs, "none", 0.0, radius[a]) for a in (False, True)}
         for noise, share in NOISE:
-            vals = {a: _robust_mean(rs, noise, share, a) for a in (False, True)}
-            if all(v is None for v in vals.values()):
+            vals = {a: _recalls(rs, noise, share, radius[a]) for a in (False, True)}
+            if not any(vals.values()):
                 continue
-            cells = []
-            for a in (False, True):
-                v = vals[a]
-                cells.append("–" if v is None else f"{v:.4f}")
-            for a in (False, True):
-                v, c = vals[a], clean[a]
-                cells.append(f"{(v - c) / c:+.1%}" if v is not None and c else "–")
-            seeds = len({r["seed"] for r in rs if r["noise"] == noise and r["share"] == share})
+            cells = [_mean_cell(vals[a]) for a in (False, True)]
+            cells += [_drop(vals[a], clean[a]) for a in (False, True)]
+            n = {a: len(vals[a]) for a in (False, True)}
+            seeds = f"{n[False]}" if n[False] == n[True] else f"{n[False]} / {n[True]}"
             lines.append(f"| {noise} | {share:.0%} | " + " | ".join(cells) + f" | {seeds} |")
         lines.append("")
         lines += _robust_radii(rs)
@@ -404,16 +411,10 @@ def summarise_robust() -> list[str]:
                       "| L2 radius | Recall@20 plain | Recall@20 adversarial | drop plain | "
                       "drop adversarial |", "|---:|---:|---:|---:|---:|"]
             for eps in ATTACK_EPS:
-                cells = []
-                vals = {}
-                for a in (False, True):
-                    xs = [r["attacked_recall@20"][str(eps)] for r in att[a]
-                          if str(eps) in r["attacked_recall@20"]]
-                    vals[a] = statistics.mean(xs) if xs else None
-                    cells.append("–" if vals[a] is None else f"{vals[a]:.4f}")
-                for a in (False, True):
-                    v, c = vals[a], clean[a]
-                    cells.append(f"{(v - c) / c:+.1%}" if v is not None and c else "–")
+                hit = {a: {r["seed"]: r["attacked_recall@20"][str(eps)] for r in att[a]
+                           if str(eps) in r["attacked_recall@20"]} for a in (False, True)}
+                cells = [_mean_cell(hit[a]) for a in (False, True)]
+                cells += [_drop(hit[a], clean[a]) for a in (False, True)]
                 lines.append(f"| {eps} | " + " | ".join(cells) + " |")
             lines.append("")
     return lines
