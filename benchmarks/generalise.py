@@ -451,12 +451,14 @@ def summarise(command: str) -> str:
                       *shots_table(rows, list(VARIANTS), SHOTS)]
             for meta, fine in (("meta", "finetune"), ("meta-softmax", "finetune-softmax")):
                 ratio = []
-                for k in SHOTS:
-                    m = [r["recall@20"] for r in rows if r["variant"] == meta and r["shots"] == k]
-                    f = [r["recall@20"] for r in rows
-                         if r["variant"] == fine and r["shots"] == k]
-                    if m and f and statistics.mean(f) > 0:
-                        ratio.append(f"K={k}: {statistics.mean(m) / statistics.mean(f):.2f}x")
+                for k in SHOTS:  # on the seeds both have, as the cross-domain ratio
+                    m, f = ({r["seed"]: r["recall@20"] for r in rows
+                             if r["variant"] == v and r["shots"] == k} for v in (meta, fine))
+                    both = m.keys() & f.keys()
+                    mm, mf = (statistics.mean(d[x] for x in both) if both else 0.0
+                              for d in (m, f))
+                    if mf > 0:
+                        ratio.append(f"K={k}: {mm / mf:.2f}x")
                 if ratio:
                     lines += ["", f"{meta} / {fine} Recall@20: " + ", ".join(ratio)
                               + " (goal at K=3: 2x)."]
