@@ -29,9 +29,6 @@ trains them all with the sampled-softmax loss instead of BPR. Runs write
 ``benchmarks/results/runs/robust-<dataset>-<noise>-<share>-<adv|plain>[-softmax]-<seed>.json``.
 ``--adv-eps 0.25 0.5 ...`` runs the adversarial variant at other radii (files
 ``...-adv<eps>[-softmax]-<seed>.json``) and adds a radius table to the summary.
-``--truncate 0.2`` trains them all with the truncated loss (``train.truncate``: the 20% of
-each batch's pairs with the largest loss left out, reached over 10 epochs; files
-``...[-softmax]-trunc0.2-<seed>.json``), a denoiser to set beside adversarial training.
 
 Temporal shift (``--temporal``): ``hgnn`` and LightGCN on ``ml-latest-small`` split by one
 global time cut (train on the oldest 80% of the pairs, validate on the next 10%, test on the
@@ -132,7 +129,7 @@ ATTACK_EPS = [0.05, 0.1, 0.25, 0.5]
 
 
 def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int, out: Path,
-               loss: str = "bpr", truncate: float = 0.0) -> None:
+               loss: str = "bpr") -> None:
     """One robustness run; ``adv_eps`` 0 trains without adversarial training."""
     import kgrec
     from kgrec.data.noise import interaction_noise, kg_noise
@@ -143,8 +140,7 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
         split = interaction_noise(split, share, seed=seed)
     elif noise == "kg":
         split = kg_noise(split, share, seed=seed)
-    train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500, "loss": loss,
-             "truncate": truncate}
+    train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500, "loss": loss}
     if adv_eps:
         train.update(ADV["train"], adv_eps=adv_eps)
     cfg = kgrec.Config(data={"dataset": dataset, "seed": seed}, model={"name": "hgnn"},
@@ -163,7 +159,7 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
             attacked[str(eps)] = scores["recall@20"]
     doc = {"dataset": dataset, "noise": noise, "share": share, "adv": adv_eps > 0,
            "adv_eps": adv_eps, "seed": seed,
-           "loss": loss, "truncate": truncate, "attacked_recall@20": attacked,
+           "loss": loss, "attacked_recall@20": attacked,
            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
            "epochs": len(rec.history),
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
@@ -327,11 +323,6 @@ def summarise_temporal() -> list[str]:
     return lines
 
 
-def _training(run: dict) -> tuple[str, float]:
-    """The loss and the truncation a robustness run trained with."""
-    return _loss(run), run.get("truncate", 0.0)
-
-
 def _loss(run: dict) -> str:
     return run.get("loss", "bpr")  # runs from before train.loss existed were BPR
 
@@ -385,12 +376,10 @@ def _robust_radii(rs: list[dict]) -> list[str]:
 def summarise_robust() -> list[str]:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("robust-*.json"))]
     lines: list[str] = []
-    for dataset, (loss, trunc) in sorted({(r["dataset"], _training(r)) for r in runs},
-                                         key=lambda x: (x[0], x[1][0] != "bpr", x[1][1])):
-        rs = [r for r in runs if r["dataset"] == dataset and _training(r) == (loss, trunc)]
+    for dataset, loss in sorted({(r["dataset"], _loss(r)) for r in runs},
+                                key=lambda x: (x[0], x[1] != "bpr")):
+        rs = [r for r in runs if r["dataset"] == dataset and _loss(r) == loss]
         what = "hgnn" if loss == "bpr" else f"hgnn with the {loss} loss"
-        if trunc:
-            what += f" truncated by {trunc:g} (`train.truncate`)"
         lines += [f"## Robustness on {dataset}: {what} trained on noisy data, clean test set",
                   "",
                   "Adversarial = `train.adv_eps=0.1` (FGSM on the layer-0 inputs, weight 1). "
@@ -500,14 +489,12 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
                       f"temporal {dataset} {sp} {m} seed {seed}")
                      for sp in ("random", "temporal") for m in ("lightgcn", "hgnn")]
         elif a.robust:
-            tag = ("" if a.loss == "bpr" else f"-{a.loss}") + \
-                (f"-trunc{a.truncate:g}" if a.truncate else "")
+            tag = "" if a.loss == "bpr" else f"-{a.loss}"
             eps = [0.0] * ("plain" in a.adv) + a.adv_eps * ("adv" in a.adv)
             name = {e: "plain" if not e else "adv" if e == ADV_EPS else f"adv{e:g}"
                     for e in eps}
             jobs += [(RUNS / f"robust-{dataset}-{noise}-{share}-{name[e]}{tag}-{seed}.json",
-                      ["--one-robust", dataset, noise, str(share), str(e), str(seed), a.loss,
-                       str(a.truncate)],
+                      ["--one-robust", dataset, noise, str(share), str(e), str(seed), a.loss],
                       f"robust {dataset} {noise} {share} {name[e]}{tag} seed {seed}")
                      for noise, share in a.noise for e in eps]
         else:
@@ -546,9 +533,7 @@ def main() -> None:
                    help="--robust: without and/or with adversarial training")
     p.add_argument("--adv-eps", nargs="+", type=float, default=[ADV_EPS],
                    help=f"--robust: the adversarial radii to run (default {ADV_EPS})")
-    p.add_argument("--truncate", type=float, default=0.0,
-                   help="--robust: train with the truncated loss (train.truncate)")
-    p.add_argument("--one-robust", nargs=7, help=argparse.SUPPRESS)
+    p.add_argument("--one-robust", nargs=6, help=argparse.SUPPRESS)
     p.add_argument("--one-temporal", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     a = p.parse_args()
@@ -567,9 +552,8 @@ def main() -> None:
         run_one(dataset, side, int(shots), variant, int(seed), Path(a.out))
         return
     if a.one_robust:
-        dataset, noise, share, adv_eps, seed, loss, trunc = a.one_robust
-        run_robust(dataset, noise, float(share), float(adv_eps), int(seed), Path(a.out), loss,
-                   float(trunc))
+        dataset, noise, share, adv_eps, seed, loss = a.one_robust
+        run_robust(dataset, noise, float(share), float(adv_eps), int(seed), Path(a.out), loss)
         return
     if a.one_temporal:
         dataset, split_name, model, seed = a.one_temporal

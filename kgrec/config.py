@@ -200,11 +200,6 @@ class TrainConfig:
         loss: the ranking loss: ``bpr`` or ``softmax`` (sampled softmax over the batch's
             items on cosine similarity), see :class:`kgrec.models.base.Objective`.
         temperature: the ``softmax`` loss's temperature.
-        truncate: for noisy interactions: the share of each batch's positive pairs with the
-            largest loss left out of it (truncated loss, see
-            :class:`kgrec.models.base.Objective`); 0 = off.
-        truncate_warmup: epochs over which ``truncate`` grows linearly from 0 (early on
-            every pair has a large loss, so none can be told to be noise).
         lr: Adam learning rate.
         reg: L2 weight on the batch's input embeddings.
         patience: evaluations without improvement before early stopping.
@@ -224,8 +219,6 @@ class TrainConfig:
     batch_size: int = 2048
     loss: str = "bpr"
     temperature: float = 0.5
-    truncate: float = 0.0
-    truncate_warmup: int = 10
     lr: float = 5e-3
     reg: float = 1e-4
     patience: int = 6
@@ -244,10 +237,6 @@ class TrainConfig:
             raise ConfigError(f"train.loss: {self.loss!r} is not one of {list(LOSSES)}")
         if not self.temperature > 0:
             raise ConfigError(f"train.temperature: {self.temperature} must be > 0")
-        if not 0.0 <= self.truncate < 1.0:
-            raise ConfigError(f"train.truncate: {self.truncate} must be in [0, 1)")
-        if self.truncate_warmup < 0:
-            raise ConfigError(f"train.truncate_warmup: {self.truncate_warmup} must be >= 0")
         if self.lr <= 0 or self.reg < 0:
             raise ConfigError("train.lr must be > 0 and train.reg >= 0")
         if self.device not in ("auto", "cpu", "cuda") and not self.device.startswith("cuda:"):

@@ -67,16 +67,9 @@ class EmbeddingScorer:
         return (u * i).sum(-1).cpu().numpy()
 
 
-def objective(cfg: Config, epoch: int | None = None) -> Objective:
-    """The ranking loss ``cfg.train`` asks for; with ``epoch`` (training), truncated by
-    ``train.truncate`` reached linearly over ``train.truncate_warmup`` epochs (without, as
-    for a test-time attacker, whole)."""
-    t = cfg.train
-    drop = 0.0
-    if epoch is not None and t.truncate > 0:
-        drop = t.truncate * min(1.0, epoch / t.truncate_warmup) if t.truncate_warmup else \
-            t.truncate
-    return Objective(t.loss, t.temperature, drop)
+def objective(cfg: Config) -> Objective:
+    """The ranking loss ``cfg.train`` asks for."""
+    return Objective(cfg.train.loss, cfg.train.temperature)
 
 
 @torch.no_grad()
@@ -242,7 +235,6 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     stopped = False
     for epoch in bar:
         model.train()
-        model.objective = objective(cfg, epoch)
         start = time.perf_counter()
         perm = torch.from_numpy(rng.permutation(n_pos))
         total = 0.0
