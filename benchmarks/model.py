@@ -125,7 +125,8 @@ def summarise(command: str) -> str:
              "(column `seeds`). Seconds per epoch: median over epochs, training only. The "
              "hgnn runs used one thread each (`OMP_NUM_THREADS=1`) with other jobs on the "
              "machine; the baseline rows ran alone on two threads, so compare hgnn's time "
-             "with `ids-only` (a LightGCN-like run of the same code, same conditions), not "
+             "with `ids-only` (a LightGCN-like run of the same code, also one thread beside "
+             "other jobs: a rough ratio, as the load differed from run to run), not "
              "with the baseline rows.", "",
              f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
              f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.", "",
@@ -180,7 +181,8 @@ def summarise(command: str) -> str:
                          f"{statistics.mean(d['recall@20'] for d in soft) / recalls[peer]:.2f}x.")
             ids = _load(f"model-random-{ds}-ids-only-*.json")
             if ids:
-                line += (" Seconds per epoch against `ids-only` in the same conditions: "
+                line += (" Seconds per epoch against `ids-only` (medians over runs, one thread, "
+                         "load varying): "
                          f"{sec / statistics.median(d['sec_per_epoch'] for d in ids):.1f}x.")
             lines += [line, ""]
     lines += ["## Ablations", "",
@@ -199,7 +201,12 @@ def summarise(command: str) -> str:
               "2048 (a training variant, not an ablation). `softmax`: the default model "
               "trained with the sampled-softmax loss (`train.loss: softmax`, temperature 0.5) "
               "instead of BPR; `lightgcn-softmax`: kgrec's LightGCN trained the same way, the "
-              "peer for the loss's share of a gain.", "", "## Cold items", "",
+              "peer for the loss's share of a gain. `no-fusion` (the mean of a node's "
+              "modalities instead of attention over them) can change nothing where each node "
+              "type has at most one modality, as on lastfm-hetrec-kg (hgnn's inputs there: "
+              "users none, items and entities text), and its runs equal hgnn's; on "
+              "ml-100k-kb4rec (users text + categorical + numeric, items text + categorical) "
+              "it is a real ablation.", "", "## Cold items", "",
               "Cold-item split: 10% of the items (and all their interactions) held out for "
               "test, 10% for validation; no held-out item has a training edge. *Among cold*: "
               "the test items ranked among the items unseen in training (test and validation "
