@@ -340,7 +340,7 @@ def _recalls(rs: list[dict], noise: str, share: float, eps: float) -> dict[int, 
 def _drop(noisy: dict[int, float], clean: dict[int, float]) -> str:
     """Relative change of the mean Recall@20 against clean training, over the seeds both have
     (so a one-seed noisy run is not set against a three-seed clean mean)."""
-    common = sorted(noisy.keys() & clean.keys())
+    common = noisy.keys() & clean.keys()
     if not common:
         return "–"
     c = statistics.mean(clean[s] for s in common)
@@ -382,7 +382,8 @@ def summarise_robust() -> list[str]:
         what = "hgnn" if loss == "bpr" else f"hgnn with the {loss} loss"
         lines += [f"## Robustness on {dataset}: {what} trained on noisy data, clean test set",
                   "",
-                  "Adversarial = `train.adv_eps=0.1` (FGSM on the layer-0 inputs, weight 1). "
+                  f"Adversarial = `train.adv_eps={ADV_EPS:g}` (FGSM on the layer-0 inputs, "
+                  "weight 1). "
                   "Drop = relative loss of Recall@20 against the same variant trained on "
                   "clean data, over the same seeds. Goal: adversarial training halves the "
                   "drop at 20% noise, losing at most 2% clean Recall@20.", "",
