@@ -281,12 +281,10 @@ def summarise_cross() -> list[str]:
                      if r["variant"] == joint and r["shots"] == k}
                 t = {r["seed"]: r["recall@20"] for r in rs
                      if r["variant"] == target and r["shots"] == k}
-                both = sorted(set(j) & set(t))
-                mj = statistics.mean(j[x] for x in both) if both else 0.0
-                mt = statistics.mean(t[x] for x in both) if both else 0.0
+                mj, mt, n = _paired(j, t)
                 if mt > 0:
                     ratio.append(f"{joint.removesuffix('-joint')} K={k}: {mj / mt:.2f}x "
-                                 f"({len(both)} seed{'s' if len(both) > 1 else ''})")
+                                 f"({n} seed{'s' if n > 1 else ''})")
         gate = [f"K={r['shots']} seed {r['seed']}: {r['source_weight']:.2f}" for r in rs
                 if r["variant"] == "hgnn-srclearn-joint" and "source_weight" in r]
         secs = {v: [r["sec_per_epoch"] for r in rs if r["variant"] == v] for v in CROSS_VARIANTS}
@@ -337,14 +335,20 @@ def _recalls(rs: list[dict], noise: str, share: float, eps: float) -> dict[int, 
             if r["noise"] == noise and r["share"] == share and _adv_eps(r) == eps}
 
 
+def _paired(a: dict[int, float], b: dict[int, float]) -> tuple[float, float, int]:
+    """The means of two by-seed results over the seeds both have, and how many (0: none), so
+    that a one-seed run is never set against a three-seed mean."""
+    both = a.keys() & b.keys()
+    if not both:
+        return 0.0, 0.0, 0
+    return (statistics.mean(a[x] for x in both), statistics.mean(b[x] for x in both),
+            len(both))
+
+
 def _drop(noisy: dict[int, float], clean: dict[int, float]) -> str:
-    """Relative change of the mean Recall@20 against clean training, over the seeds both have
-    (so a one-seed noisy run is not set against a three-seed clean mean)."""
-    common = noisy.keys() & clean.keys()
-    if not common:
-        return "–"
-    c = statistics.mean(clean[s] for s in common)
-    return f"{statistics.mean(noisy[s] for s in common) / c - 1:+.1%}"
+    """Relative change of the mean Recall@20 against clean training (paired seeds)."""
+    n, c, k = _paired(noisy, clean)
+    return f"{n / c - 1:+.1%}" if k and c else "–"
 
 
 def _mean_cell(xs: dict[int, float]) -> str:
@@ -403,8 +407,7 @@ def summarise_robust() -> list[str]:
             lines.append(f"| {noise} | {share:.0%} | " + " | ".join(cells) + f" | {seeds} |")
         lines.append("")
         lines += _robust_radii(rs)
-        att = {a: [r for r in rs if r["noise"] == "none"
-                   and _adv_eps(r) == (ADV_EPS if a else 0.0)
+        att = {a: [r for r in rs if r["noise"] == "none" and _adv_eps(r) == radius[a]
                    and r.get("attacked_recall@20")] for a in (False, True)}
         if att[False] or att[True]:
             lines += ["Test-time attack on the clean models (`kgrec evaluate --perturb EPS`: "
@@ -455,9 +458,7 @@ def summarise(command: str) -> str:
                 for k in SHOTS:  # on the seeds both have, as the cross-domain ratio
                     m, f = ({r["seed"]: r["recall@20"] for r in rows
                              if r["variant"] == v and r["shots"] == k} for v in (meta, fine))
-                    both = m.keys() & f.keys()
-                    mm, mf = (statistics.mean(d[x] for x in both) if both else 0.0
-                              for d in (m, f))
+                    mm, mf, _ = _paired(m, f)
                     if mf > 0:
                         ratio.append(f"K={k}: {mm / mf:.2f}x")
                 if ratio:
