@@ -14,6 +14,8 @@ Variants (``--variants``):
   (mean of the modalities instead of attention), ``no-id-dropout`` (no cold-node
   simulation in training), and ``ids-only`` (no content, no KG, one
   task: a LightGCN-like id model, the reference that cannot place a new item);
+- ``kg-cold``: the default model with KG messages into items without an id only
+  (``model.kg_items: cold``): the KG for cold items, ids and users for warm ones;
 - ``batch-8192``: the default model, 8192 training pairs per step instead of 2048 (a quarter
   of the full-graph propagations per epoch);
 - ``softmax``: the default model trained with the sampled-softmax loss (``train.loss:
@@ -58,6 +60,7 @@ VARIANTS: dict[str, dict] = {
     "hgnn": {},
     "no-text": {"features": ["categorical", "numeric", "vectors"]},
     "no-kg": {"use_kg": False},
+    "kg-cold": {"kg_items": "cold"},
     "no-multitask": {"tasks": ["all"]},
     "no-fusion": {"fusion": "mean"},
     "no-id-dropout": {"id_dropout": 0.0},

@@ -118,6 +118,11 @@ class ModelConfig:
         id_dropout: share of users and items encoded as cold nodes at each training step (no
             id embedding, no interaction messages in), so content must carry them.
         use_kg: propagate over the knowledge graph.
+        kg_items: which items take KG messages: ``all``, or ``cold``: only the items encoded
+            without an id (unseen in training, held out for a few-shot episode, or dropped by
+            ``id_dropout`` this step). Warm items are then placed by their ids, content and
+            users alone, and the KG serves the items that have nothing else; entities
+            still propagate among themselves and from every item.
         tasks: link-prediction tasks (see :mod:`kgrec.models.tasks`): ``auto``, or a list of
             ``all``, ``weight>=T``, ``domain=X``, ``behavior=X``, ``kg``.
         task_weighting: ``uncertainty`` (learned, Kendall et al.) or ``fixed``.
@@ -155,6 +160,7 @@ class ModelConfig:
     id_embeddings: bool = True
     id_dropout: float = 0.1
     use_kg: bool = True
+    kg_items: str = "all"
     tasks: list[str] = field(default_factory=lambda: ["auto"])
     task_weighting: str = "uncertainty"
     task_weights: list[str] = field(default_factory=list)
@@ -174,6 +180,8 @@ class ModelConfig:
         bad = set(self.features) - set(MODALITIES)
         if bad:
             raise ConfigError(f"model.features: {sorted(bad)} not among {MODALITIES}")
+        if self.kg_items not in ("all", "cold"):
+            raise ConfigError(f"model.kg_items: {self.kg_items!r} is not all or cold")
         if self.fusion not in ("attention", "mean"):
             raise ConfigError(f"model.fusion: {self.fusion!r} is not attention or mean")
         if not 0.0 <= self.id_dropout < 1.0:

@@ -175,6 +175,28 @@ def test_hgnn_cold_item_ignores_its_id_embedding(cold):
         assert not torch.allclose(model()[1][w], before_w)
 
 
+def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
+    """Under ``kg_items: cold`` the KG reaches only items without an id: changing every
+    relation vector moves the cold items and leaves warm items and users where they were;
+    under the default it moves them all."""
+    warm = torch.from_numpy(~cold.test.cold_items)
+    moved = {}
+    for mode in ("all", "cold"):
+        cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "kg_items": mode})
+        torch.manual_seed(0)
+        model = HGNN(graph_inputs(cold), cfg.model, device="cpu", progress=False).eval()
+        with torch.no_grad():
+            users, items = model()
+            model.relation.weight.mul_(3.0)
+            users2, items2 = model()
+        moved[mode] = [bool((a - b).abs().amax(-1).gt(1e-6).any())
+                       for a, b in ((users, users2), (items[warm], items2[warm]),
+                                    (items[~warm], items2[~warm]))]
+    assert moved == {"all": [True, True, True], "cold": [False, False, True]}
+    with pytest.raises(ConfigError, match=r"model\.kg_items"):
+        kgrec.Config(model={"name": "hgnn", "kg_items": "warm"})
+
+
 def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     s = kgrec.split(ml100k, "random", seed=0)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["categorical",

@@ -8,7 +8,8 @@ Data path, per training step::
             └──────────────── + ──────────────────────────────┘
                               │ layer-0 inputs: users [U, d], items+entities [I + E, d]
                               ▼
-          KGGNN propagation: user<->item (symmetric) + relation-aware KG messages,
+          KGGNN propagation: user<->item (symmetric) + relation-aware KG messages
+          (into every item, or under model.kg_items=cold into items without an id only),
           relation vectors = learned + projected relation-name text
                               │ users [U, d], items [I, d]
                               ▼
@@ -97,6 +98,7 @@ class HGNN(KGGNN):
         self.node_ids = (cfg.id_embeddings or self.item_content.empty
                          or (E > 0 and self.entity_content.empty))
         self.id_dropout = cfg.id_dropout
+        self.kg_cold_only = cfg.kg_items == "cold"
         if self.user_ids:
             self.user = nn.Embedding(U, dim)
             nn.init.xavier_normal_(self.user.weight)
@@ -257,6 +259,7 @@ class HGNN(KGGNN):
             node_warm, node_known = node_warm & ~iso_i, node_known & ~iso_i
             adj = isolate.adjacency
         u0, n0 = self.embed((user_warm, node_warm), (user_known, node_known))
+        item_kg = self._item_kg(node_warm)
         # cold-simulated nodes also hear no interaction messages (a no-op at evaluation: an
         # unseen node has no training edges anyway); isolated few-shot nodes do hear theirs
         if self.training:
@@ -267,7 +270,7 @@ class HGNN(KGGNN):
             hears = (None, None)
 
         def propagate_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-            return self.encode(u, n, *hears, adj=adj)
+            return self.encode(u, n, *hears, adj=adj, item_kg=item_kg)
 
         shared = _View(*propagate_(u0, n0), propagate_)
         gated = self._rank_adjacency()
@@ -275,13 +278,19 @@ class HGNN(KGGNN):
             return u0, n0, shared, shared
 
         def rank_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
-            return self.encode(u, n, *hears, adj=gated)
+            return self.encode(u, n, *hears, adj=gated, item_kg=item_kg)
 
         return u0, n0, shared, _View(*rank_(u0, n0), rank_)
 
     def rank_encode(self, u: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
         """Propagation as the ranking head sees it (its own graph under ``source_weight``)."""
-        return self.encode(u, nodes, adj=self._rank_adjacency())
+        return self.encode(u, nodes, adj=self._rank_adjacency(),
+                           item_kg=self._item_kg(self.node_known))
+
+    def _item_kg(self, node_warm: Tensor) -> Tensor | None:
+        """``[I]`` bool, the items that take KG messages under ``model.kg_items: cold``: those
+        encoded without an id (``None``: all items, the default)."""
+        return ~node_warm[:self.num_items] if self.kg_cold_only else None
 
     @torch.no_grad()
     def _init_relations(self, text: Tensor) -> None:
