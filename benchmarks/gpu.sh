@@ -6,6 +6,10 @@
 # set, for the device runner).
 #
 #   bash benchmarks/gpu.sh            # uses (or makes) the project's environment; PY=... overrides
+#
+# On a machine with torch + torch-geometric but without the text model's package, point
+# KGREC_HOME at a kgrec home whose text-cache holds the dataset's texts (built here by any
+# earlier run): a fully cached run never loads the model.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VENV_PY="$HOME/.cache/kgrec/venvs/$(sha256sum requirements.lock | cut -c1-12)/bin/python"

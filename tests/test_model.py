@@ -35,6 +35,20 @@ def test_text_encoder_is_semantic_normalised_and_cached(encoder):
     assert again._model is None
 
 
+def test_text_encoder_needs_its_model_only_for_a_text_it_has_not_cached(encoder, tmp_path,
+                                                                        monkeypatch):
+    monkeypatch.setenv("KGREC_HOME", str(tmp_path))
+    missing = TextEncoder(str(tmp_path / "no-such-model"), device="cpu")  # no error yet
+    with pytest.raises(ConfigError, match="cannot load text model"):
+        missing.encode(["a text never seen"], progress=False)
+    # a run whose texts are all cached never looks for the model (nor imports transformers)
+    cached = TextEncoder(device="cpu")
+    cached.encode(["a cached text"], progress=False)
+    again = TextEncoder(device="cpu")
+    again.encode(["a cached text"], progress=False)
+    assert again.path is None and again._model is None
+
+
 def test_readable_relation_names():
     assert readable("film.film.actor") == "film film actor"
     assert readable("http://example.org/ns#hasGenre") == "has genre"

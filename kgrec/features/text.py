@@ -59,7 +59,8 @@ class TextEncoder:
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 128,
                  max_length: int = 64, cache: bool = True) -> None:
         self.name = model
-        self.path = resolve_model(model)
+        # resolved on the first text not in the cache: a fully cached run needs no model
+        self.path: str | None = None
         if device == "auto":
             device = "cuda" if torch.cuda.is_available() else "cpu"
         self.device = torch.device(device)
@@ -80,6 +81,7 @@ class TextEncoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        self.path = resolve_model(self.name)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.path)
             self._model = AutoModel.from_pretrained(self.path).to(self.device).eval()
