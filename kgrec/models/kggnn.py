@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency
-from kgrec.models.ops import WeightedAdjacency, propagate
+from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, segment_sum
 
 
 class KGGNN(RecModel):
@@ -70,6 +70,9 @@ class KGGNN(RecModel):
             self.register_buffer("kg_head", torch.from_numpy(head), persistent=False)
             self.register_buffer("kg_tail", torch.from_numpy(tail), persistent=False)
             self.register_buffer("kg_rel", torch.from_numpy(rel), persistent=False)
+            # the edges in head order, for the segment-sum aggregation used on CUDA
+            self.register_buffer("kg_order", torch.from_numpy(np.argsort(head, kind="stable")),
+                                 persistent=False)
             # Small relation vectors: KG messages start weak and grow where they help ranking.
             self.relation = nn.Embedding(2 * n_rel, dim)
             nn.init.normal_(self.relation.weight, std=0.1)
@@ -88,12 +91,24 @@ class KGGNN(RecModel):
         ``into [I + E]`` (bool, optional): the nodes whose messages are needed; the rows of
         the others are left zero and their edges are not computed."""
         head, tail, rel = self.kg_head, self.kg_tail, self.kg_rel
+        keep = None
         if self.training and self.kg_dropout > 0:
             keep = torch.rand(len(head), device=head.device) >= self.kg_dropout
+        sort = x.is_cuda
+        if sort:  # the same edges (and dropout draw), in head order
+            o = self.kg_order
+            head, tail, rel = head[o], tail[o], rel[o]
+            keep = keep[o] if keep is not None else None
+        if keep is not None:
             head, tail, rel = head[keep], tail[keep], rel[keep]
         if into is not None:
             keep = into.index_select(0, head)
             head, tail, rel = head[keep], tail[keep], rel[keep]
+        if sort:
+            msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
+            total = segment_sum(msg, head, x.shape[0])
+            count = torch.bincount(head, minlength=x.shape[0]).clamp(min=1)
+            return total / count.unsqueeze(-1)
         # index_select, not x[tail]: its backward is an index_add, 2.4x faster on CPU than
         # advanced indexing's accumulate-put for ~10^5 edges (a micro-benchmark, 1 thread)
         msg = x.index_select(0, tail) * rel_vecs.index_select(0, rel)
