@@ -104,14 +104,14 @@ class KGGNN(RecModel):
         if into is not None:
             keep = into.index_select(0, head)
             head, tail, rel = head[keep], tail[keep], rel[keep]
+        # gather_rows (index_select on CPU), not x[tail]: its backward is an index_add, 2.4x
+        # faster on CPU than advanced indexing's accumulate-put for ~10^5 edges (a
+        # micro-benchmark, 1 thread)
+        msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
         if sort:
-            msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
             total = segment_sum(msg, head, x.shape[0])
             count = torch.bincount(head, minlength=x.shape[0]).clamp(min=1)
             return total / count.unsqueeze(-1)
-        # index_select, not x[tail]: its backward is an index_add, 2.4x faster on CPU than
-        # advanced indexing's accumulate-put for ~10^5 edges (a micro-benchmark, 1 thread)
-        msg = x.index_select(0, tail) * rel_vecs.index_select(0, rel)
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
     def forward(self) -> tuple[Tensor, Tensor]:

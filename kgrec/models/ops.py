@@ -63,8 +63,11 @@ class _GatherRows(torch.autograd.Function):
 
 
 def gather_rows(x: Tensor, index: Tensor) -> Tensor:
-    """``x.index_select(0, index)`` (``[N, d]``, ``[E]`` -> ``[E, d]``) whose backward sums
-    each row's gradients by sorting and segment-summing (deterministic, parallel on CUDA)."""
+    """``x.index_select(0, index)`` (``[N, d]``, ``[E]`` -> ``[E, d]``); on CUDA its backward
+    sums each row's gradients by sorting and segment-summing (deterministic and parallel).
+    On CPU the plain index_select, whose index_add backward is already both."""
+    if not x.is_cuda:
+        return x.index_select(0, index)
     return _GatherRows.apply(x, index)
 
 
