@@ -144,7 +144,7 @@ def summarise(command: str) -> str:
     for ds in DATASETS:
         rows, recalls, secs = [], {}, {}
         for m, name in BASELINES.items():
-            docs = _load(f"{ds}-{m}-*.json")
+            docs = _load(f"{ds}-{m}-[0-9]*.json")
             if docs:
                 recalls[m] = statistics.mean(d["recall@20"] for d in docs)
                 secs[m] = statistics.median(d["sec_per_epoch"] for d in docs)
@@ -160,7 +160,7 @@ def summarise(command: str) -> str:
                             f"{mean_std([d['ndcg@20'] for d in docs])} | "
                             f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
                             f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
-        docs = _load(f"model-random-{ds}-hgnn-*.json")
+        docs = _load(f"model-random-{ds}-hgnn-[0-9]*.json")
         if not docs:
             if rows:
                 lines += [f"### {ds}", "",
@@ -180,12 +180,12 @@ def summarise(command: str) -> str:
             name = BASELINES.get(peer) or f"RecBole {peer.split('-', 1)[1]}"
             line = (f"hgnn / best peer ({name}) Recall@20: "
                     f"{ours / recalls[peer]:.2f}x (goal 1.10x).")
-            soft = _load(f"model-random-{ds}-softmax-*.json")
+            soft = _load(f"model-random-{ds}-softmax-[0-9]*.json")
             if soft:
                 line += (f" With `train.loss: softmax` ({len(soft)} seed"
                          f"{'s' if len(soft) > 1 else ''}): "
                          f"{statistics.mean(d['recall@20'] for d in soft) / recalls[peer]:.2f}x.")
-            ids = _load(f"model-random-{ds}-ids-only-*.json")
+            ids = _load(f"model-random-{ds}-ids-only-[0-9]*.json")
             if ids:
                 line += (" Seconds per epoch against `ids-only` (medians over runs, one thread, "
                          "load varying): "
@@ -196,7 +196,7 @@ def summarise(command: str) -> str:
               "|---|---|---:|---:|---:|---:|---:|"]
     for ds in DATASETS:
         for v in VARIANTS:
-            docs = _load(f"model-random-{ds}-{v}-*.json")
+            docs = _load(f"model-random-{ds}-{v}-[0-9]*.json")
             if docs:
                 lines.append(f"| {ds} | {v} | {mean_std([d['recall@20'] for d in docs])} | "
                              f"{mean_std([d['ndcg@20'] for d in docs])} | "
@@ -232,11 +232,11 @@ def summarise(command: str) -> str:
               "|---|---|---:|---:|---:|---:|---:|---:|"]
     for ds in COLD_DATASETS:
         for v in VARIANTS:
-            docs = _load(f"model-cold_item-{ds}-{v}-*.json")
+            docs = _load(f"model-cold_item-{ds}-{v}-[0-9]*.json")
             if not docs:
                 continue
             among = [d["cold_among_cold_recall@20"] for d in docs]
-            warm_docs = _load(f"model-random-{ds}-{v}-*.json")
+            warm_docs = _load(f"model-random-{ds}-{v}-[0-9]*.json")
             warm = [d["recall@20"] for d in warm_docs]
             ratio = (f"{statistics.mean(among) / statistics.mean(warm):.2f}" if warm
                      else "–")
