@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter
 from kgrec.graph import KnowledgeTriples
 from kgrec.models.base import GraphInputs
 from kgrec.models.kggnn import KGGNN
-from kgrec.models.ops import _GatherRows, segment_sum
+from kgrec.models.ops import _GatherRows, segment_mean, segment_sum
 
 
 def test_gather_rows_and_segment_sum_equal_index_select_and_scatter():
@@ -31,6 +31,9 @@ def test_gather_rows_and_segment_sum_equal_index_select_and_scatter():
     src = torch.randn(400, 8, dtype=torch.float64, generator=g)
     torch.testing.assert_close(segment_sum(src, head, 50),
                                scatter(src, head, dim=0, dim_size=50, reduce="sum"))
+    mean = segment_mean(src, head, 50)  # row 49 has no entry: zero, as scatter gives
+    torch.testing.assert_close(mean, scatter(src, head, dim=0, dim_size=50, reduce="mean"))
+    assert not mean[49].any()
 
 
 def _random_kg_inputs(seed: int = 0) -> GraphInputs:

@@ -22,7 +22,7 @@ from torch import Tensor, nn
 from torch_geometric.utils import scatter
 
 from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency
-from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, segment_sum
+from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, segment_mean
 
 
 class KGGNN(RecModel):
@@ -95,6 +95,8 @@ class KGGNN(RecModel):
         if self.training and self.kg_dropout > 0:
             keep = torch.rand(len(head), device=head.device) >= self.kg_dropout
         sort = x.is_cuda
+        # (kept in their original order otherwise: sorted, the CPU backward would sum a
+        # tail's gradients in another order, and seeds would stop reproducing earlier runs)
         if sort:  # the same edges (and dropout draw), in head order
             o = self.kg_order
             head, tail, rel = head[o], tail[o], rel[o]
@@ -109,9 +111,7 @@ class KGGNN(RecModel):
         # micro-benchmark, 1 thread)
         msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
         if sort:
-            total = segment_sum(msg, head, x.shape[0])
-            count = torch.bincount(head, minlength=x.shape[0]).clamp(min=1)
-            return total / count.unsqueeze(-1)
+            return segment_mean(msg, head, x.shape[0])
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
     def forward(self) -> tuple[Tensor, Tensor]:

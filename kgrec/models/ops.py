@@ -73,5 +73,14 @@ def gather_rows(x: Tensor, index: Tensor) -> Tensor:
 
 def segment_sum(src: Tensor, index: Tensor, rows: int) -> Tensor:
     """Rows of ``src [E, d]`` summed per ``index [E]`` (sorted ascending) -> ``[rows, d]``."""
+    return _segment_sum(src, torch.bincount(index, minlength=rows))
+
+
+def segment_mean(src: Tensor, index: Tensor, rows: int) -> Tensor:
+    """Like :func:`segment_sum`, averaged (a row without entries stays zero)."""
     lengths = torch.bincount(index, minlength=rows)
+    return _segment_sum(src, lengths) / lengths.clamp(min=1).unsqueeze(-1)
+
+
+def _segment_sum(src: Tensor, lengths: Tensor) -> Tensor:
     return torch.segment_reduce(src, "sum", lengths=lengths, axis=0, unsafe=True)
