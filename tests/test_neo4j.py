@@ -246,3 +246,20 @@ def test_a_fresh_server_starts_with_a_password_that_begins_with_a_dash(tmp_path,
             assert d.execute_query("RETURN 1 AS x").records[0]["x"] == 1
     finally:
         s.stop()
+
+
+def test_start_on_a_taken_port_names_the_port_and_its_holder(tmp_path):
+    """A server that cannot bind used to exit with an empty console log; worse, another
+    server on the port could answer the readiness ping. Nothing is written to the home."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        port = sock.getsockname()[1]
+        s = Neo4jServer(home=tmp_path / "neo4j", port=port)
+        with pytest.raises(StoreError, match=rf"127\.0\.0\.1:{port} is taken") as err:
+            s.start()
+    assert f"process {os.getpid()} " in str(err.value)
+    assert "KGREC_NEO4J_PORT" in str(err.value)
+    assert not (tmp_path / "neo4j").exists()

@@ -17,6 +17,7 @@ import os
 import secrets
 import shutil
 import signal
+import socket
 import subprocess
 import time
 from dataclasses import dataclass
@@ -232,6 +233,9 @@ class Neo4jServer:
         if pid is not None:
             raise ServerAlreadyRunning(f"a kgrec Neo4j server is already running "
                                        f"(pid {pid}, {self.info().uri})")
+        # Checked first: a server that cannot bind exits with an empty console log, and a
+        # different server already on the port could answer our readiness ping.
+        _check_port_free(self.port)
         self.fetch()
         self._write_conf()
         password = self.password()
@@ -296,6 +300,45 @@ def _alive(pid: int) -> bool:
     except ProcessLookupError:
         return False
     return True
+
+
+def _check_port_free(port: int) -> None:
+    """Raise :class:`StoreError` naming the port (and its holder's pid, where Linux tells)
+    if something already listens on ``127.0.0.1:port``."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        try:
+            sock.bind(("127.0.0.1", port))
+            return
+        except OSError as exc:
+            reason = exc.strerror or str(exc)
+    holder = _listening_pid(port)
+    who = f"process {holder[0]} ({holder[1]})" if holder else "another process"
+    raise StoreError(f"cannot start Neo4j: 127.0.0.1:{port} is taken ({reason}) by {who}; "
+                     "stop it, or choose another port with KGREC_NEO4J_PORT or --port")
+
+
+def _listening_pid(port: int) -> tuple[int, str] | None:
+    """``(pid, command name)`` of the process listening on TCP ``port``, from ``/proc``;
+    ``None`` where that cannot be read (not Linux, another user's process)."""
+    inodes = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        with contextlib.suppress(OSError):
+            for line in Path(table).read_text().splitlines()[1:]:
+                fields = line.split()
+                # local address "ADDR:PORT" in hex, state 0A = LISTEN
+                if int(fields[1].rsplit(":", 1)[1], 16) == port and fields[3] == "0A":
+                    inodes.add(f"socket:[{fields[9]}]")
+    if not inodes:
+        return None
+    for proc in Path("/proc").iterdir():
+        if not proc.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            for fd in (proc / "fd").iterdir():
+                if os.readlink(fd) in inodes:
+                    name = (proc / "comm").read_text().strip()
+                    return int(proc.name), name
+    return None
 
 
 def _ping(uri: str, user: str, password: str) -> None:
