@@ -304,7 +304,8 @@ def summarise_temporal() -> list[str]:
         rs = [r for r in runs if r["dataset"] == dataset]
         lines += [f"## Temporal shift on {dataset}", "",
                   "| model | Recall@20 random | Recall@20 temporal | drop | test links on items "
-                  "unseen in training (temporal) | seeds |", "|---|---:|---:|---:|---:|---:|"]
+                  "unseen in training (temporal) | seeds (random/temporal) |",
+                  "|---|---:|---:|---:|---:|---:|"]
         for model in ("hgnn", "lightgcn"):
             rnd = [r["recall@20"] for r in rs if r["model"] == model and r["split"] == "random"]
             tmp = [r for r in rs if r["model"] == model and r["split"] == "temporal"]
@@ -314,9 +315,11 @@ def summarise_temporal() -> list[str]:
             b = statistics.mean(r["recall@20"] for r in tmp) if tmp else None
             drop = f"{(b - a) / a:+.1%}" if a and b is not None else "–"
             cold = (f"{tmp[0]['cold_test_items']} of {tmp[0]['test_links']}" if tmp else "–")
-            seeds = len({r["seed"] for r in rs if r["model"] == model})
-            lines.append(f"| {model} | {'–' if a is None else f'{a:.4f}'} | "
-                         f"{'–' if b is None else f'{b:.4f}'} | {drop} | {cold} | {seeds} |")
+            seeds = "/".join(str(len({r["seed"] for r in rs if r["model"] == model
+                                      and r["split"] == sp})) for sp in ("random", "temporal"))
+            lines.append(f"| {model} | {mean_std(rnd)} | "
+                         f"{mean_std([r['recall@20'] for r in tmp])} | {drop} | {cold} | "
+                         f"{seeds} |")
         lines.append("")
     return lines
 

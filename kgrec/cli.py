@@ -235,7 +235,14 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from kgrec.serve import Recommender
 
     rec = Recommender.load(args.run)
-    for r in rec.recommend(args.user, k=args.k, domain=args.domain,
+    users = list(args.user or [])
+    if args.items is not None:
+        new = "(new user)"
+        rec.add_users([new], [args.items])
+        users.append(new)
+    if not users:
+        raise ConfigError("recommend: name users (--user) or a new user's items (--items)")
+    for r in rec.recommend(users, k=args.k, domain=args.domain,
                            exclude_seen=not args.include_seen):
         _table(f"top {args.k} for user {r.user}", ["rank", "item", "name", "score"],
                [[i + 1, item, name, score] for i, (item, name, score) in enumerate(r)])
@@ -496,7 +503,11 @@ def build_parser() -> argparse.ArgumentParser:
 
     r = sub.add_parser("recommend", help="top-K items for users, with KG explanations")
     r.add_argument("run", help="a directory written by `kgrec train`")
-    r.add_argument("--user", nargs="+", required=True, help="external user id(s)")
+    r.add_argument("--user", nargs="+", help="external user id(s)")
+    r.add_argument("--items", nargs="*", metavar="ITEM",
+                   help="recommend for a user the model was not trained with, from the items "
+                   "they interacted with (none: the model's cold-start list); lightgcn, "
+                   "kggnn and hgnn; adapted as in few-shot evaluation under meta.mode")
     r.add_argument("--k", type=int, default=10)
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")

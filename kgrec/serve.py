@@ -39,6 +39,28 @@ class Recommendations:
         return iter(zip(self.items, self.names, self.scores, strict=True))
 
 
+@dataclass
+class UserFoldIn:
+    """What a user added after training is built from (:meth:`Recommender.add_users`).
+
+    A propagation model's user vector is the mean of its layer-0 vector and its ``L``
+    propagated ones, and layer ``l + 1`` reads only the items' layer-``l`` vectors, each
+    weighted ``1 / sqrt(deg(u) deg(i))``. So a user who links to items ``S`` is
+    ``scale * (start + sum_{i in S} items[i] / sqrt(|S| deg(i)))``.
+
+    Attributes:
+        start: ``[d]`` the layer-0 vector of a user the model has never seen, divided by
+            ``L + 1``.
+        scale: ``[d]`` what the readout multiplies a user vector by (hgnn's ranking head).
+        items: ``[I, d]`` each item's layer vectors as users read them, summed over the
+            layers and divided by ``L + 1``.
+    """
+
+    start: Tensor
+    scale: Tensor
+    items: Tensor
+
+
 class Recommender:
     """Ranks items for users from trained embeddings.
 
@@ -51,6 +73,7 @@ class Recommender:
         kg: the knowledge triples (for :meth:`explain`), with entity ids/names.
         state: the model's weights (``name -> tensor``), kept for fine-tuning.
         history: per-epoch training records.
+        fold_in: what :meth:`add_users` builds new users from (``None``: the model cannot).
     """
 
     def __init__(self, user_embedding: Tensor, item_embedding: Tensor, *, config: Config,
@@ -59,7 +82,8 @@ class Recommender:
                  kg: KnowledgeTriples | None = None, entity_ids: Sequence[str] = (),
                  entity_names: Sequence[str] = (), state: dict[str, Tensor] | None = None,
                  history: list[dict[str, Any]] | None = None, dataset: str = "",
-                 split_fingerprint: str = "", device: str | torch.device = "cpu") -> None:
+                 split_fingerprint: str = "", fold_in: UserFoldIn | None = None,
+                 device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.user_embedding = user_embedding.detach().to(self.device, torch.float32)
         self.item_embedding = item_embedding.detach().to(self.device, torch.float32)
@@ -79,6 +103,9 @@ class Recommender:
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {x: i for i, x in enumerate(self.item_ids)}
         self._kg_adj: dict[int, list[tuple[int, int, bool]]] | None = None
+        self.fold_in = (None if fold_in is None else UserFoldIn(
+            *(t.detach().to(self.device, torch.float32) for t in (fold_in.start, fold_in.scale,
+                                                                   fold_in.items))))
 
     @property
     def num_users(self) -> int:
@@ -145,7 +172,104 @@ class Recommender:
                                             np.full(len(ids), domain, dtype=str)])
         self.seen = sp.hstack([self.seen, sp.csr_matrix((self.num_users, len(ids)))]).tocsr()
         self._item_index.update({x: start + k for k, x in enumerate(ids)})
+        if self.fold_in is not None:  # its layers after 0 are empty: the sum is emb itself
+            self.fold_in.items = torch.cat([self.fold_in.items, emb])
         return emb
+
+    # ------------------------------------------------------------------ new users
+    @torch.no_grad()
+    def add_users(self, ids: Sequence[str], items: Sequence[Sequence[str]], *,
+                  seed: int = 0) -> Tensor:
+        """Make brand-new users recommendable from the items they interacted with.
+
+        Each new user is encoded as the model encodes a few-shot user (no id, no profile,
+        hearing only its own links; :class:`UserFoldIn`), then, for a model trained with
+        ``meta.mode`` ``finetune`` or ``meta``, adapted on those links exactly as the
+        few-shot evaluation adapts a held-out user (the learned step sizes under ``meta``),
+        against one random item it did not pick per link. A user with no items (K = 0) gets
+        the model's starting vector, which meta-training learns. The trained items are not
+        re-encoded: the new links count in their degrees, but not in their own vectors (a
+        model retrained with the user would move them slightly).
+
+        Args:
+            ids: new external user ids (must not exist yet).
+            items: for each new user, the external ids of its items (each counted once).
+            seed: for the adaptation's random negatives.
+
+        Returns:
+            the new users' vectors ``[N, d]`` (appended to the model's users; their items
+            count as seen, so :meth:`recommend` leaves them out).
+
+        Raises:
+            ConfigError: the model cannot place new users (``mf``; ``model.source_weight``).
+            UnknownIdError: a user id exists already, or an item id is unknown.
+        """
+        from kgrec.errors import ConfigError
+
+        if self.fold_in is None:
+            raise ConfigError(f"add_users: a {self.config.model.name!r} model cannot place "
+                              "users it was not trained with (lightgcn, kggnn and hgnn can, "
+                              "except hgnn with model.source_weight)")
+        ids = [str(x) for x in ids]
+        if len(ids) != len(items) or isinstance(items, str):
+            raise ValueError("ids and items must have the same length (one list per user)")
+        clash = [x for x in ids if x in self._user_index] + [
+            x for k, x in enumerate(ids) if x in ids[:k]]
+        if clash:
+            raise UnknownIdError(f"user id(s) already present: {clash[:5]}")
+        links = [np.unique(self.item_index([str(i) for i in its])) for its in items]
+        if not ids:
+            return self.user_embedding.new_zeros(0, self.user_embedding.shape[1])
+        vecs = torch.stack([self._fold_in(s, extra_degree=1) for s in links])
+        vecs = self._adapt_new_users(vecs, links, seed)
+        start = self.num_users
+        self.user_embedding = torch.cat([self.user_embedding, vecs])
+        self.user_ids += ids
+        rows = np.repeat(np.arange(len(ids)), [len(s) for s in links])
+        cols = np.concatenate(links) if links else np.zeros(0, dtype=np.int64)
+        new = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
+                            shape=(len(ids), self.num_items))
+        self.seen = sp.vstack([self.seen, new]).tocsr()
+        self._user_index.update({x: start + k for k, x in enumerate(ids)})
+        return vecs
+
+    def _fold_in(self, items: np.ndarray, extra_degree: int) -> Tensor:
+        """The propagated vector ``[d]`` of a user linked to ``items`` (distinct indices),
+        before adaptation; ``extra_degree``: 1 for a new user (its links add to the items'
+        degrees), 0 for a user already in the training graph."""
+        f = self.fold_in
+        assert f is not None
+        u = f.start
+        if len(items):
+            deg = np.diff(self.seen.tocsc().indptr)[items] + extra_degree
+            w = torch.as_tensor(1.0 / np.sqrt(len(items) * deg), dtype=torch.float32,
+                                device=self.device)
+            u = u + (w.unsqueeze(-1) * f.items[torch.as_tensor(items, device=self.device)]).sum(0)
+        return u * f.scale
+
+    def _adapt_new_users(self, vecs: Tensor, links: list[np.ndarray], seed: int) -> Tensor:
+        """The few-shot evaluation's adaptation (:func:`kgrec.train.meta.fewshot_outputs`)."""
+        meta = self.config.meta
+        log_lr = self.state.get("meta_learner.log_lr")
+        if meta.mode == "off" or log_lr is None or meta.inner_steps == 0:
+            return vecs
+        from kgrec.train.meta import MetaLearner
+
+        learner = MetaLearner(vecs.shape[1], steps=meta.inner_steps).to(self.device)
+        learner.log_lr.data.copy_(log_lr.to(self.device))
+        rng = np.random.default_rng(seed)
+        task = np.repeat(np.arange(len(links)), [len(s) for s in links])
+        pos = np.concatenate(links).astype(np.int64) if links else np.zeros(0, np.int64)
+        neg = rng.integers(0, self.num_items, size=len(pos))
+        for k in range(len(neg)):  # a negative is never one of the user's own items
+            while neg[k] in links[task[k]]:
+                neg[k] = rng.integers(0, self.num_items)
+        dev = self.device
+        with torch.enable_grad():
+            return learner.adapt(vecs, "user", torch.as_tensor(task, device=dev),
+                                 self.item_embedding[torch.as_tensor(pos, device=dev)],
+                                 self.item_embedding[torch.as_tensor(neg, device=dev)]
+                                 ).detach()
 
     # ------------------------------------------------------------------ scoring
     def user_index(self, users: Sequence[str]) -> np.ndarray:
@@ -280,6 +404,9 @@ class Recommender:
                             for k in ("head", "relation", "tail")})
         for k, v in self.state.items():
             tensors[f"state.{k}"] = v.detach().cpu().contiguous()
+        if self.fold_in is not None:
+            tensors.update({f"fold_in.{k}": getattr(self.fold_in, k).cpu().contiguous()
+                            for k in ("start", "scale", "items")})
         # MF's output vectors are its weights: safetensors refuses tensors sharing memory
         seen: set[int] = set()
         for k, v in tensors.items():
@@ -318,12 +445,15 @@ class Recommender:
             kg = KnowledgeTriples(t["kg.head"].numpy(), t["kg.relation"].numpy(),
                                   t["kg.tail"].numpy(), doc["kg_relations"], *doc["kg_sizes"])
         state = {k[len("state."):]: v for k, v in t.items() if k.startswith("state.")}
+        fold_in = (UserFoldIn(t["fold_in.start"], t["fold_in.scale"], t["fold_in.items"])
+                   if "fold_in.items" in t else None)
         return cls(t["user_embedding"], t["item_embedding"], config=Config.from_dict(doc["config"]),
                    user_ids=doc["user_ids"], item_ids=doc["item_ids"],
                    item_names=doc["item_names"], item_domains=doc["item_domains"], seen=seen,
                    kg=kg, entity_ids=doc["entity_ids"], entity_names=doc["entity_names"],
                    state=state, history=doc["history"], dataset=doc.get("dataset", ""),
-                   split_fingerprint=doc.get("split_fingerprint", ""), device=device)
+                   split_fingerprint=doc.get("split_fingerprint", ""), fold_in=fold_in,
+                   device=device)
 
     def __repr__(self) -> str:
         return (f"Recommender({self.config.model.name}, dataset={self.dataset!r}, "

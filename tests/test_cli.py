@@ -35,6 +35,12 @@ def test_train_evaluate_recommend(tmp_path):
     assert "recall@20" in ev and "ndcg@10" in ev
     rec = kgrec("recommend", str(run), "--user", "0", "--k", "3").stdout
     assert "top 3 for user 0" in rec
+    # a user the model never saw, from two artists they listened to (ids 2 and 3)
+    new = kgrec("recommend", str(run), "--items", "2", "3", "--k", "3").stdout
+    assert "top 3 for user (new user)" in new
+    assert "Diary of Dreams" not in new and "Carpathian Forest" not in new  # theirs already
+    p = kgrec("recommend", str(run), "--items", "2", "no-such-artist", check=False)
+    assert p.returncode == 2 and "unknown item id 'no-such-artist'" in p.stderr
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

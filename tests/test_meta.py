@@ -111,11 +111,16 @@ def test_meta_learner_adaptation_lowers_the_support_loss():
     assert learner.log_lr.grad is not None and learner.log_lr.grad.abs().sum() > 0
 
 
-def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot):
+@pytest.fixture(scope="module")
+def meta_rec(fewshot):
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["text"]},
                        train={"epochs": 40, "eval_every": 10, "device": "cpu", "patience": 2},
                        meta={"mode": "meta", "tasks": 32})
-    rec = kgrec.train(fewshot, cfg, progress=False)
+    return kgrec.train(fewshot, cfg, progress=False)
+
+
+def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec):
+    rec = meta_rec
     assert "meta_user" in rec.history[-1]["parts"]
     with_shots = kgrec.evaluate(rec, fewshot.test, k=[20])["recall@20"]
     # the same trained model with the held-out users' support links taken away (K = 0):
@@ -166,3 +171,66 @@ def test_meta_config_is_validated():
         kgrec.Config(model="hgnn", meta={"mode": "maml"})
     with pytest.raises(ConfigError, match=r"meta\.shots"):
         kgrec.Config(model="hgnn", meta={"shots": []})
+
+
+def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, meta_rec, tmp_path):
+    """A held-out user of the few-shot split is a new user whose links are in the graph:
+    rebuilt from its support items it gets exactly the model's vector (before adaptation);
+    added as a brand-new user it ranks its test items about as well as the evaluation did."""
+    from kgrec.serve import Recommender
+    from kgrec.train.loop import EmbeddingScorer, model_from
+
+    rec = meta_rec
+    held = np.flatnonzero(fewshot.test.heldout_users)
+    support = [fewshot.train_items[fewshot.train_users == u] for u in held]
+    model = model_from(rec, fewshot)
+    with torch.no_grad():
+        users, _ = model(isolate=Isolation(users=torch.from_numpy(held)))
+    rebuilt = torch.stack([rec._fold_in(s, extra_degree=0) for s in support])
+    torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
+
+    rec.save(tmp_path / "rec")
+    n_users, n_seen = rec.num_users, rec.seen.nnz
+    new_ids = [f"new-{u}" for u in held]
+    named = [[rec.item_ids[i] for i in s] for s in support]
+    vecs = rec.add_users(new_ids, named)
+    assert rec.num_users == n_users + len(held) and rec.seen.nnz == n_seen + sum(map(len, support))
+    # the new users, in the held-out users' places, against the evaluation's own vectors
+    placed = rec.user_embedding[:n_users].clone()
+    placed[torch.from_numpy(held)] = vecs
+    new_recall = kgrec.evaluate(EmbeddingScorer(placed, rec.item_embedding), fewshot.test,
+                                k=[20])["recall@20"]
+    evaluated = kgrec.evaluate(EmbeddingScorer(rec.user_embedding[:n_users],
+                                               rec.item_embedding), fewshot.test,
+                               k=[20])["recall@20"]
+    assert abs(new_recall - evaluated) < 0.1 * evaluated, (new_recall, evaluated)
+    # recommendable, and their own items are not recommended back
+    top = rec.recommend([new_ids[0]], k=50)[0].items
+    assert top and not set(top) & {rec.item_ids[i] for i in support[0]}
+    # K = 0: the (meta-learned) starting vector, the same for every such user
+    cold = rec.add_users(["k0-a", "k0-b"], [[], []])
+    torch.testing.assert_close(cold[0], cold[1])
+    # saved and loaded, the same users come out the same
+    torch.testing.assert_close(Recommender.load(tmp_path / "rec").add_users(new_ids, named), vecs)
+    # bad input changes nothing
+    before = (rec.num_users, rec.seen.nnz)
+    with pytest.raises(kgrec.UnknownIdError, match="no-such-item"):
+        rec.add_users(["x"], [["no-such-item"]])
+    with pytest.raises(kgrec.UnknownIdError, match="already present"):
+        rec.add_users([new_ids[0]], [[]])
+    assert (rec.num_users, rec.seen.nnz) == before
+
+
+def test_add_users_needs_a_propagation_model(lastfm):
+    s = kgrec.split(lastfm, "random", seed=0)
+    cfg = {"epochs": 1, "eval_every": 1, "device": "cpu"}
+    mf = kgrec.train(s, kgrec.Config(model={"name": "mf", "dim": 8}, train=cfg), progress=False)
+    with pytest.raises(ConfigError, match="cannot place users"):
+        mf.add_users(["u"], [[mf.item_ids[0]]])
+    lgcn = kgrec.train(s, kgrec.Config(model={"name": "lightgcn", "dim": 8}, train=cfg),
+                       progress=False)
+    (v,) = lgcn.add_users(["u"], [[lgcn.item_ids[0], lgcn.item_ids[1]]])
+    # LightGCN: zero start, the two items' layer sums over sqrt(2 (deg + 1))
+    deg = np.diff(lgcn.seen.tocsc().indptr)[:2]  # (the new user's links count already)
+    expect = sum(lgcn.fold_in.items[i] / np.sqrt(2 * deg[i]) for i in range(2))
+    torch.testing.assert_close(v, expect)

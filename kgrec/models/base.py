@@ -133,9 +133,21 @@ class RecModel(nn.Module):
     # the ranking loss; the trainer sets it from ``train.loss`` / ``train.temperature``
     objective: Objective = Objective()
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        """Returns ``(users [U, d], items [I, d])``."""
+    def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """Returns ``(users [U, d], items [I, d])``.
+
+        ``trace``: if a list, a propagation model appends the item vectors each of its
+        layers reads (``[I, d]`` per layer, layer 0 first); what a user added after training
+        is built from (:meth:`new_user`, :meth:`kgrec.serve.Recommender.add_users`).
+        """
         raise NotImplementedError
+
+    def new_user(self) -> tuple[Tensor, Tensor] | None:
+        """``(start [d], scale [d])`` for a user built from its links alone: its layer-0
+        vector (a user the model has never seen: no id, no profile) and what the readout
+        multiplies the propagated vector by. ``None``: this model cannot place such a user
+        (it has no propagation, or its ranking propagates over a graph of its own)."""
+        return None
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Input embeddings of a batch's users ``[B]`` and items ``[B']`` (for L2 terms)."""

@@ -243,12 +243,13 @@ class HGNN(KGGNN):
                 nodes = _mix(self.node.weight, nodes, gate.unsqueeze(-1), node_warm)
         return u, nodes
 
-    def _encode(self, isolate: Isolation | None = None
+    def _encode(self, isolate: Isolation | None = None, trace: list[Tensor] | None = None
                 ) -> tuple[Tensor, Tensor, _View, _View]:
         """Layer-0 inputs and two views of them propagated: the shared graph's (every head
         but the ranking one) and the ranking head's (the same view unless
         ``model.source_weight``). A view carries its propagation (this step's id dropout and
-        graph), so an adversarial pass sees the same graph."""
+        graph), so an adversarial pass sees the same graph. ``trace`` records the ranking
+        view's layers (:meth:`RecModel.forward`)."""
         user_warm, node_warm = self._warm()
         user_known, node_known = self.user_known, self.node_known
         adj = None
@@ -272,15 +273,18 @@ class HGNN(KGGNN):
         def propagate_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
             return self.encode(u, n, *hears, adj=adj, item_kg=item_kg)
 
-        shared = _View(*propagate_(u0, n0), propagate_)
         gated = self._rank_adjacency()
-        if gated is None or isolate is not None:
+        one_view = gated is None or isolate is not None
+        shared = _View(*self.encode(u0, n0, *hears, adj=adj, item_kg=item_kg,
+                                    trace=trace if one_view else None), propagate_)
+        if one_view:
             return u0, n0, shared, shared
 
         def rank_(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
             return self.encode(u, n, *hears, adj=gated, item_kg=item_kg)
 
-        return u0, n0, shared, _View(*rank_(u0, n0), rank_)
+        return u0, n0, shared, _View(*self.encode(u0, n0, *hears, adj=gated, item_kg=item_kg,
+                                                  trace=trace), rank_)
 
     def rank_encode(self, u: Tensor, nodes: Tensor) -> tuple[Tensor, Tensor]:
         """Propagation as the ranking head sees it (its own graph under ``source_weight``)."""
@@ -307,12 +311,24 @@ class HGNN(KGGNN):
         self.relation.weight[n:] = r
 
     # ---------------------------------------------------------------- outputs
-    def forward(self, isolate: Isolation | None = None) -> tuple[Tensor, Tensor]:
+    def forward(self, isolate: Isolation | None = None,
+                trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Users ``[U, d]`` (through the ranking head) and items ``[I, d]``; ``isolate``
         encodes the given users/items as few-shot nodes: no id, only the interaction edges of
-        its graph (episodes and held-out nodes, :mod:`kgrec.train.meta`)."""
-        _, _, _, ranked = self._encode(isolate)
+        its graph (episodes and held-out nodes, :mod:`kgrec.train.meta`); ``trace``: see
+        :meth:`RecModel.forward`."""
+        _, _, _, ranked = self._encode(isolate, trace)
         return self.readout(ranked.users, ranked.items)
+
+    def new_user(self) -> tuple[Tensor, Tensor] | None:
+        """A new user starts as an isolated one does: no id, and no profile (the fused
+        content's 'unknown' vector where users have content, else the learned default);
+        the ranking head scales it. ``None`` under ``model.source_weight`` (the ranking
+        propagates over its own weighted graph)."""
+        if self.source_log_weight is not None:
+            return None
+        start = self.user_default if self.user_content.empty else self.user_content.unknown
+        return start, self.heads[self.rank_head]
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Users through the ranking head (``model.rank_task``, default ``all``)."""

@@ -114,13 +114,19 @@ class KGGNN(RecModel):
             return segment_mean(msg, head, x.shape[0])
         return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
 
-    def forward(self) -> tuple[Tensor, Tensor]:
-        return self.encode(*self.embed())
+    def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        return self.encode(*self.embed(), trace=trace)
+
+    def new_user(self) -> tuple[Tensor, Tensor] | None:
+        """A user without an id starts from zero; the readout is the identity."""
+        w = self.user.weight
+        return w.new_zeros(self.dim), w.new_ones(self.dim)
 
     def encode(self, u: Tensor, nodes: Tensor, user_hears: Tensor | None = None,
                item_hears: Tensor | None = None,
                adj: Tensor | WeightedAdjacency | None = None,
-               item_kg: Tensor | None = None) -> tuple[Tensor, Tensor]:
+               item_kg: Tensor | None = None,
+               trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Propagate layer-0 inputs ``u [U, d]``, ``nodes [I + E, d]`` -> users ``[U, d]``,
         items ``[I, d]`` (the mean over layers).
 
@@ -129,6 +135,7 @@ class KGGNN(RecModel):
         ``adj`` replaces the training interaction graph for this pass (a few-shot episode's
         graph, which lacks its query links), or a weighted sum of adjacency parts.
         ``item_kg [I]`` (bool, optional): the items that take KG messages (default: all).
+        ``trace``: see :meth:`RecModel.forward`.
         """
         U, I = self.num_users, self.num_items
         rel_vecs = self.relation_vectors() if self.has_kg else None
@@ -136,6 +143,8 @@ class KGGNN(RecModel):
         out_u, out_n = u, nodes
         last_kg = min(self.kg_layers, self.layers) - 1
         for layer in range(self.layers):
+            if trace is not None:
+                trace.append(nodes[:I])
             x = torch.cat([u, nodes[:I]])
             ui = adj(x) if isinstance(adj, WeightedAdjacency) else propagate(adj, x)
             u, items = ui[:U], ui[U:]

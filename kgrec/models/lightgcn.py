@@ -32,14 +32,22 @@ class LightGCN(RecModel):
                                                         inputs.num_users, inputs.num_items),
                              persistent=False)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         x = self.embedding.weight
         out = x
         for _ in range(self.layers):
+            if trace is not None:
+                trace.append(x[self.num_users:])
             x = propagate(self.adj, x)
             out = out + x
         out = out / (self.layers + 1)
         return torch.split(out, [self.num_users, out.shape[0] - self.num_users])
+
+    def new_user(self) -> tuple[Tensor, Tensor]:
+        """A user without an id starts from zero; the readout is the identity."""
+        d = self.embedding.weight.shape[1]
+        w = self.embedding.weight
+        return w.new_zeros(d), w.new_ones(d)
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.embedding(users), self.embedding(items + self.num_users)]

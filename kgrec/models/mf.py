@@ -24,7 +24,7 @@ class MF(RecModel):
         nn.init.xavier_normal_(self.user.weight)
         nn.init.xavier_normal_(self.item.weight)
 
-    def forward(self) -> tuple[Tensor, Tensor]:
+    def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         return self.user.weight, self.item.weight
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:

@@ -25,7 +25,7 @@ from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import Objective, PairBatch
-from kgrec.serve import Recommender
+from kgrec.serve import Recommender, UserFoldIn
 from kgrec.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -73,17 +73,19 @@ def objective(cfg: Config) -> Objective:
 
 
 @torch.no_grad()
-def outputs(model: RecModel, split: Split, cfg: Config) -> tuple[Tensor, Tensor]:
+def outputs(model: RecModel, split: Split, cfg: Config,
+            trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """The user ``[U, d]`` and item ``[I, d]`` vectors to rank with: the model's, or under
     ``meta.mode`` finetune/meta, with the split's held-out nodes adapted on their K support
-    links (:func:`kgrec.train.meta.fewshot_outputs`)."""
+    links (:func:`kgrec.train.meta.fewshot_outputs`). ``trace``: see
+    :meth:`~kgrec.models.base.RecModel.forward`."""
     model.eval()
     learner = getattr(model, "meta_learner", None)
     if cfg.meta.mode == "off" or learner is None:
-        return model()
+        return model(trace=trace)
     from kgrec.train.meta import fewshot_outputs
 
-    return fewshot_outputs(model, learner, split, seed=cfg.train.seed)
+    return fewshot_outputs(model, learner, split, seed=cfg.train.seed, trace=trace)
 
 
 @torch.no_grad()
@@ -327,8 +329,17 @@ def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
 @torch.no_grad()
 def recommender_from(model: RecModel, split: Split, cfg: Config,
                      history: list[dict[str, Any]]) -> Recommender:
-    """Freeze a trained model's embeddings into a :class:`Recommender`."""
-    users, items = outputs(model, split, cfg)
+    """Freeze a trained model's embeddings into a :class:`Recommender`, with what
+    :meth:`Recommender.add_users` builds new users from."""
+    trace: list[Tensor] = []
+    users, items = outputs(model, split, cfg, trace)
+    parts = model.new_user()
+    fold_in = None
+    if parts is not None and trace:
+        # a user's propagated vector reads the items' layer-l vectors at layer l + 1 only
+        # (the graph is bipartite), so their sum is all a new user needs
+        n = len(trace) + 1
+        fold_in = UserFoldIn(parts[0] / n, parts[1], torch.stack(trace).sum(0) / n)
     g = split.graph
     ent = g.nodes.get(ENTITY)
     kg = g.knowledge()
@@ -342,4 +353,4 @@ def recommender_from(model: RecModel, split: Split, cfg: Config,
                        state={k: v for k, v in model.state_dict().items() if not v.is_sparse
                               and v.layout == torch.strided},
                        history=history, dataset=g.name, split_fingerprint=fingerprint(split),
-                       device=users.device)
+                       fold_in=fold_in, device=users.device)

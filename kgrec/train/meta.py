@@ -281,20 +281,21 @@ def _eval_negatives(split: Split, users: np.ndarray, seed: int) -> np.ndarray:
 
 
 def fewshot_outputs(model: RecModel, learner: MetaLearner, split: Split,
-                    seed: int = 0) -> tuple[Tensor, Tensor]:
+                    seed: int = 0, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Users ``[U, d]`` and items ``[I, d]`` for ranking, with the split's held-out nodes
     encoded as few-shot nodes (no id; they hear their training links, which are their
     support links) and adapted on those links (none for K = 0). Other nodes are encoded as
-    usual. Deterministic under ``seed`` (negatives).
+    usual. Deterministic under ``seed`` (negatives). ``trace``: see
+    :meth:`~kgrec.models.base.RecModel.forward`.
     """
     model.eval()
     held_u = np.flatnonzero(split.test.heldout_users) if split.test.heldout_users.any() else None
     held_i = np.flatnonzero(split.test.heldout_items) if split.test.heldout_items.any() else None
     if held_u is None and held_i is None:
-        return model()
+        return model(trace=trace)
     isolate = Isolation(users=None if held_u is None else torch.as_tensor(held_u),
                         items=None if held_i is None else torch.as_tensor(held_i))
-    users, items = model(isolate=isolate)
+    users, items = model(isolate=isolate, trace=trace)
     users, items = users.detach(), items.detach()
     dev = users.device
     tu, ti = split.train_users, split.train_items
