@@ -287,6 +287,13 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             for path in paths:
                 con.print(f"why {name!r}? {path}")
             break
+    if rec.fold_in is not None and len(seen) >= 3:  # cold start: a user it never trained on
+        picks = [rec.item_ids[i] for i in seen[:3]]
+        rec.add_users(["(new listener)"], [picks])
+        (fresh,) = rec.recommend(["(new listener)"], k=5)
+        con.print("a new listener who likes " + ", ".join(rec.item_names[i] for i in seen[:3])
+                  + " gets: " + ", ".join(fresh.names)
+                  + f"  (kgrec recommend {out} --items {' '.join(picks)})")
     con.print(f"done in {time.perf_counter() - start:.0f}s; the model, its training curves "
               f"(curves.png) and history are in {out}/; try: kgrec recommend {out} --user {user} "
               "--explain")
@@ -506,8 +513,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--user", nargs="+", help="external user id(s)")
     r.add_argument("--items", nargs="*", metavar="ITEM",
                    help="recommend for a user the model was not trained with, from the items "
-                   "they interacted with (none: the model's cold-start list); lightgcn, "
-                   "kggnn and hgnn; adapted as in few-shot evaluation under meta.mode")
+                   "they interacted with; lightgcn, kggnn and hgnn; adapted as in few-shot "
+                   "evaluation under meta.mode (a meta-trained hgnn also takes none)")
     r.add_argument("--k", type=int, default=10)
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")

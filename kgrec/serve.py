@@ -201,7 +201,8 @@ class Recommender:
             count as seen, so :meth:`recommend` leaves them out).
 
         Raises:
-            ConfigError: the model cannot place new users (``mf``; ``model.source_weight``).
+            ConfigError: the model cannot place new users (``mf``; ``model.source_weight``),
+                or a user has no items and the model no learned starting vector.
             UnknownIdError: a user id exists already, or an item id is unknown.
         """
         from kgrec.errors import ConfigError
@@ -220,6 +221,11 @@ class Recommender:
         links = [np.unique(self.item_index([str(i) for i in its])) for its in items]
         if not ids:
             return self.user_embedding.new_zeros(0, self.user_embedding.shape[1])
+        empty = [x for x, s in zip(ids, links, strict=True) if not len(s)]
+        if empty and not bool(self.fold_in.start.any()):
+            raise ConfigError(f"add_users: {empty[:5]} have no items, and this model has no "
+                              "starting vector for such a user (every item would score 0); "
+                              "hgnn meta-trained on K = 0 episodes (meta.mode=meta) learns one")
         vecs = torch.stack([self._fold_in(s, extra_degree=1) for s in links])
         vecs = self._adapt_new_users(vecs, links, seed)
         start = self.num_users

@@ -229,6 +229,8 @@ def test_add_users_needs_a_propagation_model(lastfm):
         mf.add_users(["u"], [[mf.item_ids[0]]])
     lgcn = kgrec.train(s, kgrec.Config(model={"name": "lightgcn", "dim": 8}, train=cfg),
                        progress=False)
+    with pytest.raises(ConfigError, match="no starting vector"):
+        lgcn.add_users(["nothing-yet"], [[]])  # LightGCN has nothing to place them by
     (v,) = lgcn.add_users(["u"], [[lgcn.item_ids[0], lgcn.item_ids[1]]])
     # LightGCN: zero start, the two items' layer sums over sqrt(2 (deg + 1))
     deg = np.diff(lgcn.seen.tocsc().indptr)[:2]  # (the new user's links count already)
