@@ -226,7 +226,8 @@ class Recommender:
             raise ConfigError(f"add_users: {empty[:5]} have no items, and this model has no "
                               "starting vector for such a user (every item would score 0); "
                               "hgnn meta-trained on K = 0 episodes (meta.mode=meta) learns one")
-        vecs = torch.stack([self._fold_in(s, extra_degree=1) for s in links])
+        deg = self.item_degree() + 1  # the new links count in their items' degrees
+        vecs = torch.stack([self._fold_in(s, deg) for s in links])
         vecs = self._adapt_new_users(vecs, links, seed)
         start = self.num_users
         self.user_embedding = torch.cat([self.user_embedding, vecs])
@@ -239,16 +240,18 @@ class Recommender:
         self._user_index.update({x: start + k for k, x in enumerate(ids)})
         return vecs
 
-    def _fold_in(self, items: np.ndarray, extra_degree: int) -> Tensor:
+    def item_degree(self) -> np.ndarray:
+        """``[I]`` each item's number of users in :attr:`seen`."""
+        return np.diff(self.seen.tocsc().indptr)
+
+    def _fold_in(self, items: np.ndarray, degree: np.ndarray) -> Tensor:
         """The propagated vector ``[d]`` of a user linked to ``items`` (distinct indices),
-        before adaptation; ``extra_degree``: 1 for a new user (its links add to the items'
-        degrees), 0 for a user already in the training graph."""
+        before adaptation, given the items' degrees ``[I]`` in the graph the user is in."""
         f = self.fold_in
         assert f is not None
         u = f.start
         if len(items):
-            deg = np.diff(self.seen.tocsc().indptr)[items] + extra_degree
-            w = torch.as_tensor(1.0 / np.sqrt(len(items) * deg), dtype=torch.float32,
+            w = torch.as_tensor(1.0 / np.sqrt(len(items) * degree[items]), dtype=torch.float32,
                                 device=self.device)
             u = u + (w.unsqueeze(-1) * f.items[torch.as_tensor(items, device=self.device)]).sum(0)
         return u * f.scale
@@ -268,7 +271,9 @@ class Recommender:
         pos = np.concatenate(links).astype(np.int64) if links else np.zeros(0, np.int64)
         neg = rng.integers(0, self.num_items, size=len(pos))
         for k in range(len(neg)):  # a negative is never one of the user's own items
-            while neg[k] in links[task[k]]:
+            for _ in range(1000):  # (bounded: a user may hold nearly every item)
+                if neg[k] not in links[task[k]]:
+                    break
                 neg[k] = rng.integers(0, self.num_items)
         dev = self.device
         with torch.enable_grad():

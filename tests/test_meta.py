@@ -186,7 +186,7 @@ def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, me
     model = model_from(rec, fewshot)
     with torch.no_grad():
         users, _ = model(isolate=Isolation(users=torch.from_numpy(held)))
-    rebuilt = torch.stack([rec._fold_in(s, extra_degree=0) for s in support])
+    rebuilt = torch.stack([rec._fold_in(s, rec.item_degree()) for s in support])
     torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
 
     rec.save(tmp_path / "rec")
