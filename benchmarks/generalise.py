@@ -427,6 +427,87 @@ def summarise_robust() -> list[str]:
     return lines
 
 
+def _series(rows: list[dict], key: str, xs: list) -> tuple[list, list[float], list[float]]:
+    """Mean and std of Recall@20 over seeds at each ``x`` where ``key`` equals it."""
+    out: tuple[list, list[float], list[float]] = ([], [], [])
+    for x in xs:
+        vals = [r["recall@20"] for r in rows if r[key] == x]
+        if vals:
+            out[0].append(x)
+            out[1].append(statistics.mean(vals))
+            out[2].append(statistics.stdev(vals) if len(vals) > 1 else 0.0)
+    return out
+
+
+def plot_summary() -> list[str]:
+    """``generalise.png``: Recall@20 against shots (few-shot, cross-domain), noise share
+    and attack radius (robustness), mean ± std over seeds. Returns the markdown lines that
+    show it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    load = lambda pat: [json.loads(p.read_text()) for p in sorted(RUNS.glob(pat))]  # noqa: E731
+    fewshot, cross, robust = load("generalise-*.json"), load("cross-*.json"), load("robust-*.json")
+    panels = []
+    for dataset in DATASETS:
+        for side in ("user", "item"):
+            rows = [r for r in fewshot if r["dataset"] == dataset and r["side"] == side]
+            if rows:
+                panels.append((f"{dataset}: cold {side}s", "shots K", [
+                    (v, _series([r for r in rows if r["variant"] == v], "shots", SHOTS))
+                    for v in ("meta", "finetune", "joint", "lightgcn")]))
+    for dataset, target in CROSS.items():
+        rows = [r for r in cross if r["dataset"] == dataset]
+        if rows:
+            panels.append((f"{dataset}: target {target}", "target shots K", [
+                (v, _series([r for r in rows if r["variant"] == v], "shots", CROSS_SHOTS))
+                for v in ("hgnn-joint", "hgnn-target", "lightgcn-joint", "lightgcn-target")]))
+    for loss in ("softmax", "bpr"):
+        rows = [r for r in robust if _loss(r) == loss]
+        for noise in ("inter", "kg"):
+            series = []
+            for name, eps in (("plain", 0.0), ("adversarial", ADV_EPS)):
+                sel = [r for r in rows if _adv_eps(r) == eps
+                       and (r["noise"] == noise or r["noise"] == "none")]
+                series.append((name, _series(sel, "share", [0.0, 0.1, 0.2, 0.3])))
+            if sum(len(s[1][0]) for s in series) > 2:
+                panels.append((f"Last.FM, {loss}: {noise} noise", "noise share", series))
+        att = []
+        for name, eps in (("plain", 0.0), ("adversarial", ADV_EPS)):
+            sel = [r for r in rows if r["noise"] == "none" and _adv_eps(r) == eps
+                   and r.get("attacked_recall@20")]
+            pts = [{"recall@20": r["recall@20"], "eps": 0.0} for r in sel] + [
+                {"recall@20": v, "eps": float(e)} for r in sel
+                for e, v in r["attacked_recall@20"].items()]
+            att.append((name, _series(pts, "eps", [0.0, *ATTACK_EPS])))
+        if any(s[1][0] for s in att):
+            panels.append((f"Last.FM, {loss}: test-time attack", "L2 radius", att))
+    if not panels:
+        return []
+    cols = 4
+    rows_n = -(-len(panels) // cols)
+    fig, axes = plt.subplots(rows_n, cols, figsize=(4.2 * cols, 3.3 * rows_n), squeeze=False)
+    for ax, (title, xlabel, series) in zip(axes.flat, panels, strict=False):
+        for name, (x, mean, std) in series:
+            if x:
+                ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
+        ax.set_xticks(sorted({v for _, (x, _, _) in series for v in x}))
+        ax.set_title(title, fontsize=9)
+        ax.set_xlabel(xlabel)
+        ax.set_ylabel("Recall@20")
+        ax.grid(alpha=0.3)
+        ax.legend(fontsize=7)
+    for ax in list(axes.flat)[len(panels):]:
+        ax.axis("off")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "generalise.png", dpi=90)
+    plt.close(fig)
+    return ["![Recall@20 against shots, noise and attack radius (mean ± std over seeds)]"
+            "(generalise.png)", ""]
+
+
 def summarise(command: str) -> str:
     runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
     lines = ["# Generalisation: few-shot cold start, cross-domain transfer, robustness to noise, "
@@ -449,6 +530,7 @@ def summarise(command: str) -> str:
              "held-out nodes encoded without ids and fine-tuned on their shots (same steps, "
              "fixed step size); `joint` = the same model with the shots as ordinary training "
              "edges; `lightgcn` = id-only LightGCN, shots as ordinary edges.", ""]
+    lines += plot_summary()
     for dataset in DATASETS:
         for side in ("user", "item"):
             rows = [r for r in runs if r["dataset"] == dataset and r["side"] == side]
