@@ -117,6 +117,58 @@ def _load(pattern: str) -> list[dict]:
     return [json.loads(p.read_text()) for p in sorted(RUNS.glob(pattern))]
 
 
+def plot_summary() -> list[str]:
+    """``model.png``: Recall@20 (mean ± std over seeds) of the peers and of every hgnn
+    variant per dataset, with the goal (1.10x the best peer) marked. Returns the markdown
+    lines that show it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = []
+    for ds in DATASETS:
+        # (label, runs, kind): "peer" (the goal's reference), "loss" (kgrec's LightGCN with
+        # the softmax loss: a peer for the loss's share, not in the goal) or "ours"
+        bars = []
+        for m, name in BASELINES.items():
+            bars.append((name, _load(f"{ds}-{m}-[0-9]*.json"), "peer"))
+        for m in RECBOLE:
+            bars.append((f"RecBole {m}", _load(f"recbole-{ds}-{m}-seed*.json"), "peer"))
+        for v in VARIANTS:
+            label, kind = ("LightGCN, softmax loss", "loss") if v == "lightgcn-softmax" else (
+                "hgnn" if v == "hgnn" else f"hgnn {v}", "ours")
+            bars.append((label, _load(f"model-random-{ds}-{v}-[0-9]*.json"), kind))
+        bars = [(label, [d["recall@20"] for d in docs], kind) for label, docs, kind in bars
+                if docs]
+        if any(kind == "ours" for _, _, kind in bars):
+            panels.append((ds, bars))
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.5), squeeze=False)
+    for ax, (ds, bars) in zip(axes[0], panels, strict=True):
+        y = range(len(bars))
+        means = [statistics.mean(xs) for _, xs, _ in bars]
+        stds = [statistics.stdev(xs) if len(xs) > 1 else 0.0 for _, xs, _ in bars]
+        colour = {"peer": "tab:grey", "loss": "silver", "ours": "tab:blue"}
+        ax.barh(list(y), means, xerr=stds, capsize=2, color=[colour[k] for _, _, k in bars])
+        ax.set_yticks(list(y), [f"{label} ({len(xs)})" for label, xs, _ in bars], fontsize=7)
+        ax.invert_yaxis()
+        best = max(m for m, (_, _, kind) in zip(means, bars, strict=True) if kind == "peer")
+        ax.axvline(1.1 * best, color="tab:red", linestyle="--", label="goal: 1.10x best peer")
+        ax.set_xlim(0.5 * min(means), 1.15 * best)
+        ax.set_title(ds, fontsize=9)
+        ax.set_xlabel("Recall@20 (seeds in brackets)")
+        ax.grid(axis="x", alpha=0.3)
+        ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    fig.savefig(RESULTS / "model.png", dpi=90)
+    plt.close(fig)
+    return ["![Recall@20 of the peers (grey; light grey: kgrec's LightGCN with the softmax "
+            "loss) and the hgnn variants (blue), mean ± std over seeds, against the goal]"
+            "(model.png)", ""]
+
+
 def summarise(command: str) -> str:
     import torch
 
@@ -140,6 +192,7 @@ def summarise(command: str) -> str:
              "their own virtual environment (`benchmarks/recbole_peers.py`; protocol, pins, "
              "checks and caveats in `recbole.md`; 1 thread each, RecBole defaults with lr "
              "5e-3, untuned); they count as peers below.", ""]
+    lines += plot_summary()
     lines += ["## Against the baselines", ""]
     for ds in DATASETS:
         rows, recalls, secs = [], {}, {}
