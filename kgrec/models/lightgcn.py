@@ -45,9 +45,8 @@ class LightGCN(RecModel):
 
     def new_user(self) -> tuple[Tensor, Tensor]:
         """A user without an id starts from zero; the readout is the identity."""
-        d = self.embedding.weight.shape[1]
         w = self.embedding.weight
-        return w.new_zeros(d), w.new_ones(d)
+        return w.new_zeros(w.shape[1]), w.new_ones(w.shape[1])
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.embedding(users), self.embedding(items + self.num_users)]
