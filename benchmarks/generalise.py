@@ -493,7 +493,8 @@ def plot_summary() -> list[str]:
         for name, (x, mean, std) in series:
             if x:
                 ax.errorbar(x, mean, yerr=std, marker="o", capsize=3, label=name)
-        ax.set_xticks(sorted({v for _, (x, _, _) in series for v in x}))
+        if "shots" in xlabel:  # (radii 0, 0.05 and 0.1 would overprint)
+            ax.set_xticks(sorted({v for _, (x, _, _) in series for v in x}))
         ax.set_title(title, fontsize=9)
         ax.set_xlabel(xlabel)
         ax.set_ylabel("Recall@20")
