@@ -266,15 +266,13 @@ class Recommender:
 
         learner = MetaLearner(vecs.shape[1], steps=meta.inner_steps).to(self.device)
         learner.log_lr.data.copy_(log_lr.to(self.device))
-        rng = np.random.default_rng(seed)
+        from kgrec.train.sampling import NegativeSampler
+
         task = np.repeat(np.arange(len(links)), [len(s) for s in links])
-        pos = np.concatenate(links).astype(np.int64) if links else np.zeros(0, np.int64)
-        neg = rng.integers(0, self.num_items, size=len(pos))
-        for k in range(len(neg)):  # a negative is never one of the user's own items
-            for _ in range(1000):  # (bounded: a user may hold nearly every item)
-                if neg[k] not in links[task[k]]:
-                    break
-                neg[k] = rng.integers(0, self.num_items)
+        pos = np.concatenate(links).astype(np.int64)
+        # as in evaluation: items with training links, never one of the user's own
+        neg = NegativeSampler(task, pos, self.num_items, np.random.default_rng(seed),
+                              pool=np.flatnonzero(self.item_degree() > 0)).sample(task)
         dev = self.device
         with torch.enable_grad():
             return learner.adapt(vecs, "user", torch.as_tensor(task, device=dev),

@@ -16,13 +16,15 @@ class NegativeSampler:
         users, items: training positives ``[P]``.
         num_items: item count.
         rng: the training run's generator (sampling is repeatable under a seed).
+        pool: the items to draw from (default: those in ``items``).
     """
 
     def __init__(self, users: np.ndarray, items: np.ndarray, num_items: int,
-                 rng: np.random.Generator, max_rounds: int = 20) -> None:
+                 rng: np.random.Generator, max_rounds: int = 20,
+                 pool: np.ndarray | None = None) -> None:
         self.num_items = num_items
         self.keys = np.unique(users.astype(np.int64) * num_items + items)
-        self.pool = np.unique(items).astype(np.int64)
+        self.pool = np.unique(items if pool is None else pool).astype(np.int64)
         self.rng = rng
         self.max_rounds = max_rounds
 
