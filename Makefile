@@ -5,14 +5,20 @@
 # (and CI) reuses it; this clone's source is then installed into it in editable mode.
 
 PYTHON ?= python3
+SHELL := bash
 LOCK_HASH := $(shell sha256sum requirements.lock | cut -c1-12)
 VENV_ROOT ?= $(HOME)/.cache/kgrec/venvs
 VENV ?= $(VENV_ROOT)/$(LOCK_HASH)
 BIN := $(VENV)/bin
 
 # The test suite's own Neo4j server: its data lives in the clone (ignored), its jars are shared.
+# Its Bolt port is a free one picked per run (unless KGREC_NEO4J_PORT is set), so the suite
+# neither collides with a Neo4j the user already runs on 7687 nor with another clone's tests.
 export KGREC_NEO4J_HOME ?= $(CURDIR)/.kgrec/neo4j
-export KGREC_NEO4J_PORT ?= 7687
+ifndef KGREC_NEO4J_PORT
+KGREC_NEO4J_PORT := $(shell $(PYTHON) -c "import socket; s = socket.socket(); s.bind(('127.0.0.1', 0)); print(s.getsockname()[1])")
+endif
+export KGREC_NEO4J_PORT
 
 export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
@@ -43,10 +49,11 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check kgrec tests benchmarks
 
-# Starts the real Neo4j server the Neo4j tests talk to, and stops it even when tests fail.
+# Starts the real Neo4j server the Neo4j tests talk to, and stops it however the recipe ends:
+# tests failing, Ctrl-C, or a TERM (which .ci/run sends to make's whole process group).
 test: venv lint
-	$(BIN)/kgrec neo4j start
-	$(BIN)/python -m pytest -q; rc=$$?; $(BIN)/kgrec neo4j stop; exit $$rc
+	trap '$(BIN)/kgrec neo4j stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM HUP; \
+	$(BIN)/kgrec neo4j start && $(BIN)/python -m pytest -q
 
 bench: venv
 	$(BIN)/python benchmarks/run.py
