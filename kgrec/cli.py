@@ -236,9 +236,17 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 
     rec = Recommender.load(args.run)
     users = list(args.user or [])
+    if args.profile and args.items is None:
+        args.items = []  # a profile alone places a new user too
     if args.items is not None:
         new = "(new user)"
-        rec.add_users([new], [args.items])
+        profile = {}
+        for kv in args.profile or []:
+            key, eq, value = kv.partition("=")
+            if not eq or not key:
+                raise ConfigError(f"recommend --profile: expected KEY=VALUE, got {kv!r}")
+            profile[key] = value
+        rec.add_users([new], [args.items], profiles=[profile] if profile else None)
         users.append(new)
     if not users:
         raise ConfigError("recommend: name users (--user) or a new user's items (--items)")
@@ -515,6 +523,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="recommend for a user the model was not trained with, from the items "
                    "they interacted with; lightgcn, kggnn and hgnn; adapted as in few-shot "
                    "evaluation under meta.mode (a meta-trained hgnn also takes none)")
+    r.add_argument("--profile", nargs="+", metavar="KEY=VALUE",
+                   help="the new user's attributes, as the dataset names them (ml-100k: "
+                   "age=24 gender=M occupation=technician); hgnn models that read profiles")
     r.add_argument("--k", type=int, default=10)
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")

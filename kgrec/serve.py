@@ -8,7 +8,7 @@ id vocabularies, item names, training history). No pickle anywhere.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,7 +20,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kgrec.config import Config
-from kgrec.errors import StoreError, UnknownIdError
+from kgrec.errors import ConfigError, DataFormatError, StoreError, UnknownIdError
+from kgrec.features.build import AttributeSchema
 from kgrec.graph import ENTITY, KnowledgeTriples
 
 FORMAT = "kgrec-recommender/1"
@@ -74,6 +75,7 @@ class Recommender:
         state: the model's weights (``name -> tensor``), kept for fine-tuning.
         history: per-epoch training records.
         fold_in: what :meth:`add_users` builds new users from (``None``: the model cannot).
+        user_profile: how the model encodes a user's profile (``None``: it reads none).
     """
 
     def __init__(self, user_embedding: Tensor, item_embedding: Tensor, *, config: Config,
@@ -83,6 +85,7 @@ class Recommender:
                  entity_names: Sequence[str] = (), state: dict[str, Tensor] | None = None,
                  history: list[dict[str, Any]] | None = None, dataset: str = "",
                  split_fingerprint: str = "", fold_in: UserFoldIn | None = None,
+                 user_profile: AttributeSchema | None = None,
                  device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.user_embedding = user_embedding.detach().to(self.device, torch.float32)
@@ -106,6 +109,7 @@ class Recommender:
         self.fold_in = (None if fold_in is None else UserFoldIn(
             *(t.detach().to(self.device, torch.float32) for t in (fold_in.start, fold_in.scale,
                                                                    fold_in.items))))
+        self.user_profile = user_profile
 
     @property
     def num_users(self) -> int:
@@ -138,7 +142,6 @@ class Recommender:
             ConfigError: the model cannot place items from text.
             UnknownIdError: an id already exists, or a text is empty.
         """
-        from kgrec.errors import ConfigError
         from kgrec.features.text import TextEncoder
 
         cfg = self.config.model
@@ -179,11 +182,14 @@ class Recommender:
     # ------------------------------------------------------------------ new users
     @torch.no_grad()
     def add_users(self, ids: Sequence[str], items: Sequence[Sequence[str]], *,
+                  profiles: Sequence[Mapping[str, Any] | None] | None = None,
                   seed: int = 0) -> Tensor:
-        """Make brand-new users recommendable from the items they interacted with.
+        """Make brand-new users recommendable from the items they interacted with (and their
+        profile, where the model reads users' profiles).
 
-        Each new user is encoded as the model encodes a few-shot user (no id, no profile,
-        hearing only its own links; :class:`UserFoldIn`), then, for a model trained with
+        Each new user is encoded as the model encodes a few-shot user (no id, hearing only its
+        own links; :class:`UserFoldIn`; its profile fused as a training user's is), then, for
+        a model trained with
         ``meta.mode`` ``finetune`` or ``meta``, adapted on those links exactly as the
         few-shot evaluation adapts a held-out user (the learned step sizes under ``meta``),
         against one random item it did not pick per link. A user with no items (K = 0) gets
@@ -194,6 +200,11 @@ class Recommender:
         Args:
             ids: new external user ids (must not exist yet).
             items: for each new user, the external ids of its items (each counted once).
+            profiles: for each new user, its attributes as the dataset names them (ml-100k:
+                ``{"age": 24, "gender": "M", "occupation": "technician"}``), or ``None``;
+                a missing attribute is missing, as in training. The profile's text is its
+                ``"text"``, else the dataset recipe's ``user_text`` template filled from the
+                profile (when it has every field the template names), else none.
             seed: for the adaptation's random negatives.
 
         Returns:
@@ -202,11 +213,13 @@ class Recommender:
 
         Raises:
             ConfigError: the model cannot place new users (``mf``; ``model.source_weight``),
-                or a user has no items and the model no learned starting vector.
+                a user has no items (nor profile) and the model no learned starting vector,
+                or profiles are given to a model that reads none.
             UnknownIdError: a user id exists already, or an item id is unknown.
+            DataFormatError: a profile names an attribute the training users did not have, or
+                a value the model cannot encode (a category never seen in training, a
+                non-number where numbers were).
         """
-        from kgrec.errors import ConfigError
-
         if self.fold_in is None:
             raise ConfigError(f"add_users: a {self.config.model.name!r} model cannot place "
                               "users it was not trained with (lightgcn, kggnn and hgnn can, "
@@ -221,13 +234,16 @@ class Recommender:
         links = [np.unique(self.item_index([str(i) for i in its])) for its in items]
         if not ids:
             return self.user_embedding.new_zeros(0, self.user_embedding.shape[1])
-        empty = [x for x, s in zip(ids, links, strict=True) if not len(s)]
-        if empty and not bool(self.fold_in.start.any()):
+        starts = self._starts(ids, profiles)
+        empty = [x for x, s, st in zip(ids, links, starts, strict=True)
+                 if not len(s) and not bool(st.any())]
+        if empty:
             raise ConfigError(f"add_users: {empty[:5]} have no items, and this model has no "
                               "starting vector for such a user (every item would score 0); "
                               "hgnn meta-trained on K = 0 episodes (meta.mode=meta) learns one")
         deg = self.item_degree() + 1  # the new links count in their items' degrees
-        vecs = torch.stack([self._fold_in(s, deg) for s in links])
+        vecs = torch.stack([self._fold_in(s, deg, st) for s, st in zip(links, starts,
+                                                                       strict=True)])
         vecs = self._adapt_new_users(vecs, links, seed)
         start = self.num_users
         self.user_embedding = torch.cat([self.user_embedding, vecs])
@@ -244,17 +260,95 @@ class Recommender:
         """``[I]`` each item's number of users in :attr:`seen`."""
         return np.diff(self.seen.tocsc().indptr)
 
-    def _fold_in(self, items: np.ndarray, degree: np.ndarray) -> Tensor:
+    def _fold_in(self, items: np.ndarray, degree: np.ndarray,
+                 start: Tensor | None = None) -> Tensor:
         """The propagated vector ``[d]`` of a user linked to ``items`` (distinct indices),
-        before adaptation, given the items' degrees ``[I]`` in the graph the user is in."""
+        before adaptation, given the items' degrees ``[I]`` in the graph the user is in and
+        its layer-0 vector over ``L + 1`` (default: a user without profile's)."""
         f = self.fold_in
         assert f is not None
-        u = f.start
+        u = f.start if start is None else start
         if len(items):
             w = torch.as_tensor(1.0 / np.sqrt(len(items) * degree[items]), dtype=torch.float32,
                                 device=self.device)
             u = u + (w.unsqueeze(-1) * f.items[torch.as_tensor(items, device=self.device)]).sum(0)
         return u * f.scale
+
+    def _starts(self, ids: list[str], profiles: Sequence[Mapping[str, Any] | None] | None
+                ) -> Tensor:
+        """``[N, d]`` each new user's layer-0 vector over ``L + 1``: its fused profile where
+        it has one, else the model's start for a user without one."""
+        assert self.fold_in is not None
+        starts = self.fold_in.start.expand(len(ids), -1).clone()
+        if profiles is None:
+            return starts
+        if isinstance(profiles, Mapping) or len(profiles) != len(ids):
+            raise ValueError("profiles: one mapping (or None) per new user")
+        given = [k for k, p in enumerate(profiles) if p]
+        if not given:
+            return starts
+        schema = self.user_profile
+        if schema is None:
+            raise ConfigError(f"add_users: this {self.config.model.name!r} model reads no user "
+                              "profiles (hgnn does, where the training users had attributes)")
+        rows = [{str(k): v for k, v in profiles[g].items()} for g in given]
+        encoded = [c for c, *_ in schema.numeric] + [c for c, _ in schema.categorical]
+
+        def columns(rs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
+            return {c: np.asarray(["" if r.get(c) is None else str(r[c]) for r in rs], dtype=str)
+                    for c in encoded}
+
+        for g, r in zip(given, rows, strict=True):
+            where = f"add_users: profile of {ids[g]!r}: "
+            unknown = sorted(set(r) - set(schema.attributes) - {"text"})
+            if unknown:
+                raise DataFormatError(f"{where}unknown attribute {unknown[0]!r} (the training "
+                                      f"users had: {', '.join(schema.attributes)})")
+            schema.encode(columns([r]), 1, where=where)  # names the bad value, user, field
+        m = schema.encode(columns(rows), len(rows))
+        texts = [self.profile_text(r) for r in rows] if schema.text else []
+        if schema.text:
+            from kgrec.features.text import TextEncoder
+
+            dt = self.state["user_content.text_proj.weight"].shape[1]
+            m.text_mask = torch.as_tensor([bool(t) for t in texts])
+            m.text = torch.zeros(len(rows), dt)
+            if m.text_mask.any():
+                enc = TextEncoder(self.config.model.text_model, device=str(self.device))
+                m.text[m.text_mask] = torch.from_numpy(
+                    enc.encode([t for t in texts if t], progress=False))
+        from kgrec.models.fusion import Fusion
+
+        fusion = Fusion(m, starts.shape[1], self.config.model.fusion)
+        prefix = "user_content."
+        fusion.load_state_dict({k[len(prefix):]: v for k, v in self.state.items()
+                                if k.startswith(prefix)})
+        starts[torch.as_tensor(given)] = (fusion.to(self.device)()
+                                          / (self.config.model.layers + 1))
+        return starts
+
+    def profile_text(self, profile: Mapping[str, Any]) -> str:
+        """A new user's text: its ``"text"``, else the dataset recipe's ``user_text``
+        template filled from the profile if it has every field the template names (the
+        text the recipe gave a training user with that profile), else ``""`` (no text)."""
+        if profile.get("text"):
+            return str(profile["text"])
+        import string
+
+        from kgrec.errors import DatasetNotFoundError
+        from kgrec.ingest.recipe import Recipe, recipe_path
+
+        try:
+            recipe = Recipe.load(recipe_path(self.dataset))
+        except DatasetNotFoundError:
+            return ""  # not a recipe dataset (Neo4j, RDF, a renamed graph)
+        tpl = recipe.template("user_text")
+        if not tpl:
+            return ""
+        fields = [f for _, f, _, _ in string.Formatter().parse(tpl) if f]
+        if any(profile.get(f) in (None, "") for f in fields):
+            return ""
+        return recipe.render("user_text", tpl, {f: str(profile[f]) for f in fields})
 
     def _adapt_new_users(self, vecs: Tensor, links: list[np.ndarray], seed: int) -> Tensor:
         """The few-shot evaluation's adaptation (:func:`kgrec.train.meta.fewshot_outputs`)."""
@@ -429,7 +523,8 @@ class Recommender:
                "entity_ids": self.entity_ids, "entity_names": self.entity_names,
                "kg_relations": self.kg.relations if self.kg is not None else None,
                "kg_sizes": [self.kg.num_items, self.kg.num_entities] if self.kg else None,
-               "split_fingerprint": self.split_fingerprint, "history": self.history}
+               "split_fingerprint": self.split_fingerprint, "history": self.history,
+               "user_profile": self.user_profile.to_dict() if self.user_profile else None}
         (path / "recommender.json").write_text(json.dumps(doc))
         return path
 
@@ -462,7 +557,8 @@ class Recommender:
                    kg=kg, entity_ids=doc["entity_ids"], entity_names=doc["entity_names"],
                    state=state, history=doc["history"], dataset=doc.get("dataset", ""),
                    split_fingerprint=doc.get("split_fingerprint", ""), fold_in=fold_in,
-                   device=device)
+                   user_profile=(AttributeSchema.from_dict(doc["user_profile"])
+                                 if doc.get("user_profile") else None), device=device)
 
     def __repr__(self) -> str:
         return (f"Recommender({self.config.model.name}, dataset={self.dataset!r}, "

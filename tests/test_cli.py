@@ -41,6 +41,10 @@ def test_train_evaluate_recommend(tmp_path):
     assert "Diary of Dreams" not in new and "Carpathian Forest" not in new  # theirs already
     p = kgrec("recommend", str(run), "--items", "2", "no-such-artist", check=False)
     assert p.returncode == 2 and "unknown item id 'no-such-artist'" in p.stderr
+    p = kgrec("recommend", str(run), "--items", "2", "--profile", "age", check=False)
+    assert p.returncode == 2 and "expected KEY=VALUE, got 'age'" in p.stderr
+    p = kgrec("recommend", str(run), "--items", "2", "--profile", "age=30", check=False)
+    assert p.returncode == 2 and "reads no user profiles" in p.stderr  # Last.FM users have none
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

@@ -7,7 +7,7 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, DataFormatError
 from kgrec.models import HGNN
 from kgrec.models.base import Isolation
 from kgrec.train.loop import graph_inputs
@@ -236,3 +236,62 @@ def test_add_users_needs_a_propagation_model(lastfm):
     deg = np.diff(lgcn.seen.tocsc().indptr)[:2]  # (the new user's links count already)
     expect = sum(lgcn.fold_in.items[i] / np.sqrt(2 * deg[i]) for i in range(2))
     torch.testing.assert_close(v, expect)
+
+
+def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, tmp_path):
+    """ml-100k's users have an age, a gender and an occupation, which hgnn fuses into their
+    input: a held-out user rebuilt from its support items and its profile gets exactly the
+    model's vector, and the profile is what sets it apart from a user without one."""
+    from kgrec.serve import Recommender
+    from kgrec.train.loop import model_from
+
+    s = kgrec.split(ml100k, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "features": ["categorical", "numeric"],
+                              "use_kg": False},
+                       train={"epochs": 2, "eval_every": 2, "device": "cpu"},
+                       meta={"mode": "finetune"})  # held-out users encoded as few-shot users
+    rec = kgrec.train(s, cfg, progress=False)
+    held = np.flatnonzero(s.test.heldout_users)
+    with torch.no_grad():
+        users, _ = model_from(rec, s)(isolate=Isolation(users=torch.from_numpy(held)))
+    attrs = ml100k.users.attrs
+    profiles = [{"age": int(attrs["age"][u]), "gender": str(attrs["gender"][u]),
+                 "occupation": str(attrs["occupation"][u]), "text": str(attrs["text"][u])}
+                for u in held]  # text too: the training users had it, this model reads none
+    support = [[rec.item_ids[i] for i in s.train_items[s.train_users == u]] for u in held]
+    new_ids = [f"new-{u}" for u in held]
+    # rebuilt in the graph the held-out users are in (their support links counted already)
+    rebuilt = torch.stack([rec._fold_in(rec.item_index(its), rec.item_degree(), st)
+                           for its, st in zip(support, rec._starts(new_ids, profiles),
+                                              strict=True)])
+    torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
+    rec.save(tmp_path / "rec")
+    vecs = rec.add_users(new_ids, support, profiles=profiles)
+    # without the profile, the same items give another vector; with it, saved and loaded,
+    # the same one
+    plain = Recommender.load(tmp_path / "rec").add_users(new_ids, support)
+    assert not torch.allclose(plain, vecs, atol=1e-4)
+    loaded = Recommender.load(tmp_path / "rec")
+    torch.testing.assert_close(loaded.add_users(new_ids, support, profiles=profiles), vecs)
+    # a profile alone (K = 0) places a user (a partial one: the rest is missing), where
+    # this model, which never saw a user without profile, has nothing for one without
+    (alone,) = loaded.add_users(["p0"], [[]], profiles=[{"age": 30, "occupation": "writer"}])
+    assert alone.abs().sum() > 0
+    with pytest.raises(ConfigError, match="no starting vector"):
+        loaded.add_users(["p1"], [[]])
+    # bad profiles name the user, the field and the value, and add nothing
+    before = (loaded.num_users, loaded.seen.nnz)
+    for bad, match in [({"occupation": "astronaut"}, r"'x'.*occupation.*'astronaut'"),
+                       ({"age": "old"}, r"'x'.*age.*numbers"),
+                       ({"shoe_size": 44}, r"'x'.*unknown attribute 'shoe_size'")]:
+        with pytest.raises(DataFormatError, match=match):
+            loaded.add_users(["x"], [support[0]], profiles=[bad])
+    assert (loaded.num_users, loaded.seen.nnz) == before
+    # the recipe's template gives a new user the text a training user with that profile had
+    u1 = ml100k.users.lookup["1"]
+    one = {k: attrs[k][u1].item() for k in ("age", "gender", "occupation")}
+    assert rec.profile_text(one) == attrs["text"][u1] == "A 24 year old technician, gender M."
+    assert rec.profile_text({"age": 24}) == ""  # the template needs every field
+    # Last.FM's users have no attributes: that model reads no profile
+    with pytest.raises(ConfigError, match="reads no user profiles"):
+        meta_rec.add_users(["y"], [[meta_rec.item_ids[0]]], profiles=[{"age": 3}])

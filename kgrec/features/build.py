@@ -21,6 +21,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kgrec.errors import DataFormatError
 from kgrec.features.nodetext import node_texts, relation_texts
 from kgrec.features.text import TextEncoder
 from kgrec.graph import ENTITY, ITEM, USER, NodeTable, RecGraph
@@ -44,6 +45,7 @@ class Modalities:
     numeric_mask: Tensor | None = None    # [N, k] bool
     vectors: Tensor | None = None         # [N, Dv]
     vectors_mask: Tensor | None = None    # [N] bool
+    schema: AttributeSchema | None = None  # how the attributes were encoded
 
     def names(self) -> list[str]:
         out = []
@@ -99,38 +101,113 @@ def _numeric(col: np.ndarray) -> np.ndarray | None:
     return out
 
 
+@dataclass
+class AttributeSchema:
+    """How a node type's attribute columns became model inputs: which columns, in which
+    order, with which scaling (numeric) or vocabulary (categorical). Fitted on the training
+    graph and kept, so a node added after training (a new user's profile,
+    :meth:`kgrec.serve.Recommender.add_users`) is encoded exactly as a training node.
+
+    Attributes:
+        numeric: ``(column, mean, std)`` per numeric input, in input order.
+        categorical: ``(column, values)`` per categorical input; ``values[0] == ""`` is
+            'missing' (code 0), a value's code is its index.
+        vectors: the column of precomputed vectors, if any (not encodable from a profile).
+        vectors_dim: their width.
+        text: whether the node type has text (its ``text``/``name`` attribute).
+        attributes: every attribute the node type had, read or not.
+    """
+
+    numeric: list[tuple[str, float, float]] = field(default_factory=list)
+    categorical: list[tuple[str, list[str]]] = field(default_factory=list)
+    vectors: str | None = None
+    vectors_dim: int = 0
+    text: bool = False
+    attributes: list[str] = field(default_factory=list)
+
+    @classmethod
+    def fit(cls, table: NodeTable, use: set[str]) -> AttributeSchema:
+        """The columns of ``table`` that the modalities in ``use`` turn into inputs."""
+        schema = cls(attributes=sorted(table.attrs))
+        for name, col in sorted(table.attrs.items()):
+            if name in _SKIP:
+                continue
+            if col.ndim == 2:
+                if "vectors" in use and col.dtype.kind == "f":
+                    schema.vectors, schema.vectors_dim = name, int(col.shape[1])
+                continue
+            num = _numeric(col)
+            if num is not None and "numeric" in use and np.isfinite(num).sum() > 1:
+                ok = np.isfinite(num)
+                schema.numeric.append((name, float(num[ok].mean()), float(num[ok].std() or 1.0)))
+                continue
+            if col.dtype.kind == "U" and "categorical" in use:
+                values = np.unique(col).tolist()
+                if 1 < len(values) <= MAX_CATEGORIES:
+                    # code 0 = missing: the empty string sorts first and takes it when present
+                    schema.categorical.append((name, values if values[0] == "" else
+                                               ["", *values]))
+        return schema
+
+    def encode(self, columns: dict[str, np.ndarray], n: int, *, where: str = "") -> Modalities:
+        """The categorical, numeric and vector inputs of ``n`` nodes from their attribute
+        ``columns`` (a missing column: every value missing). Text is the caller's.
+
+        Raises:
+            DataFormatError: a categorical value outside the vocabulary, or a non-number in a
+                numeric column (the message names the column, the value and ``where``).
+        """
+        m = Modalities(n)
+        for name, values in self.categorical:
+            col = columns.get(name)
+            if col is None:
+                m.categorical.append(torch.zeros(n, dtype=torch.int64))
+            else:
+                code = {v: k for k, v in enumerate(values)}
+                strs = np.asarray(col, dtype=str).tolist()
+                bad = [v for v in strs if v not in code]
+                if bad:
+                    known = ", ".join(values[1:13]) + (", ..." if len(values) > 13 else "")
+                    raise DataFormatError(f"{where}{name}: unknown value {bad[0]!r} (known: "
+                                          f"{known})")
+                m.categorical.append(torch.as_tensor([code[v] for v in strs], dtype=torch.int64))
+            m.cardinalities.append(len(values))
+        if self.numeric:
+            nums, masks = [], []
+            for name, mu, sd in self.numeric:
+                col = columns.get(name)
+                num = np.full(n, np.nan) if col is None else _numeric(np.asarray(col))
+                if num is None:
+                    raise DataFormatError(f"{where}{name}: expected numbers, got "
+                                          f"{list(col)[:3]}")
+                ok = np.isfinite(num)
+                nums.append(np.where(ok, (num - mu) / sd, 0.0))
+                masks.append(ok)
+            m.numeric = torch.from_numpy(np.stack(nums, 1).astype(np.float32))
+            m.numeric_mask = torch.from_numpy(np.stack(masks, 1))
+        if self.vectors is not None:
+            col = columns.get(self.vectors)
+            if col is None:
+                col = np.full((n, self.vectors_dim), np.nan, dtype=np.float32)
+            m.vectors = torch.from_numpy(np.nan_to_num(col.astype(np.float32)))
+            m.vectors_mask = torch.from_numpy(~np.isnan(col).any(1) & (np.abs(col).sum(1) > 0))
+        m.schema = self
+        return m
+
+    def to_dict(self) -> dict:
+        return {"numeric": [list(x) for x in self.numeric],
+                "categorical": [list(x) for x in self.categorical],
+                "vectors": self.vectors, "vectors_dim": self.vectors_dim, "text": self.text,
+                "attributes": self.attributes}
+
+    @classmethod
+    def from_dict(cls, doc: dict) -> AttributeSchema:
+        return cls([tuple(x) for x in doc["numeric"]], [tuple(x) for x in doc["categorical"]],
+                   doc["vectors"], doc["vectors_dim"], doc["text"], doc["attributes"])
+
+
 def _attributes(table: NodeTable, use: set[str]) -> Modalities:
-    n = len(table)
-    m = Modalities(n)
-    nums, masks = [], []
-    for name, col in sorted(table.attrs.items()):
-        if name in _SKIP:
-            continue
-        if col.ndim == 2:
-            if "vectors" in use and col.dtype.kind == "f":
-                vec = np.nan_to_num(col.astype(np.float32))
-                m.vectors = torch.from_numpy(vec)
-                m.vectors_mask = torch.from_numpy(~np.isnan(col).any(1) & (np.abs(col).sum(1) > 0))
-            continue
-        num = _numeric(col)
-        if num is not None and "numeric" in use and np.isfinite(num).sum() > 1:
-            ok = np.isfinite(num)
-            mu, sd = num[ok].mean(), num[ok].std() or 1.0
-            nums.append(np.where(ok, (num - mu) / sd, 0.0))
-            masks.append(ok)
-            continue
-        if col.dtype.kind == "U" and "categorical" in use:
-            values, codes = np.unique(col, return_inverse=True)
-            if 1 < len(values) <= MAX_CATEGORIES:
-                # code 0 = missing: the empty string sorts first and takes it when present
-                if values[0] != "":
-                    codes, values = codes + 1, np.concatenate([[""], values])
-                m.categorical.append(torch.from_numpy(codes.astype(np.int64)))
-                m.cardinalities.append(len(values))
-    if nums:
-        m.numeric = torch.from_numpy(np.stack(nums, 1).astype(np.float32))
-        m.numeric_mask = torch.from_numpy(np.stack(masks, 1))
-    return m
+    return AttributeSchema.fit(table, use).encode(table.attrs, len(table))
 
 
 def build_features(graph: RecGraph, *, modalities: tuple[str, ...] = ("text", "categorical",
@@ -152,6 +229,8 @@ def build_features(graph: RecGraph, *, modalities: tuple[str, ...] = ("text", "c
             if has.any():
                 m.text = torch.from_numpy(encoder.encode(tx, progress=progress))
                 m.text_mask = torch.from_numpy(has)
+                if m.schema is not None:
+                    m.schema.text = True
         relations = graph.knowledge().relations
         if relations:
             rel_text = torch.from_numpy(encoder.encode(relation_texts(relations),

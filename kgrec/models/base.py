@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -10,6 +11,9 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgrec.graph import KnowledgeTriples, RecGraph
+
+if TYPE_CHECKING:
+    from kgrec.features.build import AttributeSchema
 
 
 @dataclass
@@ -147,6 +151,13 @@ class RecModel(nn.Module):
         vector (a user the model has never seen: no id, no profile) and what the readout
         multiplies the propagated vector by. ``None``: this model cannot place such a user
         (it has no propagation, or its ranking propagates over a graph of its own)."""
+        return None
+
+    def user_profile(self) -> AttributeSchema | None:
+        """How this model encodes a user's profile (its attribute columns; the fused input's
+        weights are the ``user_content.*`` entries of the state), so a new user with a profile
+        starts where a training user with that profile would. ``None``: profiles are not read
+        (the model has no user content)."""
         return None
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:

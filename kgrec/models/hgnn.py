@@ -39,7 +39,7 @@ from torch import Tensor, nn
 
 from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
-from kgrec.features.build import Modalities, build_features
+from kgrec.features.build import AttributeSchema, Modalities, build_features
 from kgrec.graph import RecGraph
 from kgrec.models.base import GraphInputs, Isolation, PairBatch, bipartite_adjacency
 from kgrec.models.fusion import Fusion
@@ -83,6 +83,7 @@ class HGNN(KGGNN):
                             cfg.content_min_distinct)
                 setattr(feats, kind, Modalities(m.num_nodes))
         self.user_content = Fusion(feats.users, dim, cfg.fusion)
+        self._user_schema = feats.users.schema
         self.item_content = Fusion(feats.items, dim, cfg.fusion)
         self.entity_content = Fusion(feats.entities, dim, cfg.fusion) if E else None
         self.modalities = {"users": self.user_content.kinds, "items": self.item_content.kinds,
@@ -329,6 +330,9 @@ class HGNN(KGGNN):
             return None
         start = self.user_default if self.user_content.empty else self.user_content.unknown
         return start, self.heads[self.rank_head]
+
+    def user_profile(self) -> AttributeSchema | None:
+        return None if self.user_content.empty else self._user_schema
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Users through the ranking head (``model.rank_task``, default ``all``)."""

@@ -353,4 +353,4 @@ def recommender_from(model: RecModel, split: Split, cfg: Config,
                        state={k: v for k, v in model.state_dict().items() if not v.is_sparse
                               and v.layout == torch.strided},
                        history=history, dataset=g.name, split_fingerprint=fingerprint(split),
-                       fold_in=fold_in, device=users.device)
+                       fold_in=fold_in, user_profile=model.user_profile(), device=users.device)
