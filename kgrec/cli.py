@@ -526,7 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--profile", nargs="+", metavar="KEY=VALUE",
                    help="the new user's attributes, as the dataset names them (ml-100k: "
                    "age=24 gender=M occupation=technician); hgnn models that read profiles")
-    r.add_argument("--k", type=int, default=10)
+    r.add_argument("--k", type=int, default=10, help="how many items per user (default 10)")
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")
     r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
