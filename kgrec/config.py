@@ -18,6 +18,7 @@ from typing import Any
 import yaml
 
 from kgrec.errors import ConfigError
+from kgrec.paths import read_yaml
 
 SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user",
           "cross_domain", "ctr")
@@ -442,14 +443,7 @@ class Config:
     @classmethod
     def load(cls, path: str | Path) -> Config:
         """Read a YAML or JSON config file."""
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"config file not found: {path}")
-        try:
-            doc = yaml.safe_load(path.read_text()) or {}
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.from_dict(doc, source=str(path))
+        return cls.from_dict(read_yaml(path, "config file") or {}, source=str(path))
 
 
 def _split_path(path: str) -> tuple[str, str]:

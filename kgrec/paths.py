@@ -12,8 +12,11 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
+from typing import Any
 
-from kgrec.errors import DatasetNotFoundError
+import yaml
+
+from kgrec.errors import ConfigError, DatasetNotFoundError, KgrecError
 
 _PKG = Path(__file__).resolve().parent
 REPO_ROOT = _PKG.parent
@@ -54,3 +57,20 @@ def home_dir() -> Path:
     path = Path(os.environ.get("KGREC_HOME") or Path.home() / ".cache" / "kgrec")
     path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def read_yaml(path: str | Path, what: str, *, missing: type[KgrecError] = ConfigError,
+              invalid: type[KgrecError] = ConfigError) -> Any:
+    """The YAML document in file ``path`` (a recipe, schema, config or search space).
+
+    Raises:
+        missing: ``"<what> not found: <path>"``.
+        invalid: ``"<path>: not valid YAML: ..."`` with YAML's own line and column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise missing(f"{what} not found: {path}")
+    try:
+        return yaml.safe_load(path.read_text())
+    except yaml.YAMLError as exc:
+        raise invalid(f"{path}: not valid YAML: {exc}") from exc

@@ -13,10 +13,9 @@ from pathlib import Path
 from typing import Any, Literal
 
 import numpy as np
-import yaml
 
 from kgrec.errors import SchemaError
-from kgrec.paths import bundled_dir
+from kgrec.paths import bundled_dir, read_yaml
 
 IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
 PropertyType = Literal["string", "int", "float"]
@@ -108,12 +107,7 @@ class GraphSchema:
         path = Path(path_or_name)
         if not path.suffix:
             path = bundled_dir("graph_schema") / f"{path_or_name}.yaml"
-        if not path.is_file():
-            raise SchemaError(f"schema file not found: {path}")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise SchemaError(f"{path}: not valid YAML: {exc}") from exc
+        doc = read_yaml(path, "schema file", missing=SchemaError, invalid=SchemaError)
         return cls.from_dict(doc, source=str(path))
 
     @classmethod

@@ -29,10 +29,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kgrec.config import Config
 from kgrec.errors import ConfigError
+from kgrec.paths import read_yaml
 
 log = logging.getLogger(__name__)
 
@@ -69,14 +68,7 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
-        path = Path(path)
-        if not path.is_file():
-            raise ConfigError(f"search space file not found: {path}")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
-        return cls.from_dict(doc, source=str(path))
+        return cls.from_dict(read_yaml(path, "search space file"), source=str(path))
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "search space") -> SearchSpace:

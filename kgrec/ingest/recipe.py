@@ -10,10 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import yaml
-
 from kgrec.errors import ConfigError, DataFormatError, DatasetNotFoundError
-from kgrec.paths import bundled_dir, data_dir
+from kgrec.paths import bundled_dir, data_dir, read_yaml
 
 _FIELDS = {"name", "description", "format", "path", "schema", "files", "mapping", "protocol"}
 
@@ -69,13 +67,7 @@ class Recipe:
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
-        path = Path(path)
-        if not path.is_file():
-            raise DatasetNotFoundError(f"recipe not found: {path}")
-        try:
-            doc = yaml.safe_load(path.read_text())
-        except yaml.YAMLError as exc:
-            raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+        doc = read_yaml(path, "recipe", missing=DatasetNotFoundError)
         return cls.from_dict(doc, source=str(path))
 
     def resolve(self, data: str | Path | None = None) -> Recipe:
