@@ -8,6 +8,7 @@ import torch
 
 import kgrec
 from kgrec.errors import ConfigError, DataFormatError
+from kgrec.graph import INTERACTED, ITEM, USER, EdgeTable, NodeTable, RecGraph
 from kgrec.models import HGNN
 from kgrec.models.base import Isolation
 from kgrec.train.loop import graph_inputs
@@ -295,3 +296,52 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     # Last.FM's users have no attributes: that model reads no profile
     with pytest.raises(ConfigError, match="reads no user profiles"):
         meta_rec.add_users(["y"], [[meta_rec.item_ids[0]]], profiles=[{"age": 3}])
+
+
+def _profiled_graph() -> RecGraph:
+    """80 users with an age, an occupation and a text about them, 40 films, 8 links each."""
+    rng = np.random.default_rng(0)
+    ages = rng.integers(16, 70, 80)
+    jobs = np.array(["artist", "doctor", "student", "writer"])[rng.integers(0, 4, 80)]
+    users = NodeTable(np.array([f"u{k}" for k in range(80)]), {
+        "age": ages, "occupation": jobs,
+        "text": np.array([f"A {a} year old {j}." for a, j in zip(ages, jobs, strict=True)])})
+    items = NodeTable(np.array([f"i{k}" for k in range(40)]),
+                      {"name": np.array([f"Film number {k}" for k in range(40)])})
+    dst = np.concatenate([rng.choice(40, 8, replace=False) for _ in range(80)])
+    inter = EdgeTable(np.repeat(np.arange(80), 8), dst)
+    return RecGraph({USER: users, ITEM: items}, {INTERACTED: inter}, "profiled")
+
+
+def test_add_users_encodes_a_profile_text_as_training_does():
+    """Users whose text is an input: a new user's given text goes through the text encoder
+    and the trained fusion as a training user's does; a user without text in the same call
+    is fused from the rest of its profile."""
+    from kgrec.train.loop import model_from
+
+    g = _profiled_graph()
+    s = kgrec.split(g, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "use_kg": False},
+                       train={"epochs": 2, "eval_every": 2, "device": "cpu"},
+                       meta={"mode": "finetune"})
+    rec = kgrec.train(s, cfg, progress=False)
+    assert rec.user_profile is not None and rec.user_profile.text
+    held = np.flatnonzero(s.test.heldout_users)
+    with torch.no_grad():
+        users, _ = model_from(rec, s)(isolate=Isolation(users=torch.from_numpy(held)))
+    a = g.users.attrs
+    full = [{"age": int(a["age"][u]), "occupation": str(a["occupation"][u]),
+             "text": str(a["text"][u])} for u in held]
+    ids = [f"n{u}" for u in held]
+    starts = rec._starts(ids, full)
+    rebuilt = torch.stack([rec._fold_in(s.train_items[s.train_users == u], rec.item_degree(),
+                                        st) for u, st in zip(held, starts, strict=True)])
+    torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
+    # no text for the first user (no recipe names a template for this graph): its start
+    # changes, the others' stay, whichever users share the call
+    mixed = [{k: v for k, v in full[0].items() if k != "text"}, *full[1:]]
+    assert rec.profile_text(mixed[0]) == ""
+    mixed_starts = rec._starts(ids, mixed)
+    torch.testing.assert_close(mixed_starts[1:], starts[1:])
+    assert not torch.allclose(mixed_starts[0], starts[0])
+    torch.testing.assert_close(rec._starts(ids[:1], mixed[:1]), mixed_starts[:1])
