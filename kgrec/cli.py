@@ -10,6 +10,7 @@ import logging
 import os
 import sys
 import time
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
@@ -189,19 +190,26 @@ def _split_of(rec, data_dir: str | None):
     return split
 
 
-def test_report(rec, split, ks: list[int], which: str = "test", among_cold: bool = False):
+def test_report(rec, split, ks: list[int], which: str = "test", among_cold: bool = False,
+                by: Sequence[str] = ()):
     """Test metrics of ``rec`` on ``split``: ranking metrics, or AUC/F1 for ``ctr``;
     ``among_cold`` ranks the held-out items (cold, or few-shot with ``data.shots``) among
-    themselves only."""
-    from kgrec.evaluate import evaluate, evaluate_ctr
+    themselves only; ``by``: breakdowns (``popularity``, ``domain``) next to the whole."""
+    from kgrec.evaluate import domain_groups, evaluate, evaluate_ctr, popularity_groups
 
     if split.strategy == "ctr":
+        if by:
+            raise ConfigError("--by: breakdowns are for ranking metrics (not the ctr split)")
         return evaluate_ctr(rec, split.ctr[which], threshold_rows=split.ctr["valid"])
     data = getattr(split, which)
     if among_cold and not data.heldout_items.any():
         raise ConfigError(f"--among-cold: the {split.strategy} split holds out no items")
+    groups: dict[str, Any] = {}
+    for b in by:
+        groups.update(popularity_groups(split.train_matrix()) if b == "popularity"
+                      else domain_groups(rec.item_domains))
     return evaluate(rec, data, ks, batch_users=rec.config.eval.batch_users,
-                    candidates=data.heldout_items if among_cold else None)
+                    item_groups=groups, candidates=data.heldout_items if among_cold else None)
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
@@ -226,7 +234,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         rec = copy.copy(rec)
         rec.user_embedding, rec.item_embedding = users, items
         title += f", inputs attacked (L2 radius {args.perturb}, {args.perturb_steps} step(s))"
-    metrics = test_report(rec, split, ks, args.set_name, args.among_cold)
+    metrics = test_report(rec, split, ks, args.set_name, args.among_cold, args.by or ())
     _print_metrics(metrics, title)
     return 0
 
@@ -507,6 +515,10 @@ def build_parser() -> argparse.ArgumentParser:
     e.add_argument("--set", dest="set_name", default="test", choices=["test", "valid"])
     e.add_argument("--among-cold", action="store_true", help="rank the cold (unseen) items "
                    "among themselves only: the item cold-start protocol")
+    e.add_argument("--by", nargs="+", choices=["popularity", "domain"],
+                   help="also break the metrics down by item popularity in training (head / "
+                   "mid / tail: a third of the training interactions each) and/or by item "
+                   "domain; each group counts its own held-out items, ranked among all")
     e.add_argument("--perturb", type=float, metavar="EPS",
                    help="attack the model's layer-0 inputs (kggnn/hgnn) within L2 radius EPS "
                    "per row against its training ranking loss, then evaluate")

@@ -33,6 +33,10 @@ def test_train_evaluate_recommend(tmp_path):
     assert (run / "curves.png").is_file()
     ev = kgrec("evaluate", str(run), "--k", "10", "20").stdout
     assert "recall@20" in ev and "ndcg@10" in ev
+    by = kgrec("evaluate", str(run), "--k", "20", "--by", "popularity").stdout
+    assert all(g in by for g in ("head", "mid", "tail")), by
+    p = kgrec("evaluate", str(run), "--by", "domain", check=False)  # Last.FM: music only
+    assert p.returncode == 2 and "two or more domains" in p.stderr
     rec = kgrec("recommend", str(run), "--user", "0", "--k", "3").stdout
     assert "top 3 for user 0" in rec
     # a user the model never saw, from two artists they listened to (ids 2 and 3)

@@ -8,7 +8,8 @@ import scipy.sparse as sp
 import torch
 
 from kgrec.data.split import EvalSet
-from kgrec.evaluate import auc, evaluate, ranking_metrics
+from kgrec.errors import ConfigError
+from kgrec.evaluate import auc, domain_groups, evaluate, popularity_groups, ranking_metrics
 from kgrec.evaluate.metrics import best_threshold, f1_score
 
 
@@ -110,3 +111,33 @@ def test_ties_are_not_broken_by_item_index():
     # real score differences still decide
     m = evaluate(FixedScorer([[1.0] * 20 + [0.0] * 980]), es, [20])
     assert m["recall@20"] == 1.0
+
+
+def test_popularity_groups_split_the_training_interactions_in_thirds():
+    # item degrees 6, 3, 2, 1, 0 (12 interactions): item 0 starts the first third (head),
+    # item 1 starts at 6 >= 4 (mid), items 2 and 3 start at 9 and 11 >= 8 (tail), and the
+    # item nobody trained on is tail too
+    deg = [6, 3, 2, 1, 0]
+    rows = np.concatenate([np.arange(d) for d in deg])
+    cols = np.repeat(np.arange(5), deg)
+    train = sp.csr_matrix((np.ones(len(rows)), (rows, cols)), shape=(6, 5))
+    g = popularity_groups(train)
+    assert g["head"].tolist() == [True, False, False, False, False]
+    assert g["mid"].tolist() == [False, True, False, False, False]
+    assert g["tail"].tolist() == [False, False, True, True, True]
+    # a popularity ranker recommends only head items: it scores on head, never on tail
+    scores = [deg] * 2
+    positives = sp.csr_matrix(([1.0, 1.0, 1.0], ([0, 1, 1], [0, 0, 3])), shape=(2, 5))
+    es = EvalSet("test", positives, sp.csr_matrix((2, 5)), np.zeros(5, bool), np.zeros(2, bool))
+    m = evaluate(FixedScorer(scores), es, [1], item_groups=g)
+    assert m.groups["head"]["recall@1"] == 1.0 and m.groups["head"].users == 2
+    assert m.groups["tail"]["recall@1"] == 0.0 and m.groups["tail"].users == 1
+    assert "mid" not in m.groups  # no held-out positive there
+
+
+def test_domain_groups_need_two_domains():
+    g = domain_groups(["book", "music", "book", ""])
+    assert {k: v.tolist() for k, v in g.items()} == {
+        "domain book": [True, False, True, False], "domain music": [False, True, False, False]}
+    with pytest.raises(ConfigError, match="two or more domains"):
+        domain_groups(["music", "music"])
