@@ -28,6 +28,13 @@ test, 10% for validation, none with a training edge). Reported: Recall@20 of the
 items ranked among the held-out items (the item cold-start protocol) and ranked among all
 items (full ranking), beside the warm Recall@20 of the random split.
 
+Long tail (``--longtail``): the same variants on the random split, their test Recall@20
+broken down by item popularity in training (``kgrec.evaluate.popularity_groups``: head,
+mid and tail items hold a third of the training interactions each), as
+``model-longtail-<dataset>-<variant>-<seed>.json``: does content and KG reach the tail that
+an id model leaves out? (Every random-split run records the breakdown; the long-tail runs
+are separate files only so that earlier runs, made before it, need not be redone.)
+
 Each run is its own process (its own peak RSS) writing
 ``benchmarks/results/runs/model-<split>-<dataset>-<variant>-<seed>.json``; finished runs are
 not redone. Summary: ``benchmarks/results/model.md``.
@@ -35,6 +42,7 @@ not redone. Summary: ``benchmarks/results/model.md``.
     python benchmarks/model.py                                   # everything (hours)
     python benchmarks/model.py --datasets lastfm-hetrec-kg --seeds 0 --variants hgnn no-kg
     python benchmarks/model.py --cold --datasets ml-100k-kb4rec --variants hgnn ids-only
+    python benchmarks/model.py --longtail --datasets lastfm-hetrec-kg --variants ids-only hgnn
 """
 
 from __future__ import annotations
@@ -105,6 +113,14 @@ def run_one(dataset: str, variant: str, seed: int, split_name: str, out: Path) -
            "train_s": train_s, "wall_s": time.perf_counter() - start,
            "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
            "config": cfg.to_dict()}
+    if split_name == "random":
+        from kgrec.evaluate import popularity_groups
+
+        groups = popularity_groups(split.train_matrix())
+        by = kgrec.evaluate(rec, split.test, k=[20], item_groups=groups, by_cold=False)
+        doc["by_popularity"] = {g: {"recall@20": by.groups[g]["recall@20"],
+                                    "items": int(groups[g].sum()), "users": by.groups[g].users}
+                                for g in by.groups}
     if split_name == "cold_item":
         among = kgrec.evaluate(rec, split.test, k=[20], candidates=split.test.cold_items)
         doc.update({"cold_among_cold_recall@20": among["recall@20"],
@@ -298,6 +314,7 @@ def summarise(command: str) -> str:
                          f"{mean_std([d['recall@20'] for d in docs])} | {mean_std(warm)} | "
                          f"{ratio} | "
                          f"{chance:.4f} | {len(docs)} |")
+    lines += longtail_table()
     enc = RESULTS / "runs" / "text-encoder.json"
     if enc.is_file():
         e = json.loads(enc.read_text())
@@ -307,6 +324,38 @@ def summarise(command: str) -> str:
                   f"{e['threads']} CPU threads, batch {e['batch_size']}; a second pass "
                   f"reads the cache ({e['cached_s']:.2f} s).", ""]
     return "\n".join(lines) + "\n"
+
+
+def longtail_table() -> list[str]:
+    """Markdown: test Recall@20 per popularity group of the ``--longtail`` runs."""
+    rows = []
+    for ds in DATASETS:
+        for v in VARIANTS:
+            docs = _load(f"model-longtail-{ds}-{v}-[0-9]*.json")
+            if not docs:
+                continue
+            by = {g: [d["by_popularity"][g]["recall@20"] for d in docs
+                      if g in d["by_popularity"]] for g in ("head", "mid", "tail")}
+            share = {g: docs[0]["by_popularity"][g]["items"] for g in by
+                     if g in docs[0]["by_popularity"]}
+            n = sum(share.values()) or 1
+            tail_head = (f"{statistics.mean(by['tail']) / statistics.mean(by['head']):.3f}"
+                         if by["tail"] and by["head"] and statistics.mean(by["head"]) else "–")
+            items = " / ".join(f"{share[g] / n:.0%}" for g in share)
+            rows.append(f"| {ds} | {v} | {items} | {mean_std([d['recall@20'] for d in docs])} | "
+                        + " | ".join(f"{mean_std(by[g])}" for g in by)
+                        + f" | {tail_head} | {len(docs)} |")
+    if not rows:
+        return []
+    return ["", "## Long tail", "",
+            "Test Recall@20 on the random split, broken down by the items' popularity in "
+            "training: head, mid and tail items hold a third of the training interactions "
+            "each (their shares of the items: column `items`); each group counts its own "
+            "held-out items, ranked among all items (`kgrec evaluate --by popularity`). "
+            "`python benchmarks/model.py --longtail`.", "",
+            "| dataset | variant | items head / mid / tail | Recall@20 all | head | mid | tail "
+            "| tail / head | seeds |",
+            "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
 
 
 def text_throughput(dataset: str, out: Path) -> None:
@@ -343,6 +392,8 @@ def main() -> None:
     p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--cold", action="store_true", help="the cold-item split")
+    p.add_argument("--longtail", action="store_true",
+                   help="the random split, Recall@20 by item popularity (head/mid/tail)")
     p.add_argument("--text", action="store_true", help="measure text-encoder throughput")
     p.add_argument("--summary", action="store_true", help="only rewrite model.md")
     p.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
@@ -357,11 +408,12 @@ def main() -> None:
     if args.text:
         text_throughput("lastfm-hetrec-kg", RUNS / "text-encoder.json")
     split_name = "cold_item" if args.cold else "random"
+    tag = "longtail" if args.longtail else split_name
     datasets = args.datasets or (COLD_DATASETS if args.cold else DATASETS)
     todo = [] if args.summary else [(d, v, s) for d in datasets for v in args.variants
                                     for s in args.seeds]
     for k, (ds, v, seed) in enumerate(todo, 1):
-        out = RUNS / f"model-{split_name}-{ds}-{v}-{seed}.json"
+        out = RUNS / f"model-{tag}-{ds}-{v}-{seed}.json"
         if out.is_file():
             continue
         print(f"[{k}/{len(todo)}] {split_name} {ds} {v} seed {seed} ...", flush=True)
