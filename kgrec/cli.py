@@ -6,6 +6,7 @@ Library code logs; this module prints tables.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
 import sys
@@ -236,6 +237,12 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         title += f", inputs attacked (L2 radius {args.perturb}, {args.perturb_steps} step(s))"
     metrics = test_report(rec, split, ks, args.set_name, args.among_cold, args.by or ())
     _print_metrics(metrics, title)
+    if args.json:
+        from kgrec.evaluate import MetricTable
+
+        groups = (metrics.to_dict() if isinstance(metrics, MetricTable)
+                  else {"all": {"metrics": dict(metrics)}})  # the ctr protocol's AUC/F1
+        Path(args.json).write_text(json.dumps({"title": title, "groups": groups}, indent=1))
     return 0
 
 
@@ -519,6 +526,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also break the metrics down by item popularity in training (head / "
                    "mid / tail: a third of the training interactions each) and/or by item "
                    "domain; each group counts its own held-out items, ranked among all")
+    e.add_argument("--json", metavar="PATH", help="also write the metrics (every group) as JSON")
     e.add_argument("--perturb", type=float, metavar="EPS",
                    help="attack the model's layer-0 inputs (kggnn/hgnn) within L2 radius EPS "
                    "per row against its training ranking loss, then evaluate")

@@ -1,5 +1,6 @@
 """The command line, run as a user runs it (a subprocess)."""
 
+import json
 import os
 import subprocess
 import sys
@@ -33,8 +34,14 @@ def test_train_evaluate_recommend(tmp_path):
     assert (run / "curves.png").is_file()
     ev = kgrec("evaluate", str(run), "--k", "10", "20").stdout
     assert "recall@20" in ev and "ndcg@10" in ev
-    by = kgrec("evaluate", str(run), "--k", "20", "--by", "popularity").stdout
+    by = kgrec("evaluate", str(run), "--k", "20", "--by", "popularity", "--json",
+               str(tmp_path / "m.json")).stdout
     assert all(g in by for g in ("head", "mid", "tail")), by
+    groups = json.loads((tmp_path / "m.json").read_text())["groups"]
+    assert list(groups)[:4] == ["test", "head", "mid", "tail"]  # (then cold/warm items)
+    # every test user has a positive somewhere: the groups' users add up to at least all
+    assert sum(groups[g]["users"] for g in ("head", "mid", "tail")) >= groups["test"]["users"]
+    assert groups["head"]["metrics"]["recall@20"] > groups["tail"]["metrics"]["recall@20"]
     p = kgrec("evaluate", str(run), "--by", "domain", check=False)  # Last.FM: music only
     assert p.returncode == 2 and "two or more domains" in p.stderr
     rec = kgrec("recommend", str(run), "--user", "0", "--k", "3").stdout

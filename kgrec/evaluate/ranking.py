@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Protocol
+from typing import Any, Protocol
 
 import numpy as np
 import scipy.sparse as sp
@@ -39,6 +39,10 @@ class MetricTable(dict):
     def rows(self) -> list[tuple[str, dict[str, float], int]]:
         return [(self.name or "all", dict(self), self.users)] + [
             (g, dict(t), t.users) for g, t in self.groups.items()]
+
+    def to_dict(self) -> dict[str, dict[str, Any]]:
+        """``{group: {"users": n, "metrics": {...}}}``, the whole first (JSON-ready)."""
+        return {name: {"users": users, "metrics": vals} for name, vals, users in self.rows()}
 
     def to_markdown(self) -> str:
         keys = list(self)
