@@ -416,7 +416,7 @@ def main() -> None:
         out = RUNS / f"model-{tag}-{ds}-{v}-{seed}.json"
         if out.is_file():
             continue
-        print(f"[{k}/{len(todo)}] {split_name} {ds} {v} seed {seed} ...", flush=True)
+        print(f"[{k}/{len(todo)}] {tag} {ds} {v} seed {seed} ...", flush=True)
         subprocess.run([sys.executable, __file__, "--one", ds, v, str(seed), split_name,
                         "--out", str(out)], check=True)
         d = json.loads(out.read_text())
