@@ -193,7 +193,8 @@ class Recommender:
         ``meta.mode`` ``finetune`` or ``meta``, adapted on those links exactly as the
         few-shot evaluation adapts a held-out user (the learned step sizes under ``meta``),
         against one random item it did not pick per link. A user with no items (K = 0) gets
-        the model's starting vector, which meta-training learns. The trained items are not
+        its fused profile, or without one the model's starting vector, which meta-training
+        learns. The trained items are not
         re-encoded: the new links count in their degrees, but not in their own vectors (a
         model retrained with the user would move them slightly).
 
