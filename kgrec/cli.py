@@ -265,13 +265,18 @@ def cmd_recommend(args: argparse.Namespace) -> int:
         users.append(new)
     if not users:
         raise ConfigError("recommend: name users (--user) or a new user's items (--items)")
+    doc = []
     for r in rec.recommend(users, k=args.k, domain=args.domain,
                            exclude_seen=not args.include_seen):
         _table(f"top {args.k} for user {r.user}", ["rank", "item", "name", "score"],
                [[i + 1, item, name, score] for i, (item, name, score) in enumerate(r)])
-        if args.explain and r.items:
-            for path in rec.explain(r.user, r.items[0], max_paths=3):
-                _console().print(f"  why {r.names[0]!r}: {path}")
+        why = rec.explain(r.user, r.items[0], max_paths=3) if args.explain and r.items else []
+        for path in why:
+            _console().print(f"  why {r.names[0]!r}: {path}")
+        doc.append({"user": r.user, "items": [{"item": i, "name": n, "score": s}
+                                              for i, n, s in r], "why_first": why})
+    if args.json:
+        Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
     return 0
 
 
@@ -550,6 +555,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")
     r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
+    r.add_argument("--json", metavar="PATH", help="also write the lists (and paths) as JSON")
     r.set_defaults(func=cmd_recommend)
 
     tu = sub.add_parser("tune", help="an Optuna study over the config (validation metric, "

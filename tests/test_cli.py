@@ -47,8 +47,12 @@ def test_train_evaluate_recommend(tmp_path):
     rec = kgrec("recommend", str(run), "--user", "0", "--k", "3").stdout
     assert "top 3 for user 0" in rec
     # a user the model never saw, from two artists they listened to (ids 2 and 3)
-    new = kgrec("recommend", str(run), "--items", "2", "3", "--k", "3").stdout
+    new = kgrec("recommend", str(run), "--items", "2", "3", "--k", "3", "--json",
+                str(tmp_path / "r.json")).stdout
     assert "top 3 for user (new user)" in new
+    (lists,) = json.loads((tmp_path / "r.json").read_text())
+    assert lists["user"] == "(new user)" and len(lists["items"]) == 3
+    assert lists["items"][0]["name"][:12] in new  # the same list as printed
     assert "Diary of Dreams" not in new and "Carpathian Forest" not in new  # theirs already
     p = kgrec("recommend", str(run), "--items", "2", "no-such-artist", check=False)
     assert p.returncode == 2 and "unknown item id 'no-such-artist'" in p.stderr
