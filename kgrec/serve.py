@@ -294,23 +294,19 @@ class Recommender:
                               "profiles (hgnn does, where the training users had attributes)")
         rows = [{str(k): v for k, v in profiles[g].items()} for g in given]
         encoded = [c for c, *_ in schema.numeric] + [c for c, _ in schema.categorical]
-
-        def columns(rs: list[dict[str, Any]]) -> dict[str, np.ndarray]:
-            return {c: np.asarray(["" if r.get(c) is None else str(r[c]) for r in rs], dtype=str)
-                    for c in encoded}
-
-        for g, r in zip(given, rows, strict=True):
-            where = f"add_users: profile of {ids[g]!r}: "
+        columns = {c: np.asarray(["" if r.get(c) is None else str(r[c]) for r in rows],
+                                 dtype=str) for c in encoded}
+        names = [f"add_users: profile of {ids[g]!r}" for g in given]
+        for name, r in zip(names, rows, strict=True):
             unknown = sorted(set(r) - set(schema.attributes) - {"text"})
             if unknown:
-                raise DataFormatError(f"{where}unknown attribute {unknown[0]!r} (the training "
+                raise DataFormatError(f"{name}: unknown attribute {unknown[0]!r} (the training "
                                       f"users had: {', '.join(schema.attributes)})")
-            schema.encode(columns([r]), 1, where=where)  # names the bad value, user, field
-        m = schema.encode(columns(rows), len(rows))
-        texts = [self.profile_text(r) for r in rows] if schema.text else []
+        m = schema.encode(columns, len(rows), names=names)  # names a bad value's user
         if schema.text:
             from kgrec.features.text import TextEncoder
 
+            texts = [self.profile_text(r) for r in rows]
             dt = self.state["user_content.text_proj.weight"].shape[1]
             m.text_mask = torch.as_tensor([bool(t) for t in texts])
             m.text = torch.zeros(len(rows), dt)

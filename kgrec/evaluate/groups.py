@@ -33,14 +33,12 @@ def popularity_groups(train: sp.spmatrix) -> dict[str, np.ndarray]:
     order = np.argsort(-degree, kind="stable")  # most popular first; ties by index
     # an item belongs to the third in which its interactions start, so the group of the
     # most popular item that crosses a boundary does not depend on its own size
-    before = np.cumsum(degree[order]) - degree[order]
-    third = np.minimum(3 * before // max(int(degree.sum()), 1), 2)
+    d = degree[order]
+    before = np.cumsum(d) - d
+    third = np.where(d > 0, np.minimum(3 * before // max(int(d.sum()), 1), 2), 2)
     out = {name: np.zeros(len(degree), dtype=bool) for name in POPULARITY}
     for k, name in enumerate(POPULARITY):
         out[name][order[third == k]] = True
-    out["tail"] |= degree == 0
-    out["mid"] &= degree > 0
-    out["head"] &= degree > 0
     return out
 
 

@@ -15,6 +15,7 @@
 from __future__ import annotations
 
 import logging
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -149,14 +150,20 @@ class AttributeSchema:
                                                ["", *values]))
         return schema
 
-    def encode(self, columns: dict[str, np.ndarray], n: int, *, where: str = "") -> Modalities:
+    def encode(self, columns: dict[str, np.ndarray], n: int, *,
+               names: Sequence[str] | None = None) -> Modalities:
         """The categorical, numeric and vector inputs of ``n`` nodes from their attribute
         ``columns`` (a missing column: every value missing). Text is the caller's.
 
         Raises:
             DataFormatError: a categorical value outside the vocabulary, or a non-number in a
-                numeric column (the message names the column, the value and ``where``).
+                numeric column; the message names the column, the value and the node (its
+                entry of ``names``, which label the rows in error messages).
         """
+
+        def where(k: int) -> str:
+            return f"{names[k]}: " if names is not None else f"row {k}: "
+
         m = Modalities(n)
         for name, values in self.categorical:
             col = columns.get(name)
@@ -165,11 +172,11 @@ class AttributeSchema:
             else:
                 code = {v: k for k, v in enumerate(values)}
                 strs = np.asarray(col, dtype=str).tolist()
-                bad = [v for v in strs if v not in code]
+                bad = [k for k, v in enumerate(strs) if v not in code]
                 if bad:
                     known = ", ".join(values[1:13]) + (", ..." if len(values) > 13 else "")
-                    raise DataFormatError(f"{where}{name}: unknown value {bad[0]!r} (known: "
-                                          f"{known})")
+                    raise DataFormatError(f"{where(bad[0])}{name}: unknown value "
+                                          f"{strs[bad[0]]!r} (known: {known})")
                 m.categorical.append(torch.as_tensor([code[v] for v in strs], dtype=torch.int64))
             m.cardinalities.append(len(values))
         if self.numeric:
@@ -178,8 +185,10 @@ class AttributeSchema:
                 col = columns.get(name)
                 num = np.full(n, np.nan) if col is None else _numeric(np.asarray(col))
                 if num is None:
-                    raise DataFormatError(f"{where}{name}: expected numbers, got "
-                                          f"{list(col)[:3]}")
+                    k = next(k for k, v in enumerate(np.asarray(col).tolist())
+                             if _numeric(np.asarray([v])) is None)
+                    raise DataFormatError(f"{where(k)}{name}: expected numbers, got "
+                                          f"{col[k]!r}")
                 ok = np.isfinite(num)
                 nums.append(np.where(ok, (num - mu) / sd, 0.0))
                 masks.append(ok)
