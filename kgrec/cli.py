@@ -315,7 +315,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
             for path in paths:
                 con.print(f"why {name!r}? {path}")
             break
-    if rec.fold_in is not None and len(seen) >= 3:  # cold start: a user it never trained on
+    if rec.new_users is not None and len(seen) >= 3:  # cold start: a user it never trained on
         picks = [rec.item_ids[i] for i in seen[:3]]
         rec.add_users(["(new listener)"], [picks])
         (fresh,) = rec.recommend(["(new listener)"], k=5)

@@ -187,7 +187,7 @@ def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, me
     model = model_from(rec, fewshot)
     with torch.no_grad():
         users, _ = model(isolate=Isolation(users=torch.from_numpy(held)))
-    rebuilt = torch.stack([rec._fold_in(s, rec.item_degree()) for s in support])
+    rebuilt = torch.stack([rec.new_users.fold(s, rec.item_degree()) for s in support])
     torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
 
     rec.save(tmp_path / "rec")
@@ -235,7 +235,7 @@ def test_add_users_needs_a_propagation_model(lastfm):
     (v,) = lgcn.add_users(["u"], [[lgcn.item_ids[0], lgcn.item_ids[1]]])
     # LightGCN: zero start, the two items' layer sums over sqrt(2 (deg + 1))
     deg = np.diff(lgcn.seen.tocsc().indptr)[:2]  # (the new user's links count already)
-    expect = sum(lgcn.fold_in.items[i] / np.sqrt(2 * deg[i]) for i in range(2))
+    expect = sum(lgcn.new_users.fold_in.items[i] / np.sqrt(2 * deg[i]) for i in range(2))
     torch.testing.assert_close(v, expect)
 
 
@@ -262,8 +262,8 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     support = [[rec.item_ids[i] for i in s.train_items[s.train_users == u]] for u in held]
     new_ids = [f"new-{u}" for u in held]
     # rebuilt in the graph the held-out users are in (their support links counted already)
-    rebuilt = torch.stack([rec._fold_in(rec.item_index(its), rec.item_degree(), st)
-                           for its, st in zip(support, rec._starts(new_ids, profiles),
+    rebuilt = torch.stack([rec.new_users.fold(rec.item_index(its), rec.item_degree(), st)
+                           for its, st in zip(support, rec.new_users.starts(new_ids, profiles),
                                               strict=True)])
     torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
     rec.save(tmp_path / "rec")
@@ -291,8 +291,9 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     # the recipe's template gives a new user the text a training user with that profile had
     u1 = ml100k.users.lookup["1"]
     one = {k: attrs[k][u1].item() for k in ("age", "gender", "occupation")}
-    assert rec.profile_text(one) == attrs["text"][u1] == "A 24 year old technician, gender M."
-    assert rec.profile_text({"age": 24}) == ""  # the template needs every field
+    text = rec.new_users.profile_text(one)
+    assert text == attrs["text"][u1] == "A 24 year old technician, gender M."
+    assert rec.new_users.profile_text({"age": 24}) == ""  # the template needs every field
     # Last.FM's users have no attributes: that model reads no profile
     with pytest.raises(ConfigError, match="reads no user profiles"):
         meta_rec.add_users(["y"], [[meta_rec.item_ids[0]]], profiles=[{"age": 3}])
@@ -333,15 +334,15 @@ def test_add_users_encodes_a_profile_text_as_training_does():
     full = [{"age": int(a["age"][u]), "occupation": str(a["occupation"][u]),
              "text": str(a["text"][u])} for u in held]
     ids = [f"n{u}" for u in held]
-    starts = rec._starts(ids, full)
-    rebuilt = torch.stack([rec._fold_in(s.train_items[s.train_users == u], rec.item_degree(),
+    starts = rec.new_users.starts(ids, full)
+    rebuilt = torch.stack([rec.new_users.fold(s.train_items[s.train_users == u], rec.item_degree(),
                                         st) for u, st in zip(held, starts, strict=True)])
     torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
     # no text for the first user (no recipe names a template for this graph): its start
     # changes, the others' stay, whichever users share the call
     mixed = [{k: v for k, v in full[0].items() if k != "text"}, *full[1:]]
-    assert rec.profile_text(mixed[0]) == ""
-    mixed_starts = rec._starts(ids, mixed)
+    assert rec.new_users.profile_text(mixed[0]) == ""
+    mixed_starts = rec.new_users.starts(ids, mixed)
     torch.testing.assert_close(mixed_starts[1:], starts[1:])
     assert not torch.allclose(mixed_starts[0], starts[0])
-    torch.testing.assert_close(rec._starts(ids[:1], mixed[:1]), mixed_starts[:1])
+    torch.testing.assert_close(rec.new_users.starts(ids[:1], mixed[:1]), mixed_starts[:1])

@@ -20,9 +20,10 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kgrec.config import Config
-from kgrec.errors import ConfigError, DataFormatError, StoreError, UnknownIdError
+from kgrec.errors import ConfigError, StoreError, UnknownIdError
 from kgrec.features.build import AttributeSchema
 from kgrec.graph import ENTITY, KnowledgeTriples
+from kgrec.serve.newusers import NewUserEncoder, UserFoldIn
 
 FORMAT = "kgrec-recommender/1"
 
@@ -40,28 +41,6 @@ class Recommendations:
         return iter(zip(self.items, self.names, self.scores, strict=True))
 
 
-@dataclass
-class UserFoldIn:
-    """What a user added after training is built from (:meth:`Recommender.add_users`).
-
-    A propagation model's user vector is the mean of its layer-0 vector and its ``L``
-    propagated ones, and layer ``l + 1`` reads only the items' layer-``l`` vectors, each
-    weighted ``1 / sqrt(deg(u) deg(i))``. So a user who links to items ``S`` is
-    ``scale * (start + sum_{i in S} items[i] / sqrt(|S| deg(i)))``.
-
-    Attributes:
-        start: ``[d]`` the layer-0 vector of a user the model has never seen, divided by
-            ``L + 1``.
-        scale: ``[d]`` what the readout multiplies a user vector by (hgnn's ranking head).
-        items: ``[I, d]`` each item's layer vectors as users read them, summed over the
-            layers and divided by ``L + 1``.
-    """
-
-    start: Tensor
-    scale: Tensor
-    items: Tensor
-
-
 class Recommender:
     """Ranks items for users from trained embeddings.
 
@@ -76,6 +55,9 @@ class Recommender:
         history: per-epoch training records.
         fold_in: what :meth:`add_users` builds new users from (``None``: the model cannot).
         user_profile: how the model encodes a user's profile (``None``: it reads none).
+
+    Attributes:
+        new_users: how :meth:`add_users` encodes a new user (``None``: the model cannot).
     """
 
     def __init__(self, user_embedding: Tensor, item_embedding: Tensor, *, config: Config,
@@ -106,9 +88,9 @@ class Recommender:
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {x: i for i, x in enumerate(self.item_ids)}
         self._kg_adj: dict[int, list[tuple[int, int, bool]]] | None = None
-        self.fold_in = (None if fold_in is None else UserFoldIn(
-            *(t.detach().to(self.device, torch.float32) for t in (fold_in.start, fold_in.scale,
-                                                                   fold_in.items))))
+        self.new_users = (None if fold_in is None else NewUserEncoder(
+            fold_in, config=config, state=self.state, profile=user_profile, dataset=dataset,
+            device=self.device))
         self.user_profile = user_profile
 
     @property
@@ -175,8 +157,8 @@ class Recommender:
                                             np.full(len(ids), domain, dtype=str)])
         self.seen = sp.hstack([self.seen, sp.csr_matrix((self.num_users, len(ids)))]).tocsr()
         self._item_index.update({x: start + k for k, x in enumerate(ids)})
-        if self.fold_in is not None:  # its layers after 0 are empty: the sum is emb itself
-            self.fold_in.items = torch.cat([self.fold_in.items, emb])
+        if self.new_users is not None:
+            self.new_users.add_items(emb)
         return emb
 
     # ------------------------------------------------------------------ new users
@@ -188,15 +170,14 @@ class Recommender:
         profile, where the model reads users' profiles).
 
         Each new user is encoded as the model encodes a few-shot user (no id, hearing only its
-        own links; :class:`UserFoldIn`; its profile fused as a training user's is), then, for
-        a model trained with
-        ``meta.mode`` ``finetune`` or ``meta``, adapted on those links exactly as the
-        few-shot evaluation adapts a held-out user (the learned step sizes under ``meta``),
-        against one random item it did not pick per link. A user with no items (K = 0) gets
-        its fused profile, or without one the model's starting vector, which meta-training
-        learns. The trained items are not
-        re-encoded: the new links count in their degrees, but not in their own vectors (a
-        model retrained with the user would move them slightly).
+        own links; its profile fused as a training user's is; :class:`NewUserEncoder`), then,
+        for a model trained with ``meta.mode`` ``finetune`` or ``meta``, adapted on those
+        links exactly as the few-shot evaluation adapts a held-out user (the learned step
+        sizes under ``meta``), against one random item it did not pick per link. A user with
+        no items (K = 0) gets its fused profile, or without one the model's starting vector,
+        which meta-training learns. The trained items are not re-encoded: the new links count
+        in their degrees, but not in their own vectors (a model retrained with the user would
+        move them slightly).
 
         Args:
             ids: new external user ids (must not exist yet).
@@ -221,7 +202,7 @@ class Recommender:
                 a value the model cannot encode (a category never seen in training, a
                 non-number where numbers were).
         """
-        if self.fold_in is None:
+        if self.new_users is None:
             raise ConfigError(f"add_users: a {self.config.model.name!r} model cannot place "
                               "users it was not trained with (lightgcn, kggnn and hgnn can, "
                               "except hgnn with model.source_weight)")
@@ -235,17 +216,8 @@ class Recommender:
         links = [np.unique(self.item_index([str(i) for i in its])) for its in items]
         if not ids:
             return self.user_embedding.new_zeros(0, self.user_embedding.shape[1])
-        starts = self._starts(ids, profiles)
-        empty = [x for x, s, st in zip(ids, links, starts, strict=True)
-                 if not len(s) and not bool(st.any())]
-        if empty:
-            raise ConfigError(f"add_users: {empty[:5]} have no items, and this model has no "
-                              "starting vector for such a user (every item would score 0); "
-                              "hgnn meta-trained on K = 0 episodes (meta.mode=meta) learns one")
-        deg = self.item_degree() + 1  # the new links count in their items' degrees
-        vecs = torch.stack([self._fold_in(s, deg, st) for s, st in zip(links, starts,
-                                                                       strict=True)])
-        vecs = self._adapt_new_users(vecs, links, seed)
+        vecs = self.new_users.encode(ids, links, self.item_degree(), self.item_embedding,
+                                     profiles=profiles, seed=seed)
         start = self.num_users
         self.user_embedding = torch.cat([self.user_embedding, vecs])
         self.user_ids += ids
@@ -260,116 +232,6 @@ class Recommender:
     def item_degree(self) -> np.ndarray:
         """``[I]`` each item's number of users in :attr:`seen`."""
         return np.diff(self.seen.tocsc().indptr)
-
-    def _fold_in(self, items: np.ndarray, degree: np.ndarray,
-                 start: Tensor | None = None) -> Tensor:
-        """The propagated vector ``[d]`` of a user linked to ``items`` (distinct indices),
-        before adaptation, given the items' degrees ``[I]`` in the graph the user is in and
-        its layer-0 vector over ``L + 1`` (default: a user without profile's)."""
-        f = self.fold_in
-        assert f is not None
-        u = f.start if start is None else start
-        if len(items):
-            w = torch.as_tensor(1.0 / np.sqrt(len(items) * degree[items]), dtype=torch.float32,
-                                device=self.device)
-            u = u + (w.unsqueeze(-1) * f.items[torch.as_tensor(items, device=self.device)]).sum(0)
-        return u * f.scale
-
-    def _starts(self, ids: list[str], profiles: Sequence[Mapping[str, Any] | None] | None
-                ) -> Tensor:
-        """``[N, d]`` each new user's layer-0 vector over ``L + 1``: its fused profile where
-        it has one, else the model's start for a user without one."""
-        assert self.fold_in is not None
-        starts = self.fold_in.start.expand(len(ids), -1).clone()
-        if profiles is None:
-            return starts
-        if isinstance(profiles, Mapping) or len(profiles) != len(ids):
-            raise ValueError("profiles: one mapping (or None) per new user")
-        given = [k for k, p in enumerate(profiles) if p]
-        if not given:
-            return starts
-        schema = self.user_profile
-        if schema is None:
-            raise ConfigError(f"add_users: this {self.config.model.name!r} model reads no user "
-                              "profiles (hgnn does, where the training users had attributes)")
-        rows = [{str(k): v for k, v in profiles[g].items()} for g in given]
-        encoded = [c for c, *_ in schema.numeric] + [c for c, _ in schema.categorical]
-        columns = {c: np.asarray(["" if r.get(c) is None else str(r[c]) for r in rows],
-                                 dtype=str) for c in encoded}
-        names = [f"add_users: profile of {ids[g]!r}" for g in given]
-        for name, r in zip(names, rows, strict=True):
-            unknown = sorted(set(r) - set(schema.attributes) - {"text"})
-            if unknown:
-                raise DataFormatError(f"{name}: unknown attribute {unknown[0]!r} (the training "
-                                      f"users had: {', '.join(schema.attributes)})")
-        m = schema.encode(columns, len(rows), names=names)  # names a bad value's user
-        if schema.text:
-            from kgrec.features.text import TextEncoder
-
-            texts = [self.profile_text(r) for r in rows]
-            dt = self.state["user_content.text_proj.weight"].shape[1]
-            m.text_mask = torch.as_tensor([bool(t) for t in texts])
-            m.text = torch.zeros(len(rows), dt)
-            if m.text_mask.any():
-                enc = TextEncoder(self.config.model.text_model, device=str(self.device))
-                m.text[m.text_mask] = torch.from_numpy(
-                    enc.encode([t for t in texts if t], progress=False))
-        from kgrec.models.fusion import Fusion
-
-        fusion = Fusion(m, starts.shape[1], self.config.model.fusion)
-        prefix = "user_content."
-        fusion.load_state_dict({k[len(prefix):]: v for k, v in self.state.items()
-                                if k.startswith(prefix)})
-        starts[torch.as_tensor(given)] = (fusion.to(self.device)()
-                                          / (self.config.model.layers + 1))
-        return starts
-
-    def profile_text(self, profile: Mapping[str, Any]) -> str:
-        """A new user's text: its ``"text"``, else the dataset recipe's ``user_text``
-        template filled from the profile if it has every field the template names (the
-        text the recipe gave a training user with that profile), else ``""`` (no text)."""
-        if profile.get("text"):
-            return str(profile["text"])
-        import string
-
-        from kgrec.errors import DatasetNotFoundError
-        from kgrec.ingest.recipe import Recipe, recipe_path
-
-        try:
-            recipe = Recipe.load(recipe_path(self.dataset))
-        except DatasetNotFoundError:
-            return ""  # not a recipe dataset (Neo4j, RDF, a renamed graph)
-        tpl = recipe.template("user_text")
-        if not tpl:
-            return ""
-        fields = [f for _, f, _, _ in string.Formatter().parse(tpl) if f]
-        if any(profile.get(f) in (None, "") for f in fields):
-            return ""
-        return recipe.render("user_text", tpl, {f: str(profile[f]) for f in fields})
-
-    def _adapt_new_users(self, vecs: Tensor, links: list[np.ndarray], seed: int) -> Tensor:
-        """The few-shot evaluation's adaptation (:func:`kgrec.train.meta.fewshot_outputs`)."""
-        meta = self.config.meta
-        log_lr = self.state.get("meta_learner.log_lr")
-        if meta.mode == "off" or log_lr is None or meta.inner_steps == 0:
-            return vecs
-        from kgrec.train.meta import MetaLearner
-
-        learner = MetaLearner(vecs.shape[1], steps=meta.inner_steps).to(self.device)
-        learner.log_lr.data.copy_(log_lr.to(self.device))
-        from kgrec.train.sampling import NegativeSampler
-
-        task = np.repeat(np.arange(len(links)), [len(s) for s in links])
-        pos = np.concatenate(links).astype(np.int64)
-        # as in evaluation: items with training links, never one of the user's own
-        neg = NegativeSampler(task, pos, self.num_items, np.random.default_rng(seed),
-                              pool=np.flatnonzero(self.item_degree() > 0)).sample(task)
-        dev = self.device
-        with torch.enable_grad():
-            return learner.adapt(vecs, "user", torch.as_tensor(task, device=dev),
-                                 self.item_embedding[torch.as_tensor(pos, device=dev)],
-                                 self.item_embedding[torch.as_tensor(neg, device=dev)]
-                                 ).detach()
 
     # ------------------------------------------------------------------ scoring
     def user_index(self, users: Sequence[str]) -> np.ndarray:
@@ -504,8 +366,8 @@ class Recommender:
                             for k in ("head", "relation", "tail")})
         for k, v in self.state.items():
             tensors[f"state.{k}"] = v.detach().cpu().contiguous()
-        if self.fold_in is not None:
-            tensors.update({f"fold_in.{k}": getattr(self.fold_in, k).cpu().contiguous()
+        if self.new_users is not None:
+            tensors.update({f"fold_in.{k}": getattr(self.new_users.fold_in, k).cpu().contiguous()
                             for k in ("start", "scale", "items")})
         # MF's output vectors are its weights: safetensors refuses tensors sharing memory
         seen: set[int] = set()

@@ -1,0 +1,7 @@
+"""What training produces: a :class:`Recommender` that ranks, explains, saves and loads, and
+places items and users it was not trained with."""
+
+from kgrec.serve.newusers import NewUserEncoder, UserFoldIn
+from kgrec.serve.recommender import FORMAT, Recommendations, Recommender
+
+__all__ = ["FORMAT", "NewUserEncoder", "Recommendations", "Recommender", "UserFoldIn"]
