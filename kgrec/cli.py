@@ -550,7 +550,8 @@ def build_parser() -> argparse.ArgumentParser:
                    "evaluation under meta.mode (a meta-trained hgnn also takes none)")
     r.add_argument("--profile", nargs="+", metavar="KEY=VALUE",
                    help="the new user's attributes, as the dataset names them (ml-100k: "
-                   "age=24 gender=M occupation=technician); hgnn models that read profiles")
+                   "age=24 gender=M occupation=technician; a vector attribute as comma-separated "
+                   "numbers); hgnn models that read profiles")
     r.add_argument("--k", type=int, default=10, help="how many items per user (default 10)")
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")

@@ -300,12 +300,15 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
 
 
 def _profiled_graph() -> RecGraph:
-    """80 users with an age, an occupation and a text about them, 40 films, 8 links each."""
+    """80 users with an age, an occupation, a text about them and a 4-d photo vector (none
+    for every fifth user), 40 films, 8 links each."""
     rng = np.random.default_rng(0)
     ages = rng.integers(16, 70, 80)
     jobs = np.array(["artist", "doctor", "student", "writer"])[rng.integers(0, 4, 80)]
+    photo = rng.normal(size=(80, 4)).astype(np.float32)
+    photo[::5] = np.nan
     users = NodeTable(np.array([f"u{k}" for k in range(80)]), {
-        "age": ages, "occupation": jobs,
+        "age": ages, "occupation": jobs, "photo": photo,
         "text": np.array([f"A {a} year old {j}." for a, j in zip(ages, jobs, strict=True)])})
     items = NodeTable(np.array([f"i{k}" for k in range(40)]),
                       {"name": np.array([f"Film number {k}" for k in range(40)])})
@@ -314,10 +317,11 @@ def _profiled_graph() -> RecGraph:
     return RecGraph({USER: users, ITEM: items}, {INTERACTED: inter}, "profiled")
 
 
-def test_add_users_encodes_a_profile_text_as_training_does():
-    """Users whose text is an input: a new user's given text goes through the text encoder
-    and the trained fusion as a training user's does; a user without text in the same call
-    is fused from the rest of its profile."""
+def test_add_users_encodes_a_profile_text_and_vector_as_training_does():
+    """Users whose text and precomputed vector are inputs: a new user's given text goes
+    through the text encoder, its vector through the trained projection, and both through the
+    trained fusion as a training user's do; a user without text in the same call is fused
+    from the rest of its profile; a bad vector is refused, naming the user."""
     from kgrec.train.loop import model_from
 
     g = _profiled_graph()
@@ -327,17 +331,35 @@ def test_add_users_encodes_a_profile_text_as_training_does():
                        meta={"mode": "finetune"})
     rec = kgrec.train(s, cfg, progress=False)
     assert rec.user_profile is not None and rec.user_profile.text
+    assert rec.user_profile.vectors == "photo"
     held = np.flatnonzero(s.test.heldout_users)
     with torch.no_grad():
         users, _ = model_from(rec, s)(isolate=Isolation(users=torch.from_numpy(held)))
     a = g.users.attrs
     full = [{"age": int(a["age"][u]), "occupation": str(a["occupation"][u]),
              "text": str(a["text"][u])} for u in held]
+    for p, u in zip(full, held, strict=True):  # as a caller would: no vector where none
+        if not np.isnan(a["photo"][u]).any():
+            p["photo"] = a["photo"][u].tolist()
+    assert 0 < sum("photo" in p for p in full) < len(full)
     ids = [f"n{u}" for u in held]
     starts = rec.new_users.starts(ids, full)
-    rebuilt = torch.stack([rec.new_users.fold(s.train_items[s.train_users == u], rec.item_degree(),
-                                        st) for u, st in zip(held, starts, strict=True)])
+    rebuilt = torch.stack([rec.new_users.fold(s.train_items[s.train_users == u],
+                                              rec.item_degree(), st)
+                           for u, st in zip(held, starts, strict=True)])
     torch.testing.assert_close(rebuilt, users[torch.from_numpy(held)], atol=1e-5, rtol=1e-4)
+    with_photo = next(k for k, p in enumerate(full) if "photo" in p)
+    no_photo = dict(full[with_photo])
+    del no_photo["photo"]
+    assert not torch.allclose(rec.new_users.starts(ids[:1], [no_photo]), starts[with_photo])
+    as_text = {**full[with_photo], "photo": ",".join(map(str, full[with_photo]["photo"]))}
+    torch.testing.assert_close(rec.new_users.starts(ids[:1], [as_text])[0], starts[with_photo])
+    for bad, why in (([1.0, 2.0], "expected a vector of 4 numbers"),
+                     ("blue", "expected a vector of 4 numbers"),
+                     ([0.1, float("nan"), 0.2, 0.3], "NaN or infinite value at position 1")):
+        with pytest.raises(DataFormatError, match=f"profile of 'n{held[0]}': photo: {why}"):
+            rec.add_users([f"n{held[0]}"], [[]], profiles=[{**full[0], "photo": bad}])
+    assert rec.num_users == g.num_users  # nothing was added
     # no text for the first user (no recipe names a template for this graph): its start
     # changes, the others' stay, whichever users share the call
     mixed = [{k: v for k, v in full[0].items() if k != "text"}, *full[1:]]

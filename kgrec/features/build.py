@@ -113,7 +113,7 @@ class AttributeSchema:
         numeric: ``(column, mean, std)`` per numeric input, in input order.
         categorical: ``(column, values)`` per categorical input; ``values[0] == ""`` is
             'missing' (code 0), a value's code is its index.
-        vectors: the column of precomputed vectors, if any (not encodable from a profile).
+        vectors: the column of precomputed vectors, if any.
         vectors_dim: their width.
         text: whether the node type has text (its ``text``/``name`` attribute).
         attributes: every attribute the node type had, read or not.

@@ -121,13 +121,15 @@ class NewUserEncoder:
         it has one, else the model's start for a user without one.
 
         A profile maps the dataset's attribute names to values (ml-100k: ``{"age": 24,
-        "gender": "M", "occupation": "technician"}``); a missing attribute is missing, as in
+        "gender": "M", "occupation": "technician"}``; a precomputed vector attribute, such as
+        an image embedding, as a sequence of numbers); a missing attribute is missing, as in
         training. Its text is its ``"text"``, else :meth:`profile_text`.
 
         Raises:
             ConfigError: profiles are given, and the model reads none.
             DataFormatError: a profile names an attribute the training users did not have, or
-                a value the model cannot encode.
+                a value the model cannot encode (a category never seen in training, a
+                non-number where numbers were, a vector of the wrong length or with NaNs).
         """
         starts = self.fold_in.start.expand(len(ids), -1).clone()
         if profiles is None:
@@ -151,6 +153,9 @@ class NewUserEncoder:
             if unknown:
                 raise DataFormatError(f"{name}: unknown attribute {unknown[0]!r} (the training "
                                       f"users had: {', '.join(schema.attributes)})")
+        if schema.vectors is not None:
+            columns[schema.vectors] = _vector_column(rows, names, schema.vectors,
+                                                     schema.vectors_dim)
         m = schema.encode(columns, len(rows), names=names)  # names a bad value's user
         if schema.text:
             from kgrec.features.text import TextEncoder
@@ -226,3 +231,26 @@ class NewUserEncoder:
         """Append items ``[N, d]`` added after training with no links (their propagated
         layers are empty, so what users read of them is their vector itself)."""
         self.fold_in.items = torch.cat([self.fold_in.items, vectors.to(self.device)])
+
+
+def _vector_column(rows: Sequence[Mapping[str, Any]], names: Sequence[str], column: str,
+                   dim: int) -> np.ndarray:
+    """``[N, dim]`` the rows' vectors of ``column``, each a sequence of numbers or a string of
+    comma-separated ones (NaN rows where a row has none: the encoding's 'missing')."""
+    out = np.full((len(rows), dim), np.nan, dtype=np.float32)
+    for k, (name, r) in enumerate(zip(names, rows, strict=True)):
+        v = r.get(column)
+        if v is None:
+            continue
+        try:  # a string is comma-separated numbers (`kgrec recommend --profile v=0.1,0.2`)
+            a = np.asarray(v.split(",") if isinstance(v, str) else v, dtype=np.float32)
+        except (TypeError, ValueError):
+            a = None
+        if a is None or a.shape != (dim,):
+            raise DataFormatError(f"{name}: {column}: expected a vector of {dim} numbers, got "
+                                  f"{str(v)[:60]!r}")
+        if not np.isfinite(a).all():
+            raise DataFormatError(f"{name}: {column}: NaN or infinite value at position "
+                                  f"{int(np.flatnonzero(~np.isfinite(a))[0])}")
+        out[k] = a
+    return out

@@ -183,8 +183,9 @@ class Recommender:
             ids: new external user ids (must not exist yet).
             items: for each new user, the external ids of its items (each counted once).
             profiles: for each new user, its attributes as the dataset names them (ml-100k:
-                ``{"age": 24, "gender": "M", "occupation": "technician"}``), or ``None``;
-                a missing attribute is missing, as in training. The profile's text is its
+                ``{"age": 24, "gender": "M", "occupation": "technician"}``; a vector
+                attribute as a sequence of numbers), or ``None``; a missing attribute is
+                missing, as in training. The profile's text is its
                 ``"text"``, else the dataset recipe's ``user_text`` template filled from the
                 profile (when it has every field the template names), else none.
             seed: for the adaptation's random negatives.
@@ -200,7 +201,7 @@ class Recommender:
             UnknownIdError: a user id exists already, or an item id is unknown.
             DataFormatError: a profile names an attribute the training users did not have, or
                 a value the model cannot encode (a category never seen in training, a
-                non-number where numbers were).
+                non-number where numbers were, a vector of the wrong length or with NaNs).
         """
         if self.new_users is None:
             raise ConfigError(f"add_users: a {self.config.model.name!r} model cannot place "
