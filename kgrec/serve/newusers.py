@@ -93,7 +93,7 @@ class NewUserEncoder:
         empty = [x for x, s, st in zip(ids, links, starts, strict=True)
                  if not len(s) and not bool(st.any())]
         if empty:
-            raise ConfigError(f"add_users: {list(empty)[:5]} have no items, and this model has "
+            raise ConfigError(f"add_users: {empty[:5]} have no items, and this model has "
                               "no starting vector for such a user (every item would score 0); "
                               "hgnn meta-trained on K = 0 episodes (meta.mode=meta) learns one")
         degree = item_degree + 1
