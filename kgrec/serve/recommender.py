@@ -91,7 +91,12 @@ class Recommender:
         self.new_users = (None if fold_in is None else NewUserEncoder(
             fold_in, config=config, state=self.state, profile=user_profile, dataset=dataset,
             device=self.device))
-        self.user_profile = user_profile
+
+    @property
+    def user_profile(self) -> AttributeSchema | None:
+        """How the model encodes a new user's profile (``None``: it places no new users, or
+        reads no profiles)."""
+        return self.new_users.profile if self.new_users is not None else None
 
     @property
     def num_users(self) -> int:
