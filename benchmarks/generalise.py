@@ -63,19 +63,12 @@ runs are not redone. Summary: ``benchmarks/results/generalise.md``.
 from __future__ import annotations
 
 import argparse
-import json
-import os
-import platform
 import statistics
-import sys
 import time
 from pathlib import Path
 
-from common import mean_std, run_missing
+from common import RESULTS, RUNS, Runs, mean_std, one_thread, run_missing, write_run
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-RUNS = RESULTS / "runs"
 DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec"]
 SHOTS = [0, 1, 3, 5]
 VARIANTS: dict[str, dict] = {
@@ -92,6 +85,8 @@ VARIANTS: dict[str, dict] = {
 
 def run_one(dataset: str, side: str, shots: int, variant: str, seed: int, out: Path) -> None:
     import kgrec
+
+    one_thread()
 
     start = time.perf_counter()
     split_name = f"cold_{side}"
@@ -114,9 +109,8 @@ def run_one(dataset: str, side: str, shots: int, variant: str, seed: int, out: P
            "epochs": len(rec.history),
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
            "train_s": train_s, "wall_s": time.perf_counter() - start,
-           "test_users": len(split.test.users), "test_links": len(split.test),
-           "threads": os.environ.get("OMP_NUM_THREADS", "default")}
-    out.write_text(json.dumps(doc, indent=1))
+           "test_users": len(split.test.users), "test_links": len(split.test)}
+    write_run(out, doc, cfg, split)
 
 
 ADV_EPS = 0.1  # the radius of the main robustness table
@@ -133,6 +127,8 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
     """One robustness run; ``adv_eps`` 0 trains without adversarial training."""
     import kgrec
     from kgrec.data.noise import interaction_noise, kg_noise
+
+    one_thread()
 
     start = time.perf_counter()
     split = kgrec.split(kgrec.load_dataset(dataset), "random", seed=seed)
@@ -164,11 +160,13 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
            "epochs": len(rec.history),
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
            "wall_s": time.perf_counter() - start}
-    out.write_text(json.dumps(doc, indent=1))
+    write_run(out, doc, cfg, split)
 
 
 def run_temporal(dataset: str, split_name: str, model: str, seed: int, out: Path) -> None:
     import kgrec
+
+    one_thread()
 
     start = time.perf_counter()
     split = kgrec.split(kgrec.load_dataset(dataset), split_name, seed=seed)
@@ -181,9 +179,11 @@ def run_temporal(dataset: str, split_name: str, model: str, seed: int, out: Path
            "recall@20": test["recall@20"], "ndcg@20": test["ndcg@20"],
            "cold_test_items": int(split.test.cold_items[split.test.positives.indices].sum()),
            "test_links": len(split.test), "epochs": len(rec.history),
+           # the links to items first seen after the cut, and their recall in the full ranking
+           **{f"{g}_recall@20": t["recall@20"] for g, t in test.groups.items()},
            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
            "wall_s": time.perf_counter() - start}
-    out.write_text(json.dumps(doc, indent=1))
+    write_run(out, doc, cfg, split)
 
 
 CROSS = {"amazon-cdr-sport-cloth": "cloth", "amazon-cdr-phone-sport": "sport"}
@@ -214,6 +214,8 @@ CROSS_VARIANTS: dict[str, dict] = {
 def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> None:
     import kgrec
 
+    one_thread()
+
     start = time.perf_counter()
     target = CROSS[dataset]
     v = CROSS_VARIANTS[variant]
@@ -237,10 +239,11 @@ def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> N
     best = [h for h in rec.history if h.get("best")]
     if best and "source_weight" in best[-1].get("parts", {}):
         doc["source_weight"] = best[-1]["parts"]["source_weight"]
-    out.write_text(json.dumps(doc, indent=1))
+    write_run(out, doc, cfg, split)
 
 
-def shots_table(runs: list[dict], variants: list[str], shots: list[int]) -> list[str]:
+def shots_table(all_runs: Runs, runs: list[dict], variants: list[str], shots: list[int]
+                ) -> list[str]:
     """Markdown rows: one per variant with runs, ``Recall@20 / NDCG@20`` (mean ± std over
     seeds) per K, and the number of seeds per K."""
     lines = ["| variant | " + " | ".join(f"K={k}" for k in shots) + " | seeds per K |",
@@ -253,13 +256,14 @@ def shots_table(runs: list[dict], variants: list[str], shots: list[int]) -> list
             cells.append(f"{mean_std([r['recall@20'] for r in sel])} / "
                          f"{mean_std([r['ndcg@20'] for r in sel])}" if sel else "–")
         if any(seeds):
-            lines.append(f"| {v} | " + " | ".join(cells) + " | " + "/".join(map(str, seeds))
-                         + " |")
+            mark = all_runs.mark([r for r in runs if r["variant"] == v])
+            lines.append(f"| {v}{mark} | " + " | ".join(cells) + " | "
+                         + "/".join(map(str, seeds)) + " |")
     return lines
 
 
-def summarise_cross() -> list[str]:
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("cross-*.json"))]
+def summarise_cross(all_runs: Runs) -> list[str]:
+    runs = all_runs.glob("cross-*.json")
     lines: list[str] = []
     for dataset in CROSS:
         rs = [r for r in runs if r["dataset"] == dataset]
@@ -269,7 +273,7 @@ def summarise_cross() -> list[str]:
                   "Recall@20 / NDCG@20 by target shots K", "",
                   "Protocol: " + __doc__.split("Cross-domain transfer (``--cross``): ")[1]
                   .split("\n\n")[0].replace("``", "`"), "",
-                  *shots_table(rs, list(CROSS_VARIANTS), CROSS_SHOTS)]
+                  *shots_table(all_runs, rs, list(CROSS_VARIANTS), CROSS_SHOTS)]
         ratio = []
         # each joint variant against its model's target-only run (the remedies: hgnn's)
         pairs = [(v, t if (t := v.replace("-joint", "-target")) in CROSS_VARIANTS
@@ -288,8 +292,8 @@ def summarise_cross() -> list[str]:
         gate = [f"K={r['shots']} seed {r['seed']}: {r['source_weight']:.2f}" for r in rs
                 if r["variant"] == "hgnn-srclearn-joint" and "source_weight" in r]
         secs = {v: [r["sec_per_epoch"] for r in rs if r["variant"] == v] for v in CROSS_VARIANTS}
-        lines += ["", "joint / target-only Recall@20: " + ", ".join(ratio)
-                  + " (goal at K=5: 1.5x).", "",
+        lines += ["", *([f"joint / target-only Recall@20: {', '.join(ratio)}.", ""]
+                        if ratio else []),
                   *(["hgnn-srclearn's learned source-link weight at the selected epoch: "
                      + ", ".join(gate) + ".", ""] if gate else []),
                   "Seconds per epoch (median over runs): " + ", ".join(
@@ -297,29 +301,40 @@ def summarise_cross() -> list[str]:
     return lines
 
 
-def summarise_temporal() -> list[str]:
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("temporal-*.json"))]
+def summarise_temporal(all_runs: Runs) -> list[str]:
+    runs = all_runs.glob("temporal-*.json")
     lines: list[str] = []
     for dataset in sorted({r["dataset"] for r in runs}):
         rs = [r for r in runs if r["dataset"] == dataset]
+        tmp0 = next((r for r in rs if r["split"] == "temporal"), None)
         lines += [f"## Temporal shift on {dataset}", "",
-                  "| model | Recall@20 random | Recall@20 temporal | drop | test links on items "
-                  "unseen in training (temporal) | seeds (random/temporal) |",
-                  "|---|---:|---:|---:|---:|---:|"]
+                  "One global time cut (train on the oldest 80% of the pairs, validate on the "
+                  "next 10%, test on the newest 10%) against the per-user random 80/10/10 "
+                  "split; *drop* = relative change of test Recall@20. *New items*: the test "
+                  "links to items first seen after the cut"
+                  + (f" ({tmp0['cold_test_items']:,} of {tmp0['test_links']:,} test links, "
+                     f"seed {tmp0['seed']})" if tmp0 else "")
+                  + ", and their recall within the same full ranking.", "",
+                  "| model | Recall@20 random | Recall@20 temporal | drop | temporal: new "
+                  "items | temporal: seen items | seeds (random/temporal) |",
+                  "|---|---:|---:|---:|---:|---:|---:|"]
         for model in ("hgnn", "lightgcn"):
-            rnd = [r["recall@20"] for r in rs if r["model"] == model and r["split"] == "random"]
+            rnd = [r for r in rs if r["model"] == model and r["split"] == "random"]
             tmp = [r for r in rs if r["model"] == model and r["split"] == "temporal"]
             if not rnd and not tmp:
                 continue
-            a = statistics.mean(rnd) if rnd else None
+            a = statistics.mean(r["recall@20"] for r in rnd) if rnd else None
             b = statistics.mean(r["recall@20"] for r in tmp) if tmp else None
             drop = f"{(b - a) / a:+.1%}" if a and b is not None else "–"
-            cold = (f"{tmp[0]['cold_test_items']} of {tmp[0]['test_links']}" if tmp else "–")
-            seeds = "/".join(str(len({r["seed"] for r in rs if r["model"] == model
-                                      and r["split"] == sp})) for sp in ("random", "temporal"))
-            lines.append(f"| {model} | {mean_std(rnd)} | "
-                         f"{mean_std([r['recall@20'] for r in tmp])} | {drop} | {cold} | "
-                         f"{seeds} |")
+            seeds = f"{len(rnd)}/{len(tmp)}"
+            new = mean_std([r["cold_items_recall@20"] for r in tmp
+                            if "cold_items_recall@20" in r])
+            seen = mean_std([r["warm_items_recall@20"] for r in tmp
+                             if "warm_items_recall@20" in r])
+            lines.append(f"| {model}{all_runs.mark(rnd + tmp)} | "
+                         f"{mean_std([r['recall@20'] for r in rnd])} | "
+                         f"{mean_std([r['recall@20'] for r in tmp])} | {drop} | {new} | "
+                         f"{seen} | {seeds} |")
         lines.append("")
     return lines
 
@@ -380,8 +395,8 @@ def _robust_radii(rs: list[dict]) -> list[str]:
     return [*lines, ""]
 
 
-def summarise_robust() -> list[str]:
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("robust-*.json"))]
+def summarise_robust(all_runs: Runs) -> list[str]:
+    runs = all_runs.glob("robust-*.json")
     lines: list[str] = []
     for dataset, loss in sorted({(r["dataset"], _loss(r)) for r in runs},
                                 key=lambda x: (x[0], x[1] != "bpr")):
@@ -439,7 +454,7 @@ def _series(rows: list[dict], key: str, xs: list) -> tuple[list, list[float], li
     return out
 
 
-def plot_summary() -> list[str]:
+def plot_summary(runs: Runs) -> list[str]:
     """``generalise.png``: Recall@20 against shots (few-shot, cross-domain), noise share
     and attack radius (robustness), mean ± std over seeds. Returns the markdown lines that
     show it."""
@@ -448,8 +463,8 @@ def plot_summary() -> list[str]:
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    load = lambda pat: [json.loads(p.read_text()) for p in sorted(RUNS.glob(pat))]  # noqa: E731
-    fewshot, cross, robust = load("generalise-*.json"), load("cross-*.json"), load("robust-*.json")
+    fewshot, cross, robust = (runs.glob(f"{k}-*.json") for k in ("generalise", "cross",
+                                                                   "robust"))
     panels = []
     for dataset in DATASETS:
         for side in ("user", "item"):
@@ -503,27 +518,26 @@ def plot_summary() -> list[str]:
     for ax in list(axes.flat)[len(panels):]:
         ax.axis("off")
     fig.tight_layout()
-    fig.savefig(RESULTS / "generalise.png", dpi=90)
+    fig.savefig(RESULTS / "generalise.png", dpi=90, metadata={"Software": None})
     plt.close(fig)
     return ["![Recall@20 against shots, noise and attack radius (mean ± std over seeds)]"
             "(generalise.png)", ""]
 
 
-def summarise(command: str) -> str:
-    runs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("generalise-*.json"))]
-    lines = ["# Generalisation: few-shot cold start, cross-domain transfer, robustness to noise, "
-             "temporal shift", "",
-             "Reproduce: `python benchmarks/generalise.py --datasets lastfm-hetrec-kg --sides "
-             "user --seeds 0` (few-shot) and `python benchmarks/generalise.py --robust "
-             "--datasets lastfm-hetrec-kg --seeds 0` (robustness) and `python "
-             "benchmarks/generalise.py --temporal --datasets ml-latest-small --seeds 0` and "
-             "`python benchmarks/generalise.py --cross --seeds 0` (cross-domain); "
-             "resumable, per-run JSON in `benchmarks/results/runs/generalise-*.json`, "
-             "`robust-*.json`, `temporal-*.json`, `cross-*.json`; "
-             f"this file last written by `{command}`.", "",
-             f"Machine: {os.cpu_count()} CPUs, {platform.machine()}; one thread per run "
-             "(`OMP_NUM_THREADS=1`), other jobs sharing the machine. "
-             f"Written {time.strftime('%Y-%m-%d')}.", "",
+def tables(all_runs: Runs) -> dict[str, str]:
+    """``generalise.md`` (and ``generalise.png``) from the runs (see ``report.py``)."""
+    runs = all_runs.glob("generalise-*.json")
+    every = [*runs, *(all_runs.glob(f"{k}-*.json") for k in ("cross", "robust", "temporal"))]
+    every = [d for x in every for d in (x if isinstance(x, list) else [x])]
+    lines = ["# Generalisation: few-shot cold start, cross-domain transfer, temporal shift, "
+             "robustness to noise", "",
+             "Reproduce: `python benchmarks/generalise.py --shots 3 --variants meta finetune "
+             "lightgcn` (few-shot), `python benchmarks/generalise.py --cross --shots 5` "
+             "(cross-domain), `python benchmarks/generalise.py --temporal --datasets "
+             "ml-latest-small` (temporal shift), `python benchmarks/generalise.py --robust` "
+             "(robustness); resumable, per-run JSON in `benchmarks/results/runs/`; then "
+             "`python benchmarks/report.py`. One thread per run.", "",
+             all_runs.header(every), "",
              "Few-shot " + __doc__.split("Variants")[0].split("\n\n", 1)[1].strip()
              .replace("Protocol:", "protocol:"), "",
              "Variants: `meta` = hgnn meta-trained on episodes, held-out nodes adapted on "
@@ -531,15 +545,16 @@ def summarise(command: str) -> str:
              "held-out nodes encoded without ids and fine-tuned on their shots (same steps, "
              "fixed step size); `joint` = the same model with the shots as ordinary training "
              "edges; `lightgcn` = id-only LightGCN, shots as ordinary edges.", ""]
-    lines += plot_summary()
+    lines += plot_summary(all_runs)
     for dataset in DATASETS:
         for side in ("user", "item"):
             rows = [r for r in runs if r["dataset"] == dataset and r["side"] == side]
             if not rows:
                 continue
             lines += [f"## {dataset}: cold {side}s, Recall@20 / NDCG@20 by shots K", "",
-                      *shots_table(rows, list(VARIANTS), SHOTS)]
-            for meta, fine in (("meta", "finetune"), ("meta-softmax", "finetune-softmax")):
+                      *shots_table(all_runs, rows, list(VARIANTS), SHOTS)]
+            for meta, fine in (("meta", "finetune"), ("meta-softmax", "finetune-softmax"),
+                               ("meta", "lightgcn")):
                 ratio = []
                 for k in SHOTS:  # on the seeds both have, as the cross-domain ratio
                     m, f = ({r["seed"]: r["recall@20"] for r in rows
@@ -548,16 +563,15 @@ def summarise(command: str) -> str:
                     if mf > 0:
                         ratio.append(f"K={k}: {mm / mf:.2f}x")
                 if ratio:
-                    lines += ["", f"{meta} / {fine} Recall@20: " + ", ".join(ratio)
-                              + " (goal at K=3: 2x)."]
+                    lines += ["", f"{meta} / {fine} Recall@20: " + ", ".join(ratio) + "."]
             secs = {v: [r["sec_per_epoch"] for r in rows if r["variant"] == v]
                     for v in VARIANTS}
             lines += ["", "Seconds per epoch (median over runs): " + ", ".join(
                 f"{v} {statistics.median(s):.2f}" for v, s in secs.items() if s), ""]
-    lines += summarise_cross()
-    lines += summarise_robust()
-    lines += summarise_temporal()
-    return "\n".join(lines) + "\n"
+    lines += summarise_cross(all_runs)
+    lines += summarise_temporal(all_runs)
+    lines += summarise_robust(all_runs)
+    return {"generalise.md": "\n".join(lines)}
 
 
 def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
@@ -606,7 +620,7 @@ def main() -> None:
                    f"{list(CROSS_VARIANTS)} (default all)")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--robust", action="store_true", help="the robustness runs instead")
-    p.add_argument("--summary", action="store_true", help="only rewrite generalise.md")
+    p.add_argument("--summary", action="store_true", help="only rewrite the tables")
     p.add_argument("--one", nargs=5, help=argparse.SUPPRESS)
     p.add_argument("--temporal", action="store_true", help="the temporal-shift runs instead")
     p.add_argument("--cross", action="store_true", help="the cross-domain transfer runs "
@@ -648,11 +662,11 @@ def main() -> None:
         run_temporal(dataset, split_name, model, int(seed), Path(a.out))
         return
     RUNS.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/generalise.py " + " ".join(sys.argv[1:])
     if not a.summary:
         run_missing(__file__, _jobs(a))
-    (RESULTS / "generalise.md").write_text(summarise(command.strip()))
-    print((RESULTS / "generalise.md").read_text())
+    import report
+
+    report.write_all()
 
 
 if __name__ == "__main__":

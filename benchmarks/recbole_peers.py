@@ -30,23 +30,47 @@ import argparse
 import hashlib
 import json
 import os
-import platform
 import statistics
 import subprocess
-import time
 from pathlib import Path
 from typing import Any
 
-from common import mean_std
+from common import HERE, RUNS, Runs, mean_std
 
-HERE = Path(__file__).resolve().parent
-RESULTS = HERE / "results"
-RUNS = RESULTS / "runs"
 MODELS = ["LightGCN", "KGAT", "KGIN"]
 DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec", "book-crossing-kg"]
 DEFAULT_VENV = Path.home() / ".cache" / "kgrec" / "venvs" / "recbole-1.2.1"
 # kgrec's own rows from benchmarks/run.py, same split and seeds, for the side-by-side table.
-KGREC_ROWS = {"mf": "kgrec MF-BPR", "lightgcn": "kgrec LightGCN", "kggnn": "kgrec KG GNN"}
+KGREC_ROWS = {"popularity": "Popularity (floor)", "mf": "kgrec MF-BPR",
+              "lightgcn": "kgrec LightGCN", "kggnn": "kgrec KG GNN", "hgnn": "kgrec hgnn"}
+
+
+def inter_files(split: Any) -> dict[str, str]:
+    """The text of the ``train``, ``valid`` and ``test`` atomic ``.inter`` files of a split:
+    one row per unique pair, kgrec's external ids, sorted (byte-stable)."""
+    import numpy as np
+
+    users, items = split.graph.users.ids, split.graph.items.ids
+
+    def text(u: np.ndarray, i: np.ndarray) -> str:
+        order = np.lexsort((i, u))
+        lines = [f"{users[a]}\t{items[b]}" for a, b in zip(u[order], i[order], strict=True)]
+        return "user_id:token\titem_id:token\n" + "\n".join(lines) + "\n"
+
+    out = {"train": text(split.train_users, split.train_items)}
+    for phase, ev in (("valid", split.valid), ("test", split.test)):
+        coo = ev.positives.tocoo()
+        out[phase] = text(coo.row.astype(np.int64), coo.col.astype(np.int64))
+    return out
+
+
+def split_sha256(split: Any) -> str:
+    """The hash RecBole's runs are pinned to: sha256 over the three ``.inter`` files. kgrec's
+    random-split runs record it too, so a report can tell the two saw the same split."""
+    digest = hashlib.sha256()
+    for text in inter_files(split).values():
+        digest.update(text.encode())
+    return digest.hexdigest()
 
 
 def write_atomic(dataset: str, seed: int, folder: Path) -> dict[str, Any]:
@@ -60,22 +84,14 @@ def write_atomic(dataset: str, seed: int, folder: Path) -> dict[str, Any]:
 
     graph = kgrec.load_dataset(dataset)
     split = kgrec.split(graph, "random", valid=0.1, test=0.1, seed=seed)
-    users, items = graph.users.ids, graph.items.ids
+    items = graph.items.ids
     name = folder.name
     folder.mkdir(parents=True, exist_ok=True)
 
-    def write_inter(phase: str, u: np.ndarray, i: np.ndarray) -> int:
-        # Sorted for a byte-stable file; RecBole's train loader shuffles every epoch anyway.
-        order = np.lexsort((i, u))
-        lines = [f"{users[a]}\t{items[b]}" for a, b in zip(u[order], i[order], strict=True)]
-        text = "user_id:token\titem_id:token\n" + "\n".join(lines) + "\n"
+    counts: dict[str, Any] = {}
+    for phase, text in inter_files(split).items():
         (folder / f"{name}.{phase}.inter").write_text(text)
-        return len(lines)
-
-    counts: dict[str, Any] = {"train": write_inter("train", split.train_users, split.train_items)}
-    for phase, ev in (("valid", split.valid), ("test", split.test)):
-        coo = ev.positives.tocoo()
-        counts[phase] = write_inter(phase, coo.row.astype(np.int64), coo.col.astype(np.int64))
+        counts[phase] = text.count("\n") - 1
     assert counts["train"] == len(split.train_users)
     assert counts["valid"] == len(split.valid) and counts["test"] == len(split.test)
 
@@ -116,11 +132,8 @@ def write_atomic(dataset: str, seed: int, folder: Path) -> dict[str, Any]:
     counts["items_without_pairs"] = graph.num_items - len(seen_i)
     if counts["items_without_pairs"]:
         (folder / f"{name}.item").write_text("item_id:token\n" + "\n".join(items) + "\n")
-    digest = hashlib.sha256()
-    for phase in ("train", "valid", "test"):
-        digest.update((folder / f"{name}.{phase}.inter").read_bytes())
     manifest = {"dataset": dataset, "seed": seed, "split": "random 80/10/10 per user",
-                "split_sha256": digest.hexdigest(),
+                "split_sha256": split_sha256(split),
                 "kgrec_version": getattr(kgrec, "__version__", "?"), "counts": counts}
     (folder / "manifest.json").write_text(json.dumps(manifest, indent=1))
     return manifest
@@ -149,10 +162,13 @@ def run_model(dataset: str, model: str, seed: int, args: argparse.Namespace, out
 
 
 def _rows(docs: list[dict[str, Any]], label: str) -> str:
+    seeds = ",".join(str(d["seed"]) for d in docs)
+    if "epochs" not in docs[0]:  # a floor: nothing trained
+        return (f"| {label} | {mean_std([d['recall@20'] for d in docs])} | "
+                f"{mean_std([d['ndcg@20'] for d in docs])} | – | – | {seeds} |")
     epochs = statistics.mean(d["epochs"] for d in docs)
     best = statistics.mean(d["best_epoch"] or 0 for d in docs)
     capped = " (cap)" if any(d.get("max_epochs", 500) <= d["epochs"] for d in docs) else ""
-    seeds = ",".join(str(d["seed"]) for d in docs)
     return (f"| {label} | {mean_std([d['recall@20'] for d in docs])} | "
             f"{mean_std([d['ndcg@20'] for d in docs])} | "
             f"{statistics.median(d['sec_per_epoch'] for d in docs):.2f} | "
@@ -217,8 +233,8 @@ CAVEATS = [
     "otherwise. The KGAT and KGIN authors' code runs with a learning rate of 1e-4 and tuned "
     "regularisation; both may do better with their own tuning. kgrec's L2 weight is 1e-4, "
     "RecBole's defaults 1e-5.",
-    "Seconds per epoch: RecBole ran on 1 thread with other jobs on the same 2 cores; kgrec's "
-    "baseline rows ran alone on 2 threads. An epoch is one pass over the training pairs for "
+    "Seconds per epoch: RecBole and kgrec ran on 1 thread each, with other jobs on the same "
+    "2 cores, at different times. An epoch is one pass over the training pairs for "
     "every model; KGAT's also includes a pass over the KG triples (TransR) and the attention "
     "update.",
     "On ml-100k-kb4rec, RecBole's KGIN and KGAT overlapped for about ten minutes (two "
@@ -245,17 +261,25 @@ def _commands(docs: list[dict[str, Any]]) -> list[str]:
     return out
 
 
-def summarise() -> str:
-    """The markdown report: one table per dataset, RecBole rows beside kgrec's."""
-    docs = [json.loads(p.read_text()) for p in sorted(RUNS.glob("recbole-*.json"))]
+def tables(runs: Runs) -> dict[str, str]:
+    """``recbole.md``: one table per dataset, RecBole rows beside kgrec's (see
+    ``report.py``)."""
+    from model import recbole_mark
+
+    docs = runs.glob("recbole-*.json")
     versions = sorted({(d["recbole"], d["torch"]) for d in docs})
+    ours = [d for ds in DATASETS for key in KGREC_ROWS for d in runs.glob(f"{ds}-{key}-*.json")]
     lines = [
         "# RecBole 1.2.1 peers (LightGCN, KGAT, KGIN) on kgrec's split", "",
         "Reproduce (resumable; per-run JSON in "
         "`benchmarks/results/runs/recbole-<dataset>-<model>-seed<k>.json`; kgrec's rows come "
-        "from `python benchmarks/run.py`, same splits and seeds):", "", "```",
+        "from `python benchmarks/run.py`, same splits and seeds; tables from "
+        "`python benchmarks/report.py`):", "", "```",
         "bash benchmarks/recbole_setup.sh    # RecBole's own venv, pinned", *_commands(docs),
         "```", "",
+        "RecBole's runs are pinned to their split files (`split_sha256`): a RecBole row stands "
+        "while kgrec's runs of this commit, same dataset and seed, hashed the very same files "
+        "(checked for every row; ⚠ where not). kgrec's rows: " + runs.header(ours), "",
         "Protocol (kgrec's, `benchmarks/run.py`): per-user random 80/10/10 split of the unique "
         "(user, item) pairs, split seed = run seed; full ranking over all items, the user's "
         "training items masked for validation and training + validation items for test; K = 20 "
@@ -276,13 +300,12 @@ def summarise() -> str:
         "over epochs of the trainer's `_train_epoch` (for KGAT including its KG step and "
         "attention update), validation excluded. `epochs`: trained (best-validation epoch).",
         "",
-        f"Machine: {os.cpu_count()} CPUs ({platform.machine()}), shared with other jobs; every "
-        "RecBole run on 1 thread (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`). Versions: "
+        "RecBole's runs: 2 CPUs (x86_64), shared with other jobs; every RecBole run on 1 "
+        "thread (`OMP_NUM_THREADS=1`, `torch.set_num_threads(1)`). Versions: "
         + ", ".join(f"RecBole {r} with torch {t}" for r, t in versions)
         + f", Python {docs[0]['python'] if docs else '?'}; pins in "
-        "`benchmarks/recbole_setup.sh`. kgrec's rows ran in kgrec's environment (its "
-        "baselines on 2 threads, alone): compare their s/epoch with care. "
-        f"{time.strftime('%Y-%m-%d')}.", ""]
+        "`benchmarks/recbole_setup.sh`. kgrec's rows ran in kgrec's environment, also one "
+        "thread per run: compare s/epoch with care.", ""]
     for ds in DATASETS:
         mine = [d for d in docs if d["dataset"] == ds]
         if not mine:
@@ -292,13 +315,12 @@ def summarise() -> str:
         for m in MODELS:
             sel = sorted((d for d in mine if d["model"] == m), key=lambda d: d["seed"])
             if sel:
-                lines.append(_rows(sel, f"RecBole {m}"))
+                lines.append(_rows(sel, f"RecBole {m}{recbole_mark(runs, sel)}"))
         seeds = {d["seed"] for d in mine}
         for key, label in KGREC_ROWS.items():
-            sel = [json.loads(p.read_text()) for p in sorted(RUNS.glob(f"{ds}-{key}-*.json"))]
-            sel = [d for d in sel if d["seed"] in seeds]
+            sel = [d for d in runs.glob(f"{ds}-{key}-*.json") if d["seed"] in seeds]
             if sel:
-                lines.append(_rows(sel, label))
+                lines.append(_rows(sel, label + runs.mark(sel)))
         lines.append("")
         for d in sorted(mine, key=lambda d: (d["model"], d["seed"])):
             if d["max_epochs"] != 500:
@@ -317,7 +339,7 @@ def summarise() -> str:
         lines += [f"Not run here (time): {', '.join(missing)}.", ""]
     lines += ["## Deviations and traps", "", *(f"- {n}" for n in NOTES), "",
               "## What makes the comparison unfair", "", *(f"- {n}" for n in CAVEATS), ""]
-    return "\n".join(lines) + "\n"
+    return {"recbole.md": "\n".join(lines)}
 
 
 def main() -> None:
@@ -329,7 +351,7 @@ def main() -> None:
     p.add_argument("--epochs", type=int, default=500, help="maximum epochs (a cap)")
     p.add_argument("--venv", default=str(DEFAULT_VENV), help="RecBole's virtual environment")
     p.add_argument("--work", default="/tmp/recbole-work", help="atomic files, logs, checkpoints")
-    p.add_argument("--summary", action="store_true", help="only rewrite results/recbole.md")
+    p.add_argument("--summary", action="store_true", help="only rewrite the tables")
     args = p.parse_args()
     RUNS.mkdir(parents=True, exist_ok=True)
     if not args.summary:
@@ -345,7 +367,9 @@ def main() -> None:
                     print(f"    recall@20 {d['recall@20']:.4f} ndcg@20 {d['ndcg@20']:.4f} "
                           f"epochs {d['epochs']} {d['sec_per_epoch']:.2f}s/epoch "
                           f"({d['wall_s']:.0f}s)", flush=True)
-    (RESULTS / "recbole.md").write_text(summarise())
+    import report
+
+    report.write_all()
 
 
 if __name__ == "__main__":

@@ -26,6 +26,7 @@ from kgrec.errors import (  # noqa: E402
     DataFormatError,
     DatasetNotFoundError,
     KgrecError,
+    ModelError,
     SchemaError,
     StoreError,
     UnknownIdError,
@@ -43,7 +44,8 @@ __version__ = "0.1.0"
 __all__ = [
     "Config", "ConfigError", "DataConfig", "DataFormatError", "DatasetNotFoundError", "EvalConfig",
     "EvalSet", "GraphSchema", "KgrecError", "LocalStore", "MetricTable", "ModelConfig",
-    "RecGraph", "Recommendations", "Recommender", "SchemaError", "Split", "StoreError",
+    "ModelError", "RecGraph", "Recommendations", "Recommender", "SchemaError", "Split",
+    "StoreError",
     "TrainConfig", "UnknownIdError", "__version__", "ctr_split", "evaluate", "evaluate_ctr",
     "list_datasets", "load_dataset", "load_recipe", "split", "train",
 ]

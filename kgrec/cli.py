@@ -67,7 +67,7 @@ def _config_from_args(args: argparse.Namespace) -> Any:
                        ("epochs", "train.epochs"), ("device", "train.device"),
                        ("seed", "train.seed"), ("shots", "data.shots"),
                        ("target", "data.target"), ("target_only", "data.target_only"),
-                       ("noise", "data.noise")):
+                       ("warm", "data.warm"), ("noise", "data.noise")):
         value = getattr(args, flag, None)
         if value is not None:
             cfg.set(path, value)
@@ -97,6 +97,9 @@ def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target-only", action="store_const", const=True, default=None,
                    help="cross_domain split: train without the source domains' links "
                    "(data.target_only)")
+    p.add_argument("--warm", action="store_const", const=True, default=None,
+                   help="cold_item/cold_user split: also hold out warm links, so the test "
+                   "measures cold, warm and overall (data.warm)")
     p.add_argument("--noise", action="append", metavar="KIND=SHARE",
                    help="train on noisy data: inter=0.2 (20%% of training pairs random), "
                    "kg=0.2 (relations of 20%% of KG triples shuffled); repeatable (data.noise)")

@@ -49,6 +49,9 @@ class DataConfig:
             the other (source) domains; evaluation ranks the target domain's items.
         target_only: for ``cross_domain``: train without the source domains' links (the
             single-domain baseline on the same held-out links).
+        warm: for ``cold_item`` / ``cold_user``: also hold out a share ``valid`` / ``test``
+            of each user's links to warm nodes, so one split measures the cold, warm and
+            overall settings of the cold-start literature (:func:`kgrec.split`).
         noise: noise applied to the training data after splitting (validation and test stay
             clean; :mod:`kgrec.data.noise`): ``inter=S`` replaces a share S of the training
             pairs with random ones, ``kg=S`` shuffles the relations of a share S of the KG
@@ -64,6 +67,7 @@ class DataConfig:
     shots: int = 0
     target: str = ""
     target_only: bool = False
+    warm: bool = False
     noise: list[str] = field(default_factory=list)
     data_dir: str | None = None
 
@@ -370,6 +374,9 @@ class Config:
         if (d.target or d.target_only) and d.split != "cross_domain":
             raise ConfigError(f"data.target: only the cross_domain split takes a target "
                               f"(split is {d.split!r})")
+        if d.warm and d.split not in ("cold_item", "cold_user"):
+            raise ConfigError(f"data.warm: only the cold_item and cold_user splits hold out "
+                              f"warm links beside the cold ones (split is {d.split!r})")
         if self.model.rank_task != "all" and self.model.name != "hgnn":
             raise ConfigError(f"model.rank_task: only hgnn has one head per task; "
                               f"{self.model.name} ranks with its one scorer")

@@ -62,3 +62,7 @@ class StoreError(KgrecError):
 
 class UnknownIdError(KgrecError):
     """An external user or item id that the graph does not know."""
+
+
+class ModelError(KgrecError):
+    """A model produced something that cannot be used: NaN or infinite scores, say."""

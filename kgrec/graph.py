@@ -28,6 +28,10 @@ EdgeType = tuple[str, str, str]
 USER, ITEM, ENTITY = "User", "Item", "Entity"
 INTERACTED = (USER, "INTERACTED", ITEM)
 SAMPLED_NEGATIVE = (USER, "SAMPLED_NEGATIVE", ITEM)
+# The edge attribute that marks a knowledge edge as made by a user (a tag, "also bought", a
+# review): the external id of the user who made it; ``timestamp`` says when. Such edges are
+# behaviour, not facts, and a split keeps only those built from its training interactions.
+MADE_BY = "user"
 
 
 @dataclass
@@ -156,6 +160,16 @@ class RecGraph:
         """Edge types whose endpoints are items or entities (the knowledge graph)."""
         kg_labels = {ITEM, ENTITY}
         return [et for et in self.edges if et[0] in kg_labels and et[2] in kg_labels]
+
+    def behavior_edge_types(self) -> list[EdgeType]:
+        """Knowledge edge types made by users (their edges carry :data:`MADE_BY`): tags,
+        co-purchases, reviews. A split rebuilds them from training interactions only."""
+        return [et for et in self.knowledge_edge_types() if MADE_BY in self.edges[et].attrs]
+
+    def with_edges(self, edges: dict[EdgeType, EdgeTable]) -> RecGraph:
+        """A graph sharing this one's nodes, with ``edges`` replacing the edge tables of the
+        same types."""
+        return RecGraph(self.nodes, {**self.edges, **edges}, self.name, self.meta)
 
     def knowledge(self) -> KnowledgeTriples:
         """All KG edges as triples in the joint item+entity index space (items first)."""

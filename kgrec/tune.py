@@ -30,7 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.config import Config
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, ModelError
 from kgrec.paths import read_yaml
 
 log = logging.getLogger(__name__)
@@ -244,7 +244,9 @@ def tune(space: SearchSpace | str | Path | dict[str, Any], config: Config | None
         if on_trial is not None:
             callbacks.append(on_trial)
         study.optimize(objective, n_trials=n_trials - done, timeout=timeout,
-                       callbacks=callbacks, catch=(RuntimeError,), gc_after_trial=True)
+                       callbacks=callbacks, gc_after_trial=True,
+                       # a diverged trial (NaN scores) fails; the study goes on
+                       catch=(RuntimeError, ModelError))
     return study
 
 

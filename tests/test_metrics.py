@@ -7,7 +7,8 @@ import pytest
 import scipy.sparse as sp
 import torch
 
-from kgrec.data.split import EvalSet
+import kgrec
+from kgrec.data.split import CTRRows, EvalSet
 from kgrec.errors import ConfigError
 from kgrec.evaluate import auc, domain_groups, evaluate, popularity_groups, ranking_metrics
 from kgrec.evaluate.metrics import best_threshold, f1_score
@@ -141,3 +142,46 @@ def test_domain_groups_need_two_domains():
         "domain book": [True, False, True, False], "domain music": [False, True, False, False]}
     with pytest.raises(ConfigError, match="two or more domains"):
         domain_groups(["music", "music"])
+
+
+def test_floors_by_hand():
+    from kgrec.evaluate import ContentKNNScorer, PopularityScorer, RandomScorer
+
+    train = sp.csr_matrix(np.array([[1, 1, 0, 0], [0, 1, 0, 0], [0, 1, 1, 0]], dtype=np.float32))
+    pop = PopularityScorer(train)
+    assert pop.score_users(np.array([0, 2])).tolist() == [[1, 3, 1, 0]] * 2
+    assert pop.score_pairs(np.array([1]), np.array([2])).tolist() == [1.0]
+    vec = np.array([[1, 0], [0, 1], [0.6, 0.8], [0, 0]], dtype=np.float32)
+    knn = ContentKNNScorer(vec, train)
+    # user 0: mean cosine to items 0 and 1
+    want = [(vec[i] @ vec[0] + vec[i] @ vec[1]) / 2 for i in range(4)]
+    assert np.allclose(knn.score_users(np.array([0]))[0].numpy(), want)
+    assert np.allclose(knn.score_pairs(np.array([0]), np.array([2])), [want[2]])
+    rnd = RandomScorer(4, seed=3)
+    a = rnd.score_users(np.array([0, 1]))
+    assert torch.equal(a, rnd.score_users(np.array([0, 1])))
+    assert not torch.equal(a[0], a[1])
+    assert np.allclose(rnd.score_pairs(np.array([1, 0]), np.array([2, 3])),
+                       [a[1, 2].item(), a[0, 3].item()])
+
+
+def test_nan_scores_are_an_error_naming_the_model():
+    class Broken:
+        name = "broken-model"
+
+        def score_users(self, users):
+            s = torch.zeros(len(users), 4)
+            s[torch.as_tensor(users) == 1, 2] = float("nan")
+            return s
+
+        def score_pairs(self, users, items):
+            return np.where(np.asarray(users) == 1, np.inf, 0.0)
+
+    data = EvalSet("test", sp.csr_matrix(np.eye(3, 4, dtype=np.float32)),
+                   sp.csr_matrix((3, 4), dtype=np.float32), np.zeros(4, bool), np.zeros(3, bool))
+    with pytest.raises(kgrec.ModelError, match=r"'broken-model' gave NaN or infinite scores "
+                                               r"to 1 of 3 users"):
+        kgrec.evaluate(Broken(), data, k=[2])
+    rows = CTRRows(np.array([0, 1, 2]), np.array([0, 1, 2]), np.array([1, 0, 1]))
+    with pytest.raises(kgrec.ModelError, match="to 1 of 3 rows"):
+        kgrec.evaluate_ctr(Broken(), rows, threshold=0.0)

@@ -57,6 +57,22 @@ def test_round_trip_is_exact(store, ml100k):
     assert store.run("MATCH (:Item)-[r:FILM_FILM_ACTOR]->(:Entity) RETURN count(r) AS c")[0]["c"]
 
 
+def test_user_made_edges_keep_who_and_when(store):
+    from tests.test_leakage import TAG, tagged_graph
+
+    g = tagged_graph()
+    store.write(g, SCHEMA, progress=False)
+    back = store.read(SCHEMA, progress=False)
+    assert g.differences(back) == []
+    assert back.behavior_edge_types() == [TAG]
+    # merging the same graph again (the path of a changed graph) adds no duplicate tag
+    store.write(g, SCHEMA, progress=False, force_merge=True)
+    assert store.counts() == expected_counts(g)
+    rows = store.run("MATCH (i:Item)-[r:HAS_TAG]->(t:Entity) WHERE r.user = '0' "
+                     "RETURN count(r) AS c")
+    assert rows[0]["c"] == int((g.edges[TAG].attrs["user"] == "0").sum()) > 0
+
+
 def test_loading_twice_changes_nothing(store, lastfm):
     store.write(lastfm, SCHEMA, progress=False)
     first = store.counts()

@@ -137,3 +137,35 @@ def test_bad_split_arguments(ml100k):
         kgrec.split(ml100k, "random", valid=0.6, test=0.5)
     with pytest.raises(kgrec.ConfigError, match="no train/test fold"):
         kgrec.split(ml100k, "given")
+
+
+@pytest.mark.parametrize("strategy", ["cold_item", "cold_user"])
+def test_warm_links_held_out_beside_the_cold_ones(ml100k, strategy):
+    plain = kgrec.split(ml100k, strategy, seed=2)
+    s = kgrec.split(ml100k, strategy, seed=2, warm=True)
+    n = ml100k.num_items
+    train = pairs(s.train_users, s.train_items, n)
+    valid, test = csr_pairs(s.valid.positives, n), csr_pairs(s.test.positives, n)
+    assert not train & valid and not train & test and not valid & test
+    assert train | valid | test == all_pairs(ml100k)
+    # the same nodes are held out, still with no training link ...
+    side = "heldout_items" if strategy == "cold_item" else "heldout_users"
+    held = getattr(s.test, side)
+    assert np.array_equal(held, getattr(plain.test, side))
+    node = s.train_items if strategy == "cold_item" else s.train_users
+    assert not held[node].any()
+    # ... every warm node keeps a training link, and about a tenth of the warm links are test
+    present = np.unique(ml100k.interactions.dst if strategy == "cold_item"
+                        else ml100k.interactions.src)
+    warm_nodes = present[~held[present]]
+    assert np.isin(warm_nodes, node).all()
+    tr, te = (s.test.positives.nonzero()[1], s.test.positives.nonzero()[0])
+    warm_test = ~held[tr if strategy == "cold_item" else te]
+    n_warm = sum(1 for u, i in (divmod(p, n) for p in all_pairs(ml100k))
+                 if not held[i if strategy == "cold_item" else u])
+    assert 0.08 < warm_test.sum() / n_warm < 0.12
+    # without warm=True nothing changes
+    again = kgrec.split(ml100k, strategy, seed=2)
+    assert np.array_equal(again.train_items, plain.train_items)
+    with pytest.raises(kgrec.ConfigError, match="warm=True: only the cold_item and cold_user"):
+        kgrec.split(ml100k, "random", warm=True)

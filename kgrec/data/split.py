@@ -3,6 +3,13 @@
 Every split works on unique (user, item) pairs: a pair lives in exactly one fold, so no
 validation or test pair can appear among the training positives or in the message-passing
 graph (which is built from :attr:`Split.train_users` / :attr:`Split.train_items` only).
+
+Knowledge edges that users made (tags, "also bought", reviews: their edges carry
+:data:`~kgrec.graph.MADE_BY`) are behaviour too. Each split rebuilds them after it has cut
+the folds, from its training interactions only: an edge survives when every item it touches
+is a training item *of the user who made it*, and, on the time-ordered splits, when it was
+made no later than that user's last training interaction before the cut. :attr:`Split.graph`
+is the graph so rebuilt; facts about items (genres, Freebase, Satori) pass unchanged.
 """
 
 from __future__ import annotations
@@ -15,7 +22,7 @@ import scipy.sparse as sp
 
 from kgrec.config import DataConfig
 from kgrec.errors import ConfigError
-from kgrec.graph import SAMPLED_NEGATIVE, KnowledgeTriples, RecGraph
+from kgrec.graph import ITEM, MADE_BY, SAMPLED_NEGATIVE, KnowledgeTriples, RecGraph
 
 log = logging.getLogger(__name__)
 
@@ -89,7 +96,10 @@ class Split:
     """A split of ``graph``'s interactions.
 
     Attributes:
-        graph: the whole graph (all interactions; nodes and KG shared by every fold).
+        graph: what every model and feature may read: all nodes, all interactions (only the
+            evaluation reads the held-out ones), the KG's facts, and of the knowledge edges
+            that users made only those built from this split's training interactions (see
+            the module docstring).
         strategy: how it was split.
         train_users, train_items: the unique training positives ``[P]``; the only
             interactions a model may learn from or propagate over.
@@ -171,8 +181,8 @@ def _per_group_fold(groups: np.ndarray, order_key: np.ndarray, valid: float, tes
 
 
 def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test: float = 0.1,
-          seed: int = 0, shots: int = 0, target: str = "", target_only: bool = False
-          ) -> Split:
+          seed: int = 0, shots: int = 0, target: str = "", target_only: bool = False,
+          warm: bool = False) -> Split:
     """Split ``graph``'s interactions.
 
     Args:
@@ -189,6 +199,12 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
             keeps ``shots`` of its links, drawn at random, in training (its support set); the
             rest are its validation/test links. A node with no more than ``shots`` links keeps
             one link fewer, so every held-out node has something to rank.
+        warm: for ``cold_item`` / ``cold_user``, also hold out a share ``valid`` / ``test``
+            of each user's links to the other (warm) nodes, per user at random, while every
+            warm node keeps at least one training link. One split then measures the three
+            settings of the cold-start literature: *cold* (links to held-out nodes, ranked
+            among the untrained items), *warm* (links to trained items, ranked among them)
+            and *overall* (every held-out link, all items ranked together).
         target, target_only: for ``cross_domain``, the transfer protocol on items with a
             ``domain``: a share ``valid`` / ``test`` of the users with links in domain
             ``target`` is held out there and keeps only ``shots`` of its target links in
@@ -204,6 +220,9 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
                           f"splits take shots, not {strategy!r}")
     if (target or target_only) and strategy != "cross_domain":
         raise ConfigError(f"target={target!r}: only the cross_domain split takes a target domain")
+    if warm and strategy not in ("cold_item", "cold_user"):
+        raise ConfigError(f"warm=True: only the cold_item and cold_user splits hold out warm "
+                          f"links beside the cold ones, not {strategy!r}")
     if not 0 <= valid < 1 or not 0 <= test < 1 or valid + test >= 1:
         raise ConfigError(f"valid={valid}, test={test}: each in [0, 1) and together below 1")
     if strategy == "ctr":
@@ -228,6 +247,16 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
             rank = np.argsort(np.argsort(first + tiebreak, kind="stable"), kind="stable")
             q = rank / max(1, n_pairs)
             fold = np.where(q >= 1 - test, TEST, np.where(q >= 1 - test - valid, VALID, TRAIN))
+        # the time cut each user's behaviour-made edges must not pass: one global cut, or each
+        # user's own last training interaction
+        tr = fold == TRAIN
+        known = np.where(np.isfinite(first), first, -np.inf)  # an untimed pair moves no cut
+        cut = np.full(graph.num_users, -np.inf)
+        if strategy == "user_temporal":
+            np.maximum.at(cut, users[tr], known[tr])
+        elif tr.any():
+            cut[:] = known[tr].max()
+        return _assemble(graph, strategy, users, items, fold, seed, cut=cut)
     elif strategy in ("cold_item", "cold_user"):
         ids = items if strategy == "cold_item" else users
         node_fold = _hold_out(np.unique(ids), graph.num_items if strategy == "cold_item"
@@ -235,6 +264,8 @@ def split(graph: RecGraph, strategy: str = "random", *, valid: float = 0.1, test
         fold = node_fold[ids]
         heldout = node_fold != TRAIN
         _keep_support(fold, ids, heldout, shots, rng)
+        if warm:
+            _hold_out_warm(fold, users, ids, heldout, valid, test, rng)
         split_ = _assemble(graph, strategy, users, items, fold, seed)
         kind = "heldout_items" if strategy == "cold_item" else "heldout_users"
         for es in (split_.valid, split_.test):
@@ -294,6 +325,22 @@ def _keep_support(fold: np.ndarray, ids: np.ndarray, heldout: np.ndarray, shots:
     fold[order[(rank < np.minimum(shots, counts[g] - 1)) & heldout[g]]] = TRAIN
 
 
+def _hold_out_warm(fold: np.ndarray, users: np.ndarray, ids: np.ndarray, heldout: np.ndarray,
+                   valid: float, test: float, rng: np.random.Generator) -> None:
+    """Cut the links of warm nodes (``~heldout[ids]``) per user into TRAIN / VALID / TEST, in
+    place, then give every warm node that lost all its training links one of them back."""
+    w = np.flatnonzero(~heldout[ids])
+    sub = _per_group_fold(users[w], rng.random(len(w)), valid, test)
+    node = ids[w]
+    trained = np.zeros(len(heldout), dtype=bool)
+    trained[node[sub == TRAIN]] = True
+    lost = np.flatnonzero(~trained[node])
+    order = lost[rng.permutation(len(lost))]
+    _, first = np.unique(node[order], return_index=True)
+    sub[order[first]] = TRAIN
+    fold[w] = sub
+
+
 def _cross_domain(graph: RecGraph, users: np.ndarray, items: np.ndarray, valid: float,
                   test: float, seed: int, rng: np.random.Generator, shots: int, target: str,
                   target_only: bool) -> Split:
@@ -324,10 +371,49 @@ def _cross_domain(graph: RecGraph, users: np.ndarray, items: np.ndarray, valid: 
     return split_
 
 
+def made_from_training(graph: RecGraph, train_users: np.ndarray, train_items: np.ndarray,
+                       cut: np.ndarray | None = None) -> RecGraph:
+    """``graph`` with its user-made knowledge edges rebuilt from training interactions only.
+
+    An edge made by user ``u`` survives when every item it touches is one of ``u``'s
+    training items and, given ``cut`` (``[U]`` times), when it was made no later than
+    ``cut[u]`` (an edge without a time does not survive a cut). Edges whose maker the graph
+    does not know never survive. Several users' copies of one edge become one edge, as the
+    facts are. Facts and interactions are shared with ``graph``, unchanged.
+    """
+    types = graph.behavior_edge_types()
+    if not types:
+        return graph
+    n_items = max(1, graph.num_items)
+    train_keys = np.unique(np.asarray(train_users, np.int64) * n_items + train_items)
+    lookup = graph.users.lookup
+    rebuilt = {}
+    for et in types:
+        table = graph.edges[et]
+        maker = np.fromiter((lookup.get(u, -1) for u in table.attrs[MADE_BY].tolist()),
+                            dtype=np.int64, count=len(table))
+        keep = maker >= 0
+        for end, idx in ((et[0], table.src), (et[2], table.dst)):
+            if end == ITEM:
+                keep &= np.isin(maker * n_items + idx, train_keys)
+        if cut is not None:
+            when = table.attrs.get("timestamp", np.full(len(table), np.nan))
+            with np.errstate(invalid="ignore"):
+                keep &= when <= cut[np.maximum(maker, 0)]
+        kept = table.take(keep)
+        width = int(kept.dst.max()) + 1 if len(kept) else 1
+        _, first = np.unique(kept.src * width + kept.dst, return_index=True)
+        rebuilt[et] = kept.take(np.sort(first))
+        log.info("%s: %d of %d user-made edges come from training interactions", et[1],
+                 len(rebuilt[et]), len(table))
+    return graph.with_edges(rebuilt)
+
+
 def _assemble(graph: RecGraph, strategy: str, users: np.ndarray, items: np.ndarray,
-              fold: np.ndarray, seed: int) -> Split:
+              fold: np.ndarray, seed: int, cut: np.ndarray | None = None) -> Split:
     U, I = graph.num_users, graph.num_items
     tr, va, te = fold == TRAIN, fold == VALID, fold == TEST
+    graph = made_from_training(graph, users[tr], items[tr], cut)
     train = _csr(users[tr], items[tr], U, I)
     valid_m = _csr(users[va], items[va], U, I)
     test_m = _csr(users[te], items[te], U, I)
@@ -372,6 +458,7 @@ def ctr_split(graph: RecGraph, *, seed: int = 0,
     cold_items = np.asarray(train.sum(0)).ravel() == 0
     cold_users = np.asarray(train.sum(1)).ravel() == 0
     tu, ti = train.nonzero()
+    graph = made_from_training(graph, tu, ti)
     s = Split(graph, "ctr", tu.astype(np.int64), ti.astype(np.int64),
               EvalSet("valid", valid_m, train, cold_items, cold_users),
               EvalSet("test", test_m, (train + valid_m).tocsr(), cold_items, cold_users), seed,
@@ -399,7 +486,7 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
         else:
             graph = load_dataset(ds, data_dir=cfg.data_dir)
     s = split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed, shots=cfg.shots,
-              target=cfg.target, target_only=cfg.target_only)
+              target=cfg.target, target_only=cfg.target_only, warm=cfg.warm)
     if cfg.noise:
         from kgrec.data.noise import interaction_noise, kg_noise
 

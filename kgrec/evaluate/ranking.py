@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from kgrec.data.split import CTRRows, EvalSet
+from kgrec.errors import ModelError
 from kgrec.evaluate.metrics import METRICS, auc, best_threshold, f1_score, ranking_metrics
 
 
@@ -23,6 +24,19 @@ class Scorer(Protocol):
     def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``[N]`` users and items -> ``[N]`` scores."""
         ...
+
+
+def scorer_name(scorer: Scorer) -> str:
+    """What to call a scorer in a message: its ``name`` (a Recommender's model), else its
+    class."""
+    return str(getattr(scorer, "name", "") or type(scorer).__name__)
+
+
+def _check_finite(scorer: Scorer, bad: int, total: int, what: str = "users") -> None:
+    if bad:
+        raise ModelError(f"model {scorer_name(scorer)!r} gave NaN or infinite scores to "
+                         f"{bad} of {total} {what}; they cannot be ranked (a diverged "
+                         "training? try a lower train.lr)")
 
 
 class MetricTable(dict):
@@ -142,9 +156,14 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
     per_user: dict[str, list[np.ndarray]] = {}
     per_group: dict[str, dict[str, list[np.ndarray]]] = {g: {} for g in groups}
     recommended = np.zeros(data.num_items, dtype=bool)
+    non_finite = 0
     for start in range(0, len(users), batch_users):
         batch = users[start:start + batch_users]
         scores = scorer.score_users(batch)
+        # topk ranks NaN first: a broken model would otherwise be scored, silently
+        non_finite += int((~torch.isfinite(scores).all(dim=1)).sum())
+        if non_finite:
+            continue
         if banned is not None:
             scores = scores.clone()
             scores[:, banned.to(scores.device)] = -torch.inf
@@ -164,6 +183,8 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
             ghits = (hits & in_group)[keep]
             for name, v in ranking_metrics(ghits, n_g[keep], ks).items():
                 per_group[g].setdefault(name, []).append(v)
+
+    _check_finite(scorer, non_finite, len(users))
 
     def table(d: dict[str, list[np.ndarray]], name: str) -> MetricTable:
         if not d:
@@ -188,6 +209,7 @@ def evaluate_ctr(scorer: Scorer, rows: CTRRows, *, threshold: float | None = Non
     rows) to choose the F1-maximising threshold there, never on the rows being scored.
     """
     scores = scorer.score_pairs(rows.users, rows.items)
+    _check_finite(scorer, int((~np.isfinite(scores)).sum()), len(scores), "rows")
     if threshold is None:
         if threshold_rows is None:
             raise ValueError("give a threshold or the validation rows to choose one on")

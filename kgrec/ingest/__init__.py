@@ -44,6 +44,7 @@ def parse_recipe(recipe: Recipe) -> RecGraph:
                                 "description": recipe.description, "protocol": recipe.protocol,
                                 "source": str(recipe.root)}, source=recipe.source)
     graph.validate(schema)
+    recipe.check_behavior(graph)
     log.info("parsed %s in %.1fs: %r", recipe.name, time.perf_counter() - start, graph)
     return graph
 

@@ -47,8 +47,16 @@ class GraphBuilder:
         self.add_edges(INTERACTED, users, items, **attrs)
 
     def add_knowledge(self, head: np.ndarray, rel: np.ndarray, tail: np.ndarray,
-                      relations: Sequence[str], num_items: int) -> None:
-        """KG triples in the joint index space (items ``< num_items``, then entities)."""
+                      relations: Sequence[str], num_items: int, *,
+                      made_by: dict[str, np.ndarray] | None = None) -> None:
+        """KG triples in the joint index space (items ``< num_items``, then entities).
+
+        ``made_by``: per-triple attribute columns (``user``, ``timestamp``) kept on the edges
+        of the relations that users made (``behavior`` holds their names) and dropped from
+        the facts: ``{"behavior": [...names], "user": [T], "timestamp": [T]}``.
+        """
+        made_by = dict(made_by or {})
+        behavior = set(made_by.pop("behavior", ()))
         h_item, t_item = head < num_items, tail < num_items
         for r, name in enumerate(relations):
             sel_r = rel == r
@@ -57,8 +65,9 @@ class GraphBuilder:
                 if not sel.any():
                     continue
                 et = (ITEM if hi else ENTITY, name, ITEM if ht else ENTITY)
+                attrs = {k: v[sel] for k, v in made_by.items()} if name in behavior else {}
                 self.add_edges(et, head[sel] - (0 if hi else num_items),
-                               tail[sel] - (0 if ht else num_items))
+                               tail[sel] - (0 if ht else num_items), **attrs)
 
     def build(self, meta: dict[str, Any] | None = None, source: str | None = None) -> RecGraph:
         for label in (USER, ITEM):

@@ -8,12 +8,16 @@ import json
 import string
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from kgrec.errors import ConfigError, DataFormatError, DatasetNotFoundError
 from kgrec.paths import bundled_dir, data_dir, read_yaml
 
-_FIELDS = {"name", "description", "format", "path", "schema", "files", "mapping", "protocol"}
+if TYPE_CHECKING:
+    from kgrec.graph import RecGraph
+
+_FIELDS = {"name", "description", "format", "path", "schema", "files", "mapping", "protocol",
+           "behavior_relations"}
 
 
 @dataclass
@@ -29,6 +33,10 @@ class Recipe:
         mapping: reader options (domain, behavior, text templates, relation names).
         schema: schema name or path.
         protocol: evaluation defaults (e.g. ``split: given``).
+        behavior_relations: KG relations that users made (tags, "also bought", reviews), not
+            facts about items. Their edges must say who made them and when (the reader fills
+            ``user`` and ``timestamp``), and a split rebuilds them from its training
+            interactions only (:func:`kgrec.split`). Every other relation is a fact.
         source: the recipe file, for error messages.
     """
 
@@ -40,6 +48,7 @@ class Recipe:
     schema: str = "recsys"
     description: str = ""
     protocol: dict[str, Any] = field(default_factory=dict)
+    behavior_relations: list[str] = field(default_factory=list)
     source: str = "<recipe>"
     root: Path | None = None
 
@@ -59,11 +68,16 @@ class Recipe:
         for key in ("mapping", "protocol"):
             if not isinstance(doc.get(key) or {}, dict):
                 raise ConfigError(f"{source}: field {key!r} must be a mapping")
+        behavior = doc.get("behavior_relations") or []
+        if not isinstance(behavior, list) or not all(isinstance(r, str) for r in behavior):
+            raise ConfigError(f"{source}: field 'behavior_relations' must be a list of "
+                              "relation names")
         return cls(name=str(doc["name"]), format=str(doc["format"]), path=str(doc["path"]),
                    files=doc["files"], mapping=doc.get("mapping") or {},
                    schema=str(doc.get("schema", "recsys")),
                    description=str(doc.get("description", "")).strip(),
-                   protocol=doc.get("protocol") or {}, source=source)
+                   protocol=doc.get("protocol") or {}, behavior_relations=list(behavior),
+                   source=source)
 
     @classmethod
     def load(cls, path: str | Path) -> Recipe:
@@ -95,6 +109,26 @@ class Recipe:
             raise DataFormatError(f"file not found (recipe field {dotted})", file=path)
         return path
 
+    def check_behavior(self, graph: RecGraph) -> None:
+        """The relations the recipe calls behaviour and those whose edges say who made them
+        must be the same: a declared relation without its makers could not be rebuilt from
+        training interactions, and an undeclared one would hide from the audit."""
+        made = {et[1] for et in graph.behavior_edge_types()}
+        relations = {et[1] for et in graph.knowledge_edge_types()}
+        for rel in self.behavior_relations:
+            if rel not in relations:
+                raise ConfigError(f"{self.source}: behavior_relations: the data has no relation "
+                                  f"{rel!r}; its relations: {sorted(relations)}")
+            if rel not in made:
+                raise ConfigError(f"{self.source}: behavior_relations: the {rel} edges do not "
+                                  f"say which user made them (format {self.format!r} reads no "
+                                  "user for them), so they cannot be rebuilt from training "
+                                  "interactions")
+        undeclared = sorted(made - set(self.behavior_relations))
+        if undeclared:
+            raise ConfigError(f"{self.source}: relation(s) {undeclared} are made by users (each "
+                              "edge says who and when); list them under behavior_relations")
+
     def opt(self, key: str, default: Any = None) -> Any:
         return self.mapping.get(key, default)
 
@@ -121,7 +155,8 @@ class Recipe:
         own fingerprint): the local store's cache key."""
         h = hashlib.sha256(code.encode())
         doc = {"name": self.name, "format": self.format, "files": self.files,
-               "mapping": self.mapping, "schema": self.schema}
+               "mapping": self.mapping, "schema": self.schema,
+               "behavior_relations": self.behavior_relations}
         h.update(json.dumps(doc, sort_keys=True, default=str).encode())
         assert self.root is not None
         for rel in sorted(_leaves(self.files)):

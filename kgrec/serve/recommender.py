@@ -99,6 +99,11 @@ class Recommender:
         return self.new_users.profile if self.new_users is not None else None
 
     @property
+    def name(self) -> str:
+        """The model's name (``config.model.name``), for messages."""
+        return self.config.model.name
+
+    @property
     def num_users(self) -> int:
         return len(self.user_ids)
 

@@ -31,7 +31,7 @@ import numpy as np
 from tqdm.auto import tqdm
 
 from kgrec.errors import SchemaError, StoreError
-from kgrec.graph import EdgeTable, EdgeType, NodeTable, RecGraph
+from kgrec.graph import MADE_BY, EdgeTable, EdgeType, NodeTable, RecGraph
 from kgrec.schema import GraphSchema, check_identifier
 
 log = logging.getLogger(__name__)
@@ -335,7 +335,7 @@ class Neo4jStore:
         else:
             same = " AND ".join(
                 f"coalesce(old.{_q(c)}, $none) = coalesce($p_{c}[i], $none)"
-                for c in cols if c in ("behavior", "timestamp")) or "true"
+                for c in cols if c in ("behavior", "timestamp", MADE_BY)) or "true"
             query = head + (f"OPTIONAL MATCH (a)-[old:{_q(rtype)}]->(b) WHERE {same} "
                             "WITH a, b, i, count(old) AS n WHERE n = 0 " + create)
         s_ids, d_ids = eids[et[0]][table.src], eids[et[2]][table.dst]
@@ -372,7 +372,11 @@ class Neo4jStore:
                 continue
             spec = next((r for r in schema.relationships.values()
                          if not r.types_from_data and r.name == t), None)
-            props = tuple(spec.properties) if spec is not None else ()
+            # a type named by the data (a KG relation) may carry the properties its family
+            # declares (who made a user-made edge, and when); facts come back without them
+            props = tuple(spec.properties) if spec is not None else tuple(dict.fromkeys(
+                p for r in schema.relationships.values() if r.types_from_data
+                for p in r.properties))
             groups.setdefault(props, []).append(t)
         parts: dict[EdgeType, list[tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]]] = {}
         order = {lab: np.argsort(e) for lab, e in internal.items()}

@@ -9,7 +9,7 @@ from __future__ import annotations
 import numpy as np
 
 from kgrec.errors import DataFormatError
-from kgrec.graph import ENTITY, ITEM, USER
+from kgrec.graph import ENTITY, ITEM, MADE_BY, USER
 from kgrec.ingest.builder import GraphBuilder
 from kgrec.ingest.recipe import Recipe
 from kgrec.ingest.tables import Table, read_table
@@ -17,6 +17,33 @@ from kgrec.ingest.tables import Table, read_table
 
 def _read(path) -> Table:
     return read_table(path, sep="\t", header=True, strip_types=True)
+
+
+def _made_by(recipe: Recipe, kg: Table, relations: list[str]) -> dict | None:
+    """Who made each triple of the recipe's ``behavior_relations`` and when, from the
+    ``.kg`` file's ``user_id`` and ``timestamp`` columns (``mapping.kg_user_field`` /
+    ``kg_timestamp_field``); such a triple without a user names its line."""
+    behavior = set(recipe.behavior_relations)
+    if not behavior & set(relations):
+        return None
+    m = recipe.mapping
+    ufield = m.get("kg_user_field", "user_id")
+    users = kg.strings(ufield)
+    for k, (r, u) in enumerate(zip(relations, users, strict=True)):
+        if r in behavior and not u:
+            raise DataFormatError(f"relation {r!r} is in behavior_relations, so each of its "
+                                  "triples needs the user who made it", file=kg.path,
+                                  line=kg.lines[k], field=ufield)
+    tfield = m.get("kg_timestamp_field", "timestamp")
+    when = np.full(len(users), np.nan)
+    for k, x in enumerate(kg.strings(tfield) if tfield in kg.header else ()):
+        try:
+            when[k] = float(x) if x else np.nan
+        except ValueError:
+            raise DataFormatError(f"not a number: {x!r}", file=kg.path, line=kg.lines[k],
+                                  field=tfield) from None
+    return {"behavior": sorted(behavior), MADE_BY: np.asarray(users, dtype=str),
+            "timestamp": when}
 
 
 def read(recipe: Recipe) -> GraphBuilder:
@@ -97,5 +124,6 @@ def read(recipe: Recipe) -> GraphBuilder:
         b.add_nodes(ENTITY, ents)
         b.add_knowledge(np.asarray([joint[h] for h in h_raw], dtype=np.int64),
                         np.asarray([rid[r] for r in r_raw], dtype=np.int64),
-                        np.asarray([joint[t] for t in t_raw], dtype=np.int64), relations, n_items)
+                        np.asarray([joint[t] for t in t_raw], dtype=np.int64), relations, n_items,
+                        made_by=_made_by(recipe, kg, r_raw))
     return b

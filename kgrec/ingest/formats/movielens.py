@@ -2,7 +2,9 @@
 
 Genres and free-text tags become a small knowledge graph: ``Item -[HAS_GENRE]-> Entity`` and
 ``Item -[HAS_TAG]-> Entity``, where each genre or (lower-cased) tag is an entity whose name is
-its text.
+its text. Genres are facts about a film; tags are behaviour (users write them about films they
+watched), so every ``HAS_TAG`` edge keeps the user who wrote it and when (one edge per user,
+film and tag), and a split keeps only the tags of its training interactions.
 """
 
 from __future__ import annotations
@@ -10,7 +12,7 @@ from __future__ import annotations
 import numpy as np
 
 from kgrec.errors import DataFormatError
-from kgrec.graph import ENTITY, ITEM, USER
+from kgrec.graph import ENTITY, ITEM, MADE_BY, USER
 from kgrec.ingest.builder import GraphBuilder
 from kgrec.ingest.recipe import Recipe
 from kgrec.ingest.tables import read_table
@@ -59,22 +61,30 @@ def read(recipe: Recipe) -> GraphBuilder:
         for g in gl:
             g_item.append(i)
             g_ent.append(entity("genre", g))
-    t_item, t_ent = [], []
+    t_item, t_ent, t_user, t_time = [], [], [], []
     tags_path = recipe.file("tags", required=False)
     if tags_path is not None:
         tags = read_table(tags_path, sep=",", quoted=True)
         t_items = tags.indices("movieId", items.lookup, "movie")
+        taggers = [str(u) for u in tags.ints("userId").tolist()]
+        when = tags.floats("timestamp")
         seen = set()
-        for i, tag in zip(t_items.tolist(), tags.strings("tag"), strict=True):
+        for i, tag, u, t in zip(t_items.tolist(), tags.strings("tag"), taggers, when.tolist(),
+                                strict=True):
             tag = " ".join(tag.lower().split())
-            if tag and (i, tag) not in seen:
-                seen.add((i, tag))
+            if tag and (u, i, tag) not in seen:
+                seen.add((u, i, tag))
                 t_item.append(i)
                 t_ent.append(entity("tag", tag))
+                t_user.append(u)
+                t_time.append(t)
     if ent_names:
         b.add_nodes(ENTITY, list(ent_index), name=np.asarray(ent_names, dtype=str),
                     text=np.asarray(ent_names, dtype=str))
-        for rel, src, dst in (("HAS_GENRE", g_item, g_ent), ("HAS_TAG", t_item, t_ent)):
-            if src:
-                b.add_edges((ITEM, rel, ENTITY), np.asarray(src), np.asarray(dst))
+        if g_item:
+            b.add_edges((ITEM, "HAS_GENRE", ENTITY), np.asarray(g_item), np.asarray(g_ent))
+        if t_item:
+            b.add_edges((ITEM, "HAS_TAG", ENTITY), np.asarray(t_item), np.asarray(t_ent),
+                        **{MADE_BY: np.asarray(t_user, dtype=str),
+                           "timestamp": np.asarray(t_time, dtype=np.float64)})
     return b
