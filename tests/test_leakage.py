@@ -230,3 +230,33 @@ def test_movielens_tags_must_be_declared(tmp_path, data_dir):
     (tmp_path / "r.yaml").write_text(yaml.safe_dump(doc))
     with pytest.raises(kgrec.ConfigError, match=r"\['HAS_TAG'\] are made by users"):
         kgrec.load_recipe(tmp_path / "r.yaml", cache=False)
+
+
+def test_tag_counts_no_longer_find_the_held_out_films(data_dir):
+    """The leak as a recommender would exploit it: rank the cold films by their number of
+    tags, no user information at all. With the source graph's tags that finds the films
+    people watched in the test period; with the split's own graph it is chance."""
+    import torch
+
+    from kgrec.evaluate import RandomScorer
+
+    class TagCount:
+        name = "tag-count"
+
+        def __init__(self, graph):
+            self.count = torch.from_numpy(np.bincount(graph.edges[TAG].src,
+                                                      minlength=graph.num_items).astype("f4"))
+
+        def score_users(self, users):
+            return self.count.expand(len(users), -1)
+
+    g = kgrec.load_dataset("ml-latest-small", data_dir=data_dir)
+    s = kgrec.split(g, "cold_item", seed=0)
+    cold = s.test.cold_items
+
+    def recall(scorer):
+        return kgrec.evaluate(scorer, s.test, k=[20], candidates=cold)["recall@20"]
+
+    chance = recall(RandomScorer(g.num_items, seed=0))
+    assert recall(TagCount(g)) > 5 * chance
+    assert recall(TagCount(s.graph)) < 2 * chance
