@@ -1,14 +1,26 @@
-"""Neo4j load and export throughput: kgrec's Neo4jStore against the driver's naive loop.
+"""Neo4j load and export throughput, against Neo4j's own fastest paths on the same machine.
 
-For each dataset, three times: empty the database, ``Neo4jStore.write`` the whole graph
-(relationships/s over the whole load, nodes included in the time), then
-``Neo4jStore.read`` it back into a RecGraph (relationships/s). The peer, in the same script
-against the same server: the Neo4j driver used the obvious way, one auto-commit query per
-relationship (``MATCH`` both ends by id, ``CREATE`` the relationship) for a sample of the
-interactions, and a plain streamed ``MATCH (a)-[r]->(b) RETURN a.id, b.id, r.*`` consumed
-record by record for the export. Medians of the three runs.
+For each dataset, ``--runs`` times:
 
-Needs a running server (``kgrec neo4j start``); writes ``benchmarks/results/neo4j.md``.
+- **kgrec load**: empty the database, ``Neo4jStore.write`` the whole graph (relationships/s
+  over the whole load, nodes and the commit journal included);
+- **anchor: ``neo4j-admin database import full``**, Neo4j's offline bulk importer, on CSV
+  files of the same graph (written beforehand, not timed) into a scratch database of its
+  own: relationships/s by the tool's own timer ("IMPORT DONE in ..."), and end to end (its
+  JVM start included);
+- **kgrec export**: ``Neo4jStore.read`` of the dataset back into a RecGraph, checked equal to
+  the graph loaded;
+- **anchor: the columnar floor**: the same database read with one query per node label and
+  one per relationship type, each returning column lists (``collect(...)``), decoded by the
+  driver's Rust extension: what any reader must at least spend.
+
+Ratios are taken within a run; the table gives medians over runs. Goals (the hardening
+issue): load >= 1.0x the importer's own rate, export >= 0.9x the columnar floor.
+
+Needs the running server (``kgrec neo4j start``) and the jars it fetched (the importer is
+their ``org.neo4j.cli.AdminTool``). One JSON per dataset and run,
+``benchmarks/results/runs/neo4j-io-<dataset>-<run>.json``; table by
+``python benchmarks/report.py`` (``neo4j.md``).
 
     python benchmarks/neo4j_io.py
     python benchmarks/neo4j_io.py --datasets book-crossing-kg --runs 1
@@ -17,101 +29,180 @@ Needs a running server (``kgrec neo4j start``); writes ``benchmarks/results/neo4
 from __future__ import annotations
 
 import argparse
+import csv
 import os
-import platform
+import re
 import statistics
+import subprocess
+import tempfile
 import time
 from pathlib import Path
 
-import kgrec
-from kgrec.schema import GraphSchema
-from kgrec.store.neo4j import Neo4jStore
+from common import RUNS, Runs, mean_std, write_run
 
-RESULTS = Path(__file__).resolve().parent / "results"
+DATASETS = ["book-crossing-kg", "kgat-amazon-book"]
 
 
-def naive_load(store: Neo4jStore, graph: kgrec.RecGraph, n: int) -> float:
-    """Relationships/s of one auto-commit query per relationship (a sample of ``n``)."""
-    inter = graph.interactions
-    users, items = graph.users.ids, graph.items.ids
-    q = ("MATCH (a:User {id: $s}) MATCH (b:Item {id: $d}) "
-         "CREATE (a)-[:NAIVE {behavior: $b, weight: $w}]->(b)")
-    start = time.perf_counter()
-    with store._driver.session(database=store.database) as session:
-        for k in range(min(n, len(inter))):
-            session.run(q, s=str(users[inter.src[k]]), d=str(items[inter.dst[k]]),
-                        b=str(inter.attrs["behavior"][k]),
-                        w=float(inter.attrs["weight"][k])).consume()
-    rate = min(n, len(inter)) / (time.perf_counter() - start)
-    store.run("MATCH ()-[r:NAIVE]->() DELETE r")
-    return rate
+def write_csvs(graph, schema, folder: Path) -> list[str]:
+    """The graph as neo4j-admin import CSV files; returns the importer's file arguments."""
+    args = []
+    for label, table in graph.nodes.items():
+        if not len(table):
+            continue
+        cols = [k for k, v in table.attrs.items() if v.ndim == 1]
+        path = folder / f"nodes-{label}.csv"
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            types = {"f": ":double", "i": ":long", "u": ":long"}
+            w.writerow([f"id:ID({label})", *(f"{c}{types.get(table.attrs[c].dtype.kind, '')}"
+                                             for c in cols)])
+            w.writerows(zip(table.ids.tolist(), *(table.attrs[c].tolist() for c in cols),
+                            strict=True))
+        args.append(f"--nodes={label}={path}")
+    for k, (et, table) in enumerate(graph.edges.items()):
+        rtype = schema.relationship_type(*et)
+        cols = list(table.attrs)
+        path = folder / f"rels-{k}.csv"
+        with path.open("w", newline="") as f:
+            w = csv.writer(f)
+            types = {"f": ":double", "i": ":long", "u": ":long"}
+            w.writerow([f":START_ID({et[0]})", f":END_ID({et[2]})",
+                        *(f"{c}{types.get(table.attrs[c].dtype.kind, '')}" for c in cols)])
+            s, d = graph.nodes[et[0]].ids[table.src], graph.nodes[et[2]].ids[table.dst]
+            w.writerows(zip(s.tolist(), d.tolist(), *(table.attrs[c].tolist() for c in cols),
+                            strict=True))
+        args.append(f"--relationships={rtype}={path}")
+    return args
 
 
-def naive_export(store: Neo4jStore) -> tuple[float, int]:
-    """Relationships/s of streaming every relationship record by record."""
-    start = time.perf_counter()
+def admin_import(files: list[str], scratch: Path) -> tuple[float, float]:
+    """(own seconds, end-to-end seconds) of neo4j-admin's full import into a scratch home."""
+    from kgrec.neo4j.server import Neo4jServer
+
+    server = Neo4jServer(home=scratch / "home")
+    (scratch / "home" / "conf").mkdir(parents=True, exist_ok=True)
+    (scratch / "home" / "conf" / "neo4j.conf").write_text(
+        f"server.directories.data={scratch / 'home' / 'data'}\n")
+    env = dict(os.environ, NEO4J_HOME=str(scratch / "home"),
+               NEO4J_CONF=str(scratch / "home" / "conf"))
+    cmd = [server._java(), "-Xmx1g", "-cp", server._classpath(), "org.neo4j.cli.AdminTool",
+           "database", "import", "full", "--overwrite-destination",
+           "--skip-bad-relationships=false",
+           *files, "neo4j"]
+    t = time.perf_counter()
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True)
+    wall = time.perf_counter() - t
+    if out.returncode != 0:
+        raise SystemExit(f"neo4j-admin import failed:\n{(out.stdout + out.stderr)[-3000:]}")
+    m = re.search(r"IMPORT DONE in (?:(\d+)m )?(\d+)s (\d+)ms", out.stdout + out.stderr)
+    if not m:
+        raise SystemExit(f"no 'IMPORT DONE' in the importer's output:\n{out.stdout[-2000:]}")
+    own = int(m.group(1) or 0) * 60 + int(m.group(2)) + int(m.group(3)) / 1000
+    return own, wall
+
+
+def columnar_floor(store) -> tuple[float, int]:
+    """Seconds to read every node and relationship as column lists, and relationships read."""
+    t = time.perf_counter()
     n = 0
-    with store._driver.session(database=store.database) as session:
-        result = session.run("MATCH (a)-[r]->(b) WHERE NOT a:KgrecLoad "
-                             "RETURN a.id AS s, b.id AS d, properties(r) AS p")
-        for record in result:
-            _ = (record["s"], record["d"], record["p"])
-            n += 1
-    return n / (time.perf_counter() - start), n
+    labels = [r["label"] for r in store.run("CALL db.labels() YIELD label RETURN label")
+              if not r["label"].startswith("Kgrec")]
+    for label in labels:
+        store.run(f"MATCH (n:`{label}`) RETURN collect(id(n)) AS e, "
+                  "collect(properties(n)) AS p")
+    for r in store.run("CALL db.relationshipTypes() YIELD relationshipType AS t RETURN t"):
+        t_ = r["t"]
+        keys = [k["k"] for k in store.run(f"MATCH ()-[r:`{t_}`]->() WITH r LIMIT 1 "
+                                          "UNWIND keys(r) AS k RETURN k")]
+        cols = "".join(f", collect(r.`{k}`) AS `{k}`" for k in keys)
+        rec = store.run(f"MATCH (a)-[r:`{t_}`]->(b) RETURN collect(id(a)) AS s, "
+                        f"collect(id(b)) AS d{cols}")[0]
+        n += len(rec["s"])
+    return time.perf_counter() - t, n
+
+
+def run_dataset(dataset: str, run: int, out: Path) -> None:
+    import kgrec
+    from kgrec.schema import GraphSchema
+    from kgrec.store.neo4j import Neo4jStore
+
+    schema = GraphSchema.load("recsys")
+    graph = kgrec.load_dataset(dataset)
+    n_rel = sum(len(t) for t in graph.edges.values())
+    with tempfile.TemporaryDirectory(prefix="kgrec-import-") as tmp:
+        files = write_csvs(graph, schema, Path(tmp))
+        own, wall = admin_import(files, Path(tmp))
+    with Neo4jStore() as store:
+        store.clear()
+        t = time.perf_counter()
+        report = store.write(graph, schema, progress=False)
+        load_s = time.perf_counter() - t
+        t = time.perf_counter()
+        back = store.read(schema, dataset=graph.name, progress=False)
+        read_s = time.perf_counter() - t
+        assert graph.differences(back) == [], graph.differences(back)
+        floor_s, floor_n = columnar_floor(store)
+        assert floor_n == n_rel, (floor_n, n_rel)
+        store.clear()
+    doc = {"dataset": dataset, "run": run, "relationships": n_rel,
+           "nodes": sum(len(t) for t in graph.nodes.values()), "load_s": load_s,
+           "load_mode": report.mode, "batch_size": store.batch_size, "import_own_s": own,
+           "import_wall_s": wall, "read_s": read_s, "floor_s": floor_s,
+           "load_vs_import": own / load_s, "load_vs_import_wall": wall / load_s,
+           "read_vs_floor": floor_s / read_s}
+    print(f"{dataset} run {run}: load {n_rel / load_s:,.0f} rel/s, import {n_rel / own:,.0f} "
+          f"(own) / {n_rel / wall:,.0f} (end to end), read {n_rel / read_s:,.0f}, floor "
+          f"{n_rel / floor_s:,.0f}", flush=True)
+    write_run(out, doc)
+
+
+def tables(runs: Runs) -> dict[str, str]:
+    docs = runs.glob("neo4j-io-*.json")
+    if not docs:
+        return {}
+    lines = ["# Neo4j load and export throughput, against Neo4j's own fastest paths", "",
+             "Reproduce: `kgrec neo4j start && python benchmarks/neo4j_io.py`, then "
+             "`python benchmarks/report.py`.", "", runs.header(docs), "",
+             __doc__.split("\n\n")[1].replace("\n", " "), "",
+             "Ratios per run (the anchors ran in the same run, on the same machine), medians "
+             "over runs. Server: the one `kgrec neo4j start` runs (heap 1g, page cache 512m), "
+             "client on the same machine; the importer with `-Xmx1g`.", "",
+             "| dataset | relationships | runs | load rel/s | importer rel/s (own timer) | "
+             "importer end to end | **load / importer** | export rel/s | floor rel/s | "
+             "**export / floor** |", "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|"]
+    for ds in DATASETS:
+        mine = [d for d in docs if d["dataset"] == ds]
+        if not mine:
+            continue
+        n = mine[0]["relationships"]
+
+        def med(key: str, rows=mine) -> float:
+            return statistics.median(d[key] for d in rows)
+
+        lines.append(f"| {ds}{runs.mark(mine)} | {n:,} | {len(mine)} | {n / med('load_s'):,.0f} | "
+                     f"{n / med('import_own_s'):,.0f} | {n / med('import_wall_s'):,.0f} | "
+                     f"{mean_std([d['load_vs_import'] for d in mine])} | "
+                     f"{n / med('read_s'):,.0f} | {n / med('floor_s'):,.0f} | "
+                     f"{mean_std([d['read_vs_floor'] for d in mine])} |")
+    lines += ["", "Every export was checked equal to the graph loaded. Goals: load / importer "
+              ">= 1.0, export / floor >= 0.9."]
+    return {"neo4j.md": "\n".join(lines)}
 
 
 def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
-    p.add_argument("--datasets", nargs="+", default=["book-crossing-kg", "kgat-amazon-book"])
+    p.add_argument("--datasets", nargs="+", default=DATASETS)
     p.add_argument("--runs", type=int, default=3)
-    p.add_argument("--naive-sample", type=int, default=5000,
-                   help="relationships the naive loop writes (it is slow)")
     args = p.parse_args()
-    schema = GraphSchema.load("recsys")
-    lines = ["# Neo4j load and export throughput", "",
-             f"Reproduce: `kgrec neo4j start && python benchmarks/neo4j_io.py` "
-             f"({args.runs} runs, medians).", "",
-             "kgrec: `Neo4jStore.write` (columnar `UNWIND` batches of 20,000 in explicit "
-             "transactions with the commit journal, endpoints by node id) and "
-             "`Neo4jStore.read` (paged, column lists). Peer, same script and server: the "
-             "driver's naive loop, one auto-commit `MATCH ... CREATE` per relationship "
-             f"(a sample of {args.naive_sample:,}), and a record-by-record streamed export.", "",
-             f"Server: Neo4j 5.26.30 community started by `kgrec neo4j start` (heap 1g, page "
-             f"cache 512m) on the same {os.cpu_count()}-core machine "
-             f"({platform.machine()}) as the client; {time.strftime('%Y-%m-%d')}.", "",
-             "| dataset | relationships | nodes | load rel/s (kgrec) | load rel/s (naive) | "
-             "load ratio | export rel/s (kgrec) | export rel/s (naive) | export ratio |",
-             "|---|---:|---:|---:|---:|---:|---:|---:|---:|"]
-    with Neo4jStore() as store:
-        for ds in args.datasets:
-            graph = kgrec.load_dataset(ds)
-            n_rel = sum(len(t) for t in graph.edges.values())
-            n_nodes = sum(len(t) for t in graph.nodes.values())
-            loads, exports, naive_l, naive_e = [], [], [], []
-            for run in range(args.runs):
-                store.clear()
-                t = time.perf_counter()
-                report = store.write(graph, schema, progress=False)
-                loads.append(report.relationships_written / (time.perf_counter() - t))
-                t = time.perf_counter()
-                back = store.read(schema, progress=False)
-                exports.append(sum(len(e) for e in back.edges.values())
-                               / (time.perf_counter() - t))
-                assert graph.differences(back) == [], graph.differences(back)
-                naive_l.append(naive_load(store, graph, args.naive_sample))
-                naive_e.append(naive_export(store)[0])
-                print(f"{ds} run {run + 1}: load {loads[-1]:,.0f}/s (naive {naive_l[-1]:,.0f}), "
-                      f"export {exports[-1]:,.0f}/s (naive {naive_e[-1]:,.0f})", flush=True)
-            ml, me = statistics.median(loads), statistics.median(exports)
-            nl, ne = statistics.median(naive_l), statistics.median(naive_e)
-            lines.append(f"| {ds} | {n_rel:,} | {n_nodes:,} | {ml:,.0f} | {nl:,.0f} | "
-                         f"{ml / nl:.0f}x | {me:,.0f} | {ne:,.0f} | {me / ne:.1f}x |")
-        store.clear()
-    lines += ["", "Goals from the issue: load >= 100,000 relationships/s, export >= 500,000 "
-              "relationships/s. Every export was checked equal to the graph it came from."]
-    RESULTS.mkdir(exist_ok=True)
-    (RESULTS / "neo4j.md").write_text("\n".join(lines) + "\n")
-    print("\n".join(lines))
+    RUNS.mkdir(parents=True, exist_ok=True)
+    for ds in args.datasets:
+        for run in range(args.runs):
+            out = RUNS / f"neo4j-io-{ds}-{run}.json"
+            if not out.is_file():
+                run_dataset(ds, run, out)
+    import report
+
+    report.write_all()
 
 
 if __name__ == "__main__":

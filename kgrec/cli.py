@@ -82,8 +82,9 @@ def _config_from_args(args: argparse.Namespace) -> Any:
 def _add_config_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--config", help="YAML config file (see `kgrec config`)")
     p.add_argument("--dataset", help="dataset name or recipe path (data.dataset)")
-    p.add_argument("--source", dest="dataset", help="a Neo4j URI to read the graph from "
-                   "(bolt://...; credentials from $KGREC_NEO4J_*)")
+    p.add_argument("--source", dest="dataset", help="a Neo4j URI to read the graph from: "
+                   "bolt://host:7687#NAME reads dataset NAME (the #NAME may go when the "
+                   "database holds one); credentials from $KGREC_NEO4J_*")
     p.add_argument("--split", help="given|random|temporal|user_temporal|cold_item|cold_user|"
                    "cross_domain|ctr")
     p.add_argument("--model", help="mf | lightgcn | kggnn | hgnn (model.name)")
@@ -343,7 +344,10 @@ def cmd_neo4j_start(args: argparse.Namespace) -> int:
 
     server = _server(args)
     try:
-        info = server.start()
+        # progress on stderr: a start after a crash replays the transaction log first, which
+        # can take minutes, and silence then reads as a hang
+        info = server.start(progress=lambda line: print(f"kgrec: {line}", file=sys.stderr,
+                                                        flush=True))
     except ServerAlreadyRunning as exc:
         print(f"kgrec: {exc}")
         return 0
@@ -423,7 +427,7 @@ def cmd_load(args: argparse.Namespace) -> int:
         raise ConfigError("give a dataset name or recipe, or --rdf FILE")
     with _store(args) as store:
         report = store.write(graph, schema, progress=not args.quiet, force_merge=args.merge)
-        counts = store.counts()
+        counts = store.counts(graph.name)
     _table(f"{graph.name} -> {store.uri} ({report.mode}, {report.seconds:.1f}s, "
            f"{report.relationships_per_second:,.0f} relationships/s)", ["label / type", "count"],
            [[k, v] for k, v in sorted(counts.items())])
@@ -435,7 +439,8 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     schema = _schema(args.schema)
     with _store(args) as store:
-        graph = store.read(schema, name=args.name, progress=not args.quiet)
+        graph = store.read(schema, dataset=args.dataset, name=args.name,
+                           progress=not args.quiet)
     if args.to:
         LocalStore(args.to).write(graph, schema)
         print(f"wrote {graph!r} to {args.to}")
@@ -614,8 +619,8 @@ def build_parser() -> argparse.ArgumentParser:
     _add_conn_args(ld, "--into")
     ld.add_argument("--schema", default="recsys")
     ld.add_argument("--data-dir")
-    ld.add_argument("--merge", action="store_true", help="MERGE every relationship, even "
-                    "into an empty database")
+    ld.add_argument("--merge", action="store_true", help="MERGE every node and "
+                    "relationship, even for a dataset the database does not hold yet")
     ld.add_argument("--batch-size", type=int, default=20_000, help="rows per transaction")
     ld.add_argument("--quiet", action="store_true")
     ld.set_defaults(func=cmd_load)
@@ -627,7 +632,9 @@ def build_parser() -> argparse.ArgumentParser:
     ex.add_argument("--rdf", help="write its knowledge graph as RDF (format from the "
                     "extension: .ttl, .nt, .rdf)")
     ex.add_argument("--schema", default="recsys")
-    ex.add_argument("--name", default="neo4j", help="the graph's name")
+    ex.add_argument("--dataset", help="which dataset the database holds (default: the only "
+                    "one; the database may hold several, each node knows its own)")
+    ex.add_argument("--name", help="the exported graph's name (default: the dataset's)")
     ex.add_argument("--quiet", action="store_true")
     ex.set_defaults(func=cmd_export)
     return p
@@ -640,6 +647,9 @@ def main(argv: list[str] | None = None) -> int:
     level = logging.WARNING if args.verbose == 0 else logging.INFO if args.verbose == 1 \
         else logging.DEBUG
     logging.basicConfig(level=level, format="%(levelname)s %(name)s: %(message)s")
+    # the Neo4j driver logs its connection failures with tracebacks; kgrec turns them into one
+    # line that says what to do (kgrec.store.neo4j.driver_errors); -vv shows the driver's own
+    logging.getLogger("neo4j").setLevel(logging.DEBUG if args.verbose >= 2 else logging.CRITICAL)
     if not getattr(args, "func", None):
         if args.command in ("data", "neo4j", "schema"):
             parser.parse_args([args.command, "--help"])

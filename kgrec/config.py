@@ -33,7 +33,8 @@ class DataConfig:
 
     Attributes:
         dataset: a bundled dataset name, a recipe path, or a Neo4j URI (``bolt://...``: the
-            graph is read from the database).
+            graph is read from the database; ``bolt://host:7687#NAME`` reads dataset NAME
+            of a database holding several).
         split: one of ``given``, ``random`` (per user), ``temporal`` (global time cut),
             ``user_temporal`` (each user's latest), ``cold_item``, ``cold_user``,
             ``cross_domain`` (the transfer protocol, see ``target``), ``ctr``

@@ -17,16 +17,21 @@ import numpy as np
 from kgrec.errors import SchemaError
 from kgrec.paths import bundled_dir, read_yaml
 
-IDENTIFIER = re.compile(r"^[A-Za-z_][A-Za-z0-9_]*$")
+# \A...\Z, not ^...$: "$" also matches before a trailing newline, so "name\n" passed here
+# and failed inside Neo4j; anchored, .match on it still means the whole string
+IDENTIFIER = re.compile(r"\A[A-Za-z_][A-Za-z0-9_]*\Z")
 PropertyType = Literal["string", "int", "float"]
 Role = Literal["interaction", "negative", "knowledge"]
 _TYPES = ("string", "int", "float")
+#: the node property that names the dataset a node belongs to in a database holding several;
+#: part of every node's identity there, with the label's key
+DATASET = "dataset"
 _ROLES = ("interaction", "negative", "knowledge")
 
 
 def check_identifier(name: str, what: str) -> str:
     """Return ``name`` if it is a safe identifier (``[A-Za-z_][A-Za-z0-9_]*``), else raise."""
-    if not isinstance(name, str) or not IDENTIFIER.match(name):
+    if not isinstance(name, str) or not IDENTIFIER.fullmatch(name):
         raise SchemaError(f"{what} {name!r} is not an identifier ([A-Za-z_][A-Za-z0-9_]*)")
     return name
 
@@ -260,8 +265,10 @@ class GraphSchema:
         """Cypher statements (idempotent) for the uniqueness constraints and indexes."""
         out = []
         for label, node in self.nodes.items():
-            out.append(f"CREATE CONSTRAINT kgrec_{label.lower()}_{node.key} IF NOT EXISTS "
-                       f"FOR (n:`{label}`) REQUIRE n.`{node.key}` IS UNIQUE")
+            # composite: one database holds several datasets whose ids overlap
+            out.append(f"CREATE CONSTRAINT kgrec_{label.lower()}_{DATASET}_{node.key} IF NOT "
+                       f"EXISTS FOR (n:`{label}`) REQUIRE (n.`{DATASET}`, n.`{node.key}`) "
+                       "IS UNIQUE")
         for label in self.nodes:
             if "domain" in self.nodes[label].properties:
                 out.append(f"CREATE INDEX kgrec_{label.lower()}_domain IF NOT EXISTS "

@@ -106,6 +106,105 @@ def test_kill_minus_9_then_rerun_gives_exact_counts(store, server, ml100k, tmp_p
     assert ml100k.differences(store.read(SCHEMA, progress=False)) == []
 
 
+def test_two_datasets_with_the_same_ids_stay_apart(store):
+    """Loading a second dataset used to merge its users into the first's (same ids)."""
+    from tests.test_leakage import tagged_graph
+
+    a = tagged_graph(seed=0)
+    b = tagged_graph(seed=1, n_users=40)
+    b.name = "tagged-other"
+    assert set(a.users.ids) & set(b.users.ids)
+    for g in (a, b):
+        assert store.write(g, SCHEMA, progress=False).mode == "create"
+    assert store.datasets() == sorted([a.name, b.name])
+    for g in (a, b):
+        assert store.counts(g.name) == expected_counts(g)
+        assert g.differences(store.read(SCHEMA, dataset=g.name, progress=False)) == []
+    with pytest.raises(StoreError, match=r"holds 2 datasets \(\['tagged', 'tagged-other'\]\); "
+                                         r"name one"):
+        store.read(SCHEMA, progress=False)
+    # the same graph again changes nothing; a changed one merges into its own dataset only
+    assert store.write(a, SCHEMA, progress=False).mode == "skip"
+    b2 = tagged_graph(seed=1, n_users=40)
+    b2.name = "tagged-other"
+    b2.users.attrs["text"] = np.asarray([f"reader {u}" for u in b2.users.ids])
+    assert store.write(b2, SCHEMA, progress=False).mode == "merge"
+    assert store.counts(a.name) == expected_counts(a)
+    assert b2.differences(store.read(SCHEMA, dataset=b2.name, progress=False)) == []
+
+
+def test_two_loads_at_once_are_one_load(store, server):
+    """Two concurrent loads of one graph into an empty database used to both exit 0 with every
+    relationship twice. Now the second waits for the first, then finds the work done."""
+    from tests.test_leakage import tagged_graph
+
+    g = tagged_graph(n_users=400, n_items=300)
+    env = dict(os.environ, KGREC_NEO4J_PASSWORD=server.password, PYTHONPATH=os.getcwd())
+    code = ("import sys, kgrec; from kgrec.store.neo4j import Neo4jStore; "
+            "from tests.test_leakage import tagged_graph; "
+            "g = tagged_graph(n_users=400, n_items=300); "
+            f"s = Neo4jStore({server.uri!r}, batch_size=200); "
+            "print(s.write(g, progress=False).mode)")
+    procs = [subprocess.Popen([sys.executable, "-c", code], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True) for _ in range(2)]
+    outs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [o[1][-2000:] for o in outs]
+    assert sorted(o[0].split()[-1] for o in outs) == ["create", "skip"]
+    assert store.counts() == expected_counts(g)
+    assert store.run(f"MATCH (b:{META_BATCH}) RETURN count(b) AS c")[0]["c"] == 0
+
+
+def test_an_id_too_long_to_index_is_refused_before_the_load(store):
+    from tests.test_leakage import tagged_graph
+
+    g = tagged_graph()
+    ids = g.items.ids.astype(object)
+    ids[3] = "m" * 1_000_000
+    g.items.ids = np.asarray(ids, dtype=str)
+    with pytest.raises(StoreError, match=r"Item node 'mmmm.*': its id takes 1,000,006 bytes "
+                                         r"with the dataset name; Neo4j indexes at most 8,100"):
+        store.write(g, SCHEMA, progress=False)
+    assert store.counts() == {}
+
+
+def test_the_server_going_away_mid_load_says_what_to_do(tmp_path, ml100k):
+    """A server killed mid-load used to end the CLI in a raw IncompleteCommit traceback."""
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    own = Neo4jServer(home=tmp_path / "neo4j", port=port)
+    info = own.start()
+    env = dict(os.environ, KGREC_NEO4J_PASSWORD=info.password)
+    cmd = [sys.executable, "-m", "kgrec.cli", "load", "ml-100k-kb4rec", "--into", info.uri,
+           "--batch-size", "2000", "--quiet"]
+    try:
+        with Neo4jStore(info.uri, info.user, info.password) as st:
+            proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                    text=True)
+            deadline = time.monotonic() + 180
+            while time.monotonic() < deadline and proc.poll() is None:
+                if st.run(f"MATCH (b:{META_BATCH}) WHERE b.key STARTS WITH 'e:' "
+                          "RETURN count(b) AS c")[0]["c"] >= 3:
+                    break
+                time.sleep(0.2)
+        assert proc.poll() is None, "the load finished before the server could be killed"
+        os.kill(own.running_pid(), signal.SIGKILL)
+        out, err = proc.communicate(timeout=120)
+        assert proc.returncode == 2, err
+        assert "Traceback" not in err and len(err.strip().splitlines()) == 1, err
+        assert "committed batches are kept: start it and run the same load again" in err
+        own.stop()
+        info = own.start()
+        out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
+        assert out.returncode == 0, out.stderr
+        with Neo4jStore(info.uri, info.user, info.password) as st:
+            assert st.counts() == expected_counts(ml100k)
+    finally:
+        own.stop()
+
+
 def test_injection_through_values_runs_nothing(store, lastfm):
     evil = "x'}) DETACH DELETE n //"
     from kgrec.graph import EdgeTable, NodeTable, RecGraph
@@ -146,7 +245,7 @@ def test_wrong_password_and_dead_server_say_what_to_do(server):
 
 
 def test_missing_schema_constraints_are_reported(store, server):
-    store.run("DROP CONSTRAINT kgrec_item_id IF EXISTS")
+    store.run("DROP CONSTRAINT kgrec_item_dataset_id IF EXISTS")
     with pytest.raises(SchemaError, match="kgrec schema apply"):
         store.read(SCHEMA, progress=False)
     store.apply_schema(SCHEMA)
@@ -217,7 +316,7 @@ def test_cli_status_and_schema_show():
     assert out.returncode == 0 and "running: bolt://127.0.0.1" in out.stdout
     out = subprocess.run([sys.executable, "-m", "kgrec.cli", "schema", "show"],
                          capture_output=True, text=True)
-    assert "REQUIRE n.`id` IS UNIQUE;" in out.stdout
+    assert "REQUIRE (n.`dataset`, n.`id`) IS UNIQUE;" in out.stdout
 
 
 def test_cli_load_and_export_graphml_local_store_and_rdf(store, server, tmp_path, lastfm):

@@ -10,7 +10,7 @@ def test_default_schema_loads_and_renders_constraints():
     assert schema.nodes["Item"].properties["domain"].required
     assert schema.edge_type_for_role("interaction") == ("User", "INTERACTED", "Item")
     cypher = schema.cypher_constraints()
-    assert any("FOR (n:`Item`) REQUIRE n.`id` IS UNIQUE" in c for c in cypher)
+    assert any("FOR (n:`Item`) REQUIRE (n.`dataset`, n.`id`) IS UNIQUE" in c for c in cypher)
     assert all("IF NOT EXISTS" in c for c in cypher)
 
 

@@ -479,8 +479,10 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
         if ds.startswith(("bolt://", "bolt+s://", "neo4j://", "neo4j+s://")):
             from kgrec.store.neo4j import Neo4jStore
 
-            with Neo4jStore(ds) as store:
-                graph = store.read(name=ds)
+            # bolt://host:7687#ml-100k-kb4rec: the dataset of that name in the database
+            uri, _, name = ds.partition("#")
+            with Neo4jStore(uri) as store:
+                graph = store.read(dataset=name or None)
         elif ds.endswith((".yaml", ".yml")):
             graph = load_recipe(ds, data_dir=cfg.data_dir)
         else:

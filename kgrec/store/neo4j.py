@@ -1,42 +1,85 @@
-"""Neo4j as a graph store: batched, idempotent, resumable writes; streaming reads.
+"""Neo4j as a graph store: batched, idempotent, resumable, exclusive writes; columnar reads.
 
-Writes go in batches of ``UNWIND $rows ... MERGE/CREATE`` inside explicit write transactions
-(``session.execute_write``). Each batch commits together with a journal entry
-(``(:KgrecBatch {load, key})``) in the same transaction, so after a crash or ``kill -9`` a
-rerun skips exactly the batches that committed and redoes the rest: the final counts are
-exact. A finished load leaves ``(:KgrecLoad {fingerprint, finished: true})``; loading the
-same graph again changes nothing.
+**One database, several datasets.** Every node carries the dataset it belongs to
+(``dataset``, the graph's name) as part of its identity: the uniqueness constraints are on
+``(dataset, id)``, so Last.FM's user ``'0'`` and Book-Crossing's user ``'0'`` are two nodes,
+and :meth:`Neo4jStore.read` reads one dataset back by name.
 
-Relationships are created with ``CREATE`` (fast) when the database holds none of the types
-being written, or when resuming this graph's own load; otherwise (loading a changed graph
-into a database that already has one) they are ``MERGE``d on their identity: endpoints and
-type, plus ``behavior`` and ``timestamp`` for interactions.
+**Writes** go in batches of ``UNWIND`` over column parameters inside explicit write
+transactions (``session.execute_write``). Each batch commits together with a journal entry
+(``(:KgrecBatch {load, key})``, unique on both) in the same transaction, so after a crash or
+``kill -9`` a rerun skips exactly the batches that committed and redoes the rest, and a
+batch can never commit twice: the final counts are exact. A finished load leaves
+``(:KgrecLoad {fingerprint, finished: true})``; loading the same graph again changes nothing.
+A load is exclusive per dataset: it holds the write lock of ``(:KgrecDataset {name})`` in an
+open transaction for its whole length, so a second load of the same dataset waits (saying
+so) and then finds the work done; a killed loader's connection closes and the server
+releases its lock.
+
+Nodes are ``CREATE``d where the label holds none of the dataset's nodes yet (and when
+resuming that load), else ``MERGE``d on ``(dataset, id)``. Relationships are created with
+``CREATE`` when the dataset is new, or when resuming its own load; otherwise (loading a
+changed graph of a dataset the database already holds) they are ``MERGE``d on their
+identity: endpoints and type, plus ``behavior``, ``timestamp`` and ``user`` where present.
+
+**Reads** are one columnar query per relationship type and source label (pages of source
+nodes), each answering a few long lists.
 
 Names reaching Cypher (labels, types, property keys) come only from a validated
 :class:`~kgrec.schema.GraphSchema` and are checked against the identifier pattern and
-back-quoted; every value travels as a query parameter.
+back-quoted; every value travels as a query parameter. Driver failures become
+:class:`~kgrec.errors.StoreError` lines that say what happened and what to do.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import logging
 import os
+import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from tqdm.auto import tqdm
 
 from kgrec.errors import SchemaError, StoreError
 from kgrec.graph import MADE_BY, EdgeTable, EdgeType, NodeTable, RecGraph
-from kgrec.schema import GraphSchema, check_identifier
+from kgrec.progress import progress as progress_bar
+from kgrec.schema import DATASET, GraphSchema, check_identifier
 
 log = logging.getLogger(__name__)
 
 META_LOAD, META_BATCH, META_RELTYPE = "KgrecLoad", "KgrecBatch", "KgrecRelationType"
+META_DATASET = "KgrecDataset"
+# Neo4j's range index keys hold at most 8,167 bytes (measured on 5.26: a (dataset, id) key
+# whose two strings total 8,152 bytes fails); kgrec refuses longer keys before a load starts.
+MAX_KEY_BYTES = 8_100
+
+
+@contextlib.contextmanager
+def driver_errors(uri: str, action: str) -> Iterator[None]:
+    """Turn the driver's failures during ``action`` (``"load"``, ``"export"``) into
+    :class:`StoreError` lines that say what happened and what to do."""
+    from neo4j.exceptions import DatabaseError, IncompleteCommit, ServiceUnavailable, SessionExpired
+
+    again = ("committed batches are kept: start it and run the same load again (it resumes "
+             "where it stopped)" if action == "load" else f"run the {action} again")
+    try:
+        yield
+    except IncompleteCommit:
+        raise StoreError(f"the Neo4j server at {uri} went away while a batch was committing; "
+                         f"that batch may or may not have committed, and the journal knows "
+                         f"which: {again}") from None
+    except (ServiceUnavailable, SessionExpired, ConnectionError) as exc:
+        raise StoreError(f"lost the Neo4j server at {uri} during the {action} "
+                         f"({type(exc).__name__}); {again}") from None
+    except DatabaseError as exc:
+        raise StoreError(f"Neo4j at {uri} failed during the {action}: {exc.message} "
+                         f"({exc.code})") from None
+
 
 
 def _q(name: str, what: str = "name") -> str:
@@ -153,12 +196,20 @@ class Neo4jStore:
 
     # ------------------------------------------------------------------ schema
     def apply_schema(self, schema: GraphSchema) -> list[str]:
-        """Create the schema's constraints and indexes (idempotent); returns the Cypher run."""
-        statements = [*schema.cypher_constraints(),
-                      f"CREATE CONSTRAINT kgrec_load_fp IF NOT EXISTS FOR (n:{META_LOAD}) "
-                      "REQUIRE n.fingerprint IS UNIQUE",
-                      f"CREATE INDEX kgrec_batch_load IF NOT EXISTS FOR (n:{META_BATCH}) "
-                      "ON (n.load)"]
+        """Create the schema's constraints and indexes, and the journal's (idempotent);
+        returns the Cypher run. Constraints of an older kgrec (unique ``id`` alone, which
+        would make two datasets collide) are dropped first."""
+        have = {r["name"] for r in self.run("SHOW CONSTRAINTS YIELD name RETURN name")}
+        legacy = [f"kgrec_{label.lower()}_{spec.key}" for label, spec in schema.nodes.items()]
+        statements = [f"DROP CONSTRAINT {name} IF EXISTS" for name in legacy if name in have]
+        statements += [*schema.cypher_constraints(),
+                       f"CREATE CONSTRAINT kgrec_load_fp IF NOT EXISTS FOR (n:{META_LOAD}) "
+                       "REQUIRE n.fingerprint IS UNIQUE",
+                       f"CREATE CONSTRAINT kgrec_batch_key IF NOT EXISTS FOR (n:{META_BATCH}) "
+                       "REQUIRE (n.load, n.key) IS UNIQUE",
+                       f"CREATE CONSTRAINT kgrec_dataset_name IF NOT EXISTS "
+                       f"FOR (n:{META_DATASET}) REQUIRE n.name IS UNIQUE",
+                       "DROP INDEX kgrec_batch_load IF EXISTS"]
         for s in statements:
             self._write(s)
         self._write("CALL db.awaitIndexes(300)")
@@ -169,24 +220,32 @@ class Neo4jStore:
         have = {(tuple(r["labels"] or ()), tuple(r["properties"] or ()))
                 for r in self.run("SHOW CONSTRAINTS YIELD labelsOrTypes AS labels, properties, "
                                   "type WHERE type = 'UNIQUENESS' RETURN labels, properties")}
-        missing = [f"{label}.{spec.key}" for label, spec in schema.nodes.items()
-                   if ((label,), (spec.key,)) not in have]
+        missing = [f"{label}.({DATASET}, {spec.key})" for label, spec in schema.nodes.items()
+                   if ((label,), (DATASET, spec.key)) not in have]
         if missing:
             raise SchemaError(f"the database at {self.uri} lacks the uniqueness constraints of "
                               f"schema {schema.name!r} on {missing}; run `kgrec schema apply`")
 
     # ------------------------------------------------------------------ counts
-    def counts(self) -> dict[str, int]:
-        """Nodes per label and relationships per type (kgrec's own journal excluded)."""
+    def datasets(self) -> list[str]:
+        """The names of the datasets loaded into this database."""
+        return sorted(r["n"] for r in self.run(f"MATCH (d:{META_DATASET}) RETURN d.name AS n"))
+
+    def counts(self, dataset: str | None = None) -> dict[str, int]:
+        """Nodes per label and relationships per type (kgrec's own journal excluded), of one
+        dataset or of the whole database."""
         out: dict[str, int] = {}
+        where = f" WHERE n.{DATASET} = $ds" if dataset is not None else ""
         for r in self.run("CALL db.labels() YIELD label RETURN label"):
             lab = r["label"]
             if lab.startswith("Kgrec"):
                 continue
-            out[lab] = self.run(f"MATCH (n:{_q(lab)}) RETURN count(n) AS c")[0]["c"]
+            out[lab] = self.run(f"MATCH (n:{_q(lab)}){where} RETURN count(n) AS c",
+                                ds=dataset)[0]["c"]
         for r in self.run("CALL db.relationshipTypes() YIELD relationshipType AS t RETURN t"):
             t = r["t"]
-            out[t] = self.run(f"MATCH ()-[r:{_q(t)}]->() RETURN count(r) AS c")[0]["c"]
+            out[t] = self.run(f"MATCH (n)-[r:{_q(t)}]->(){where} RETURN count(r) AS c",
+                              ds=dataset)[0]["c"]
         return {k: v for k, v in out.items() if v}
 
     def clear(self) -> None:
@@ -202,38 +261,56 @@ class Neo4jStore:
     # ------------------------------------------------------------------ write
     def write(self, graph: RecGraph, schema: GraphSchema | None = None, *,
               progress: bool = True, force_merge: bool = False) -> LoadReport:
-        """Write ``graph`` (validated against ``schema``); idempotent and resumable."""
+        """Write ``graph`` as dataset ``graph.name`` (validated against ``schema``);
+        idempotent, resumable, and exclusive per dataset.
+
+        Raises :class:`StoreError` before anything is written when a key is too long for
+        Neo4j's index, and with what to do when the server goes away mid-load.
+        """
         schema = schema or GraphSchema.load("recsys")
         graph.validate(schema)
-        self.apply_schema(schema)
+        _check_for_neo4j(graph, schema)
+        with driver_errors(self.uri, "load"):
+            self.apply_schema(schema)
+            self._refuse_legacy_nodes(schema)
+            with self._exclusive(graph.name, progress):
+                return self._write_graph(graph, schema, progress, force_merge)
+
+    def _write_graph(self, graph: RecGraph, schema: GraphSchema, progress: bool,
+                     force_merge: bool) -> LoadReport:
         fp = graph_fingerprint(graph)
+        ds = graph.name
         start = time.perf_counter()
-        load = self.run(f"MATCH (l:{META_LOAD} {{fingerprint: $fp}}) RETURN l.finished AS f",
-                        fp=fp)
+        load = self.run(f"MATCH (l:{META_LOAD} {{fingerprint: $fp}}) RETURN l.finished AS f, "
+                        "l.mode AS mode, l.create_labels AS create", fp=fp)
         if load and load[0]["f"] and not force_merge:
-            log.info("graph %s (%s) is already loaded in %s; nothing to do", graph.name, fp,
-                     self.uri)
+            log.info("graph %s (%s) is already loaded in %s; nothing to do", ds, fp, self.uri)
             return LoadReport(fp, "skip", seconds=time.perf_counter() - start)
-        rel_types = {self._rel_type(schema, et) for et in graph.edges}
-        # relationship types outlive their relationships, so count them (count store: O(1))
-        clash = {t for t in rel_types
-                 if self.run(f"MATCH ()-[r:{_q(t)}]->() RETURN count(r) AS c")[0]["c"]}
-        mode = "merge" if force_merge or (clash and not load) else "create"
-        self._write(f"MERGE (l:{META_LOAD} {{fingerprint: $fp}}) ON CREATE SET l.graph = $g, "
-                    "l.started = datetime(), l.finished = false, l.mode = $mode",
-                    fp=fp, g=graph.name, mode=mode)
+        if load and not load[0]["f"] and not force_merge:
+            # resuming this very load: the choices it made when it started hold
+            mode, create = load[0]["mode"], list(load[0]["create"] or [])
+        else:
+            held = {label: self._holds(label, ds) for label in graph.nodes}
+            mode = "merge" if force_merge or any(held.values()) else "create"
+            create = [] if force_merge else [label for label, table in graph.nodes.items()
+                                             if len(table) and not held[label]]
+        self._write(f"MERGE (l:{META_LOAD} {{fingerprint: $fp}}) SET l.graph = $g, "
+                    "l.started = coalesce(l.started, datetime()), l.finished = false, "
+                    "l.mode = $mode, l.create_labels = $create", fp=fp, g=ds, mode=mode,
+                    create=create)
         done = {r["k"] for r in self.run(f"MATCH (b:{META_BATCH} {{load: $fp}}) "
                                          "RETURN b.key AS k", fp=fp)}
         report = LoadReport(fp, mode)
         self._write_relation_names(graph, schema)
         total = sum(len(t) for t in graph.nodes.values()) + \
             sum(len(t) for t in graph.edges.values())
-        with tqdm(total=total, unit="row", desc=f"load {graph.name} -> neo4j ({mode})",
-                  disable=None if progress else True, dynamic_ncols=True) as bar:
+        with progress_bar(total, f"load {ds} -> neo4j ({mode})", "row",
+                          enabled=progress) as bar:
             for label, table in graph.nodes.items():
-                for key, query, params, n in self._node_batches(label, table):
+                for key, query, params, n in self._node_batches(label, table, ds,
+                                                                label in create):
                     self._batch(key, query, params, n, fp, done, report, bar, nodes=True)
-            eids = {lab: self._internal_ids(lab, t) for lab, t in graph.nodes.items()
+            eids = {lab: self._internal_ids(lab, t, ds) for lab, t in graph.nodes.items()
                     if any(lab in (et[0], et[2]) for et in graph.edges)}
             for k, (et, table) in enumerate(graph.edges.items()):
                 rtype = self._rel_type(schema, et)
@@ -248,19 +325,89 @@ class Neo4jStore:
                         "IN TRANSACTIONS OF 10000 ROWS", fp=fp).consume()
         report.seconds = time.perf_counter() - start
         log.info("loaded %s into %s: %d nodes, %d relationships in %.1fs (%s mode, %d batches "
-                 "skipped)", graph.name, self.uri, report.nodes_written,
+                 "skipped)", ds, self.uri, report.nodes_written,
                  report.relationships_written, report.seconds, mode, report.batches_skipped)
         return report
 
+    def _holds(self, label: str, dataset: str) -> bool:
+        """Whether the database holds any ``label`` node of ``dataset``."""
+        return bool(self.run(f"MATCH (n:{_q(label)}) WHERE n.{DATASET} = $ds RETURN 1 AS x "
+                             "LIMIT 1", ds=dataset))
+
+    def _refuse_legacy_nodes(self, schema: GraphSchema) -> None:
+        """Nodes an older kgrec loaded have no dataset; they would sit beside the new ones
+        unseen. Say how to adopt or remove them instead."""
+        for label in schema.nodes:
+            if self.run(f"MATCH (n:{_q(label)}) WHERE n.{DATASET} IS NULL RETURN 1 AS x "
+                        "LIMIT 1"):
+                raise StoreError(
+                    f"the database at {self.uri} holds {label} nodes without a dataset (loaded "
+                    "by an older kgrec); give them their dataset's name with `MATCH (n) WHERE "
+                    f"n:User OR n:Item OR n:Entity SET n.{DATASET} = 'NAME'`, or clear the "
+                    "database, then load again")
+
+    @contextlib.contextmanager
+    def _exclusive(self, dataset: str, progress: bool, poll: float = 5.0) -> Iterator[None]:
+        """Hold ``dataset``'s load lock for the ``with`` block; wait (saying so) while another
+        process holds it. The lock is the write lock on ``(:KgrecDataset {name})`` taken by a
+        transaction that stays open until the block ends: if this process dies, its
+        connection closes and the server rolls the transaction back, freeing the lock."""
+        from neo4j.exceptions import ClientError, TransientError
+
+        who = f"pid {os.getpid()} on {socket.gethostname()}"
+        self._write(f"MERGE (d:{META_DATASET} {{name: $ds}})", ds=dataset)
+        waited = 0.0
+        while True:
+            # a probe that gives up after `poll` seconds, so the wait can be reported
+            with self._driver.session(database=self.database) as probe:
+                tx = probe.begin_transaction(timeout=poll)
+                try:
+                    tx.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.probe = true",
+                           ds=dataset).consume()
+                    holder = None
+                except (TransientError, ClientError) as exc:
+                    if "imeout" not in exc.code and "Terminated" not in exc.code \
+                            and "LockClient" not in exc.code:
+                        raise
+                    holder = self.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) "
+                                      "RETURN d.loader AS who, toString(d.since) AS since",
+                                      ds=dataset)
+                finally:
+                    tx.close()  # rolls the probe back
+            if holder is None:
+                break
+            waited += poll
+            h = holder[0] if holder else {}
+            msg = (f"another load of {dataset!r} is running ({h.get('who') or 'unknown'}, "
+                   f"since {h.get('since') or '?'}); waiting for it, {waited:.0f}s so far")
+            log.warning(msg)
+            if progress:
+                print(f"kgrec: {msg}", flush=True)
+        session = self._driver.session(database=self.database)
+        tx = session.begin_transaction()
+        try:
+            # blocks while another loader holds the lock (one that took it after the probe)
+            tx.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.loader = $who, "
+                   "d.since = datetime() REMOVE d.probe", ds=dataset, who=who).consume()
+            yield
+            tx.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.loader = null, "
+                   "d.loaded = datetime()", ds=dataset).consume()
+            tx.commit()
+        finally:
+            if not tx.closed():
+                tx.close()
+            session.close()
+
     def _batch(self, key: str, query: str, params: dict[str, Any], n: int, fp: str,
-               done: set[str], report: LoadReport, bar: tqdm, *, nodes: bool) -> None:
+               done: set[str], report: LoadReport, bar: Any, *, nodes: bool) -> None:
         if key in done:
             report.batches_skipped += 1
             bar.update(n)
             return
 
         def work(tx: Any) -> None:
-            # the batch and its journal entry commit together, or neither does
+            # the batch and its journal entry commit together, or neither does; the entry is
+            # unique, so the same batch can never commit twice
             tx.run(query, params).consume()
             tx.run(f"CREATE (:{META_BATCH} {{load: $fp, key: $key}})", fp=fp, key=key).consume()
 
@@ -297,29 +444,35 @@ class Neo4jStore:
 
     # Parameters travel as columns (one list per property): encoding a list of primitives is
     # an order of magnitude cheaper than a list of maps, on both sides of the wire.
-    def _node_batches(self, label: str, table: NodeTable
+    def _node_batches(self, label: str, table: NodeTable, dataset: str, create: bool
                       ) -> Iterator[tuple[str, str, dict[str, Any], int]]:
         cols = {check_identifier(k, "property"): v for k, v in table.attrs.items()}
         sets = "".join(f", n.{_q(k)} = $p_{k}[i]" for k in cols)
-        query = (f"UNWIND range(0, size($ids) - 1) AS i MERGE (n:{_q(label)} {{id: $ids[i]}})"
+        # CREATE where the label holds none of the dataset's nodes: no index lookup per row
+        verb = "CREATE" if create else "MERGE"
+        query = (f"UNWIND range(0, size($ids) - 1) AS i "
+                 f"{verb} (n:{_q(label)} {{{DATASET}: $ds, id: $ids[i]}})"
                  + (f" SET {sets[2:]}" if sets else ""))
         ids = table.ids.tolist()
         for lo in range(0, len(ids), self.batch_size):
             hi = min(lo + self.batch_size, len(ids))
-            params = {"ids": ids[lo:hi], **{f"p_{k}": _values(v[lo:hi]) for k, v in cols.items()}}
+            params = {"ids": ids[lo:hi], "ds": dataset,
+                      **{f"p_{k}": _values(v[lo:hi]) for k, v in cols.items()}}
             yield f"n:{label}:{lo}", query, params, hi - lo
 
-    def _internal_ids(self, label: str, table: NodeTable) -> np.ndarray:
+    def _internal_ids(self, label: str, table: NodeTable, dataset: str) -> np.ndarray:
         """The database's node ids for ``table``'s nodes, in table order ``[N]``."""
         rows = self._driver.execute_query(
-            f"MATCH (n:{_q(label)}) RETURN collect(n.id) AS ids, collect(id(n)) AS eids",
+            f"MATCH (n:{_q(label)}) WHERE n.{DATASET} = $ds "
+            "RETURN collect(n.id) AS ids, collect(id(n)) AS eids", {"ds": dataset},
             database_=self.database)[0][0]
         lookup = dict(zip(rows["ids"], rows["eids"], strict=True))
         try:
             return np.asarray([lookup[i] for i in table.ids.tolist()], dtype=np.int64)
         except KeyError as exc:
-            raise StoreError(f"node ({label} {{id: {exc.args[0]!r}}}) is missing after the "
-                             "node batches; was the database changed during the load?") from None
+            raise StoreError(f"node ({label} {{id: {exc.args[0]!r}}}) of dataset {dataset!r} is "
+                             "missing after the node batches; was the database changed during "
+                             "the load?") from None
 
     def _edge_batches(self, k: int, et: EdgeType, rtype: str, table: EdgeTable,
                       eids: dict[str, np.ndarray], mode: str
@@ -346,54 +499,78 @@ class Neo4jStore:
             yield f"e:{k}:{'|'.join(et)}:{lo}", query, params, hi - lo
 
     # ------------------------------------------------------------------ read
-    def read(self, schema: GraphSchema | None = None, *, name: str | None = None,
-             progress: bool = True, page: int = 20_000) -> RecGraph:
-        """Stream the database into a RecGraph (validated against ``schema``).
+    def read(self, schema: GraphSchema | None = None, *, dataset: str | None = None,
+             name: str | None = None, progress: bool = True, page: int = 100_000) -> RecGraph:
+        """Read one dataset back into a RecGraph (validated against ``schema``).
 
-        Memory stays bounded: nodes come in pages of ``page``, relationships per page of
-        ``page`` source nodes, each as a few column lists. Node properties come back with the
-        schema's types (missing strings ``""``, missing floats NaN).
+        Args:
+            schema: the schema (default ``recsys``).
+            dataset: which dataset (default: the only one the database holds; with several,
+                :class:`StoreError` lists them).
+            name: the RecGraph's name (default: the dataset's).
+            progress: a progress bar (or periodic lines when not on a terminal).
+            page: source nodes per relationship query; each answer is a few column lists,
+                turned into arrays at once, so memory stays near the arrays' own size.
         """
         schema = schema or GraphSchema.load("recsys")
-        self.check_schema(schema)
+        with driver_errors(self.uri, "export"):
+            self.check_schema(schema)
+            dataset = self._pick_dataset(dataset)
+            return self._read_graph(schema, dataset, name or dataset, progress, page)
+
+    def _pick_dataset(self, dataset: str | None) -> str:
+        have = self.datasets()
+        if dataset is not None:
+            if dataset not in have:
+                raise StoreError(f"the database at {self.uri} holds no dataset {dataset!r}; it "
+                                 f"holds {have or 'none'}")
+            return dataset
+        if len(have) == 1:
+            return have[0]
+        if not have:
+            raise StoreError(f"the database at {self.uri} holds no kgrec dataset; load one with "
+                             "`kgrec load NAME`")
+        raise StoreError(f"the database at {self.uri} holds {len(have)} datasets ({have}); name "
+                         "one (--dataset NAME, or bolt://host:port#NAME)")
+
+    def _read_graph(self, schema: GraphSchema, dataset: str, name: str, progress: bool,
+                    page: int) -> RecGraph:
         names = {r["type"]: r["name"] for r in
                  self.run(f"MATCH (r:{META_RELTYPE}) RETURN r.type AS type, r.name AS name")}
         nodes: dict[str, NodeTable] = {}
         internal: dict[str, np.ndarray] = {}
         for label, spec in schema.nodes.items():
-            table, eids = self._read_nodes(label, spec, page)
+            table, eids = self._read_nodes(label, spec, dataset)
             if table is not None:
                 nodes[label], internal[label] = table, eids
-        # which relationship types exist, and between which labels
-        groups: dict[tuple[str, ...], list[str]] = {}
-        for t in [r["t"] for r in self.run("CALL db.relationshipTypes() YIELD relationshipType "
-                                           "AS t RETURN t")]:
-            if not self.run(f"MATCH ()-[r:{_q(t)}]->() RETURN count(r) AS c")[0]["c"]:
-                continue
+        types = [r["t"] for r in self.run("CALL db.relationshipTypes() YIELD relationshipType "
+                                          "AS t RETURN t")]
+        from_data = [r for r in schema.relationships.values() if r.types_from_data]
+        plan: list[tuple[str, str, tuple[str, ...]]] = []  # (source label, type, properties)
+        for t in types:
             spec = next((r for r in schema.relationships.values()
                          if not r.types_from_data and r.name == t), None)
             # a type named by the data (a KG relation) may carry the properties its family
             # declares (who made a user-made edge, and when); facts come back without them
-            props = tuple(spec.properties) if spec is not None else tuple(dict.fromkeys(
-                p for r in schema.relationships.values() if r.types_from_data
-                for p in r.properties))
-            groups.setdefault(props, []).append(t)
+            specs = [spec] if spec is not None else from_data
+            props = tuple(dict.fromkeys(p for r in specs for p in r.properties))
+            sources = dict.fromkeys(lab for r in specs for lab in r.sources if lab in internal)
+            plan += [(src, t, props) for src in sources]
         parts: dict[EdgeType, list[tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]]] = {}
+        ordered = {lab: np.sort(e) for lab, e in internal.items()}
+        pages = [(src, t, props, ordered[src][lo:lo + page]) for src, t, props in plan
+                 for lo in range(0, len(internal[src]), page)]
+        with progress_bar(len(pages), f"export {dataset} neo4j -> RecGraph", "query",
+                          enabled=progress) as bar:
+            for src, t, props, ids in pages:
+                for rec in self._read_edges(src, t, props, list(internal), schema,
+                                            int(ids[0]), int(ids[-1]), dataset):
+                    et = (src, names.get(t, t), rec["lb"])
+                    parts.setdefault(et, []).append(
+                        (np.asarray(rec["s"], np.int64), np.asarray(rec["d"], np.int64),
+                         {p: rec[f"p_{p}"] for p in props}))
+                bar.update(1)
         order = {lab: np.argsort(e) for lab, e in internal.items()}
-        total = sum(len(e) for e in internal.values())
-        with tqdm(total=total, unit="node", desc="export neo4j -> RecGraph",
-                  disable=None if progress else True, dynamic_ncols=True) as bar:
-            for src_label, eids in internal.items():
-                for lo in range(0, len(eids), page):
-                    page_ids = eids[lo:lo + page].tolist()
-                    for props, types in groups.items():
-                        for rec in self._read_edge_page(page_ids, types, props,
-                                                        list(internal), schema):
-                            et = (src_label, names.get(rec["t"], rec["t"]), rec["lb"])
-                            parts.setdefault(et, []).append(
-                                (np.asarray(rec["s"], np.int64), np.asarray(rec["d"], np.int64),
-                                 {p: rec[f"p_{p}"] for p in props}))
-                    bar.update(len(page_ids))
         edges: dict[EdgeType, EdgeTable] = {}
         for et, chunks in parts.items():
             try:
@@ -413,59 +590,83 @@ class Neo4jStore:
                     if not _all_missing(col):
                         attrs[p] = col
             edges[et] = EdgeTable(src, dst, attrs)
-        graph = RecGraph(nodes, edges, name or "neo4j", {"source": self.uri})
+        graph = RecGraph(nodes, edges, name, {"source": self.uri, "dataset": dataset})
         return graph.validate(schema)
 
-    def _read_edge_page(self, page_ids: list[int], types: list[str], props: tuple[str, ...],
-                        labels: list[str], schema: GraphSchema) -> list[dict[str, Any]]:
-        for p in props:
-            check_identifier(p, "property")
+    def _read_edges(self, src: str, rtype: str, props: tuple[str, ...], labels: list[str],
+                    schema: GraphSchema, lo: int, hi: int, dataset: str
+                    ) -> list[dict[str, Any]]:
+        """One columnar answer per target label: the ``rtype`` relationships out of the
+        dataset's ``src`` nodes with node ids in ``[lo, hi]``."""
         missing = {}
         ret = ""
         for p in props:
+            check_identifier(p, "property")
             ptype = next((r.properties[p].type for r in schema.relationships.values()
                           if p in r.properties), "string")
             missing[f"m_{p}"] = float("nan") if ptype == "float" else ""
             # coalesce with a typed 'missing' value keeps columns aligned (collect skips nulls)
             ret += f", collect(coalesce(r.{_q(p)}, $m_{p})) AS p_{p}"
-        query = ("UNWIND $ids AS x MATCH (a) WHERE id(a) = x "
-                 "MATCH (a)-[r]->(b) WHERE type(r) IN $types "
+        query = (f"MATCH (a:{_q(src)})-[r:{_q(rtype)}]->(b) WHERE id(a) >= $lo AND id(a) <= $hi "
+                 f"AND a.{DATASET} = $ds "
                  "WITH a, r, b, [l IN labels(b) WHERE l IN $labels][0] AS lb "
-                 f"RETURN type(r) AS t, lb, collect(id(a)) AS s, collect(id(b)) AS d{ret}")
-        recs = self._driver.execute_query(query, {"ids": page_ids, "types": types,
+                 f"RETURN lb, collect(id(a)) AS s, collect(id(b)) AS d{ret}")
+        recs = self._driver.execute_query(query, {"lo": lo, "hi": hi, "ds": dataset,
                                                   "labels": labels, **missing},
                                           database_=self.database)[0]
         return [r.data() for r in recs if r["lb"] is not None]
 
-    def _read_nodes(self, label: str, spec: Any, page: int
+    def _read_nodes(self, label: str, spec: Any, dataset: str
                     ) -> tuple[NodeTable | None, np.ndarray]:
         q = _q(label)
-        keys = [r["k"] for r in self.run(f"MATCH (n:{q}) UNWIND keys(n) AS k RETURN DISTINCT k")]
+        keys = [r["k"] for r in self.run(f"MATCH (n:{q}) WHERE n.{DATASET} = $ds "
+                                         "UNWIND keys(n) AS k RETURN DISTINCT k", ds=dataset)]
         if not keys:
             return None, np.zeros(0, dtype=np.int64)
-        keys = [check_identifier(k, "property") for k in sorted(keys) if k != spec.key]
+        keys = [check_identifier(k, "property") for k in sorted(keys)
+                if k not in (spec.key, DATASET)]
         # collect() drops nulls, so missing values come back as a typed placeholder
         ret = "".join(
             f", collect(coalesce(n.{_q(k)}, $m_{k})) AS p_{k}" for k in keys)
         missing = {f"m_{k}": _missing_for(spec.properties.get(k)) for k in keys}
-        eids: list[int] = []
-        ids: list[str] = []
-        cols: dict[str, list[Any]] = {k: [] for k in keys}
-        last = -1
-        while True:
-            rec = self._driver.execute_query(
-                f"MATCH (n:{q}) WHERE id(n) > $last WITH n ORDER BY id(n) LIMIT $page "
-                f"RETURN collect(id(n)) AS e, collect(n.{_q(spec.key)}) AS ids{ret}",
-                {"last": last, "page": page, **missing}, database_=self.database)[0][0]
-            if not rec["e"]:
-                break
-            eids.extend(rec["e"])
-            ids.extend(rec["ids"])
-            for k in keys:
-                cols[k].extend(rec[f"p_{k}"])
-            last = eids[-1]
-        attrs = {k: _column(v, spec.properties.get(k)) for k, v in cols.items()}
-        return NodeTable(np.asarray(ids, dtype=str), attrs), np.asarray(eids, dtype=np.int64)
+        rec = self._driver.execute_query(
+            f"MATCH (n:{q}) WHERE n.{DATASET} = $ds "
+            f"RETURN collect(id(n)) AS e, collect(n.{_q(spec.key)}) AS ids{ret}",
+            {"ds": dataset, **missing}, database_=self.database)[0][0]
+        attrs = {k: _column(rec[f"p_{k}"], spec.properties.get(k)) for k in keys}
+        return (NodeTable(np.asarray(rec["ids"], dtype=str), attrs),
+                np.asarray(rec["e"], dtype=np.int64))
+
+
+def _check_for_neo4j(graph: RecGraph, schema: GraphSchema) -> None:
+    """What Neo4j would refuse half-way through a load, refused before it starts: a node
+    key (dataset + id) or an indexed property longer than an index key may be, and a node
+    property named like kgrec's own ``dataset``."""
+    ds = len(graph.name.encode())
+    for label, table in graph.nodes.items():
+        if DATASET in table.attrs:
+            raise StoreError(f"{label} nodes have a property {DATASET!r}, which kgrec keeps for "
+                             "the name of the dataset a node belongs to; rename it in the "
+                             "recipe")
+        indexed = {"id": table.ids, **{k: table.attrs[k] for k in ("domain",)
+                                       if k in table.attrs}}
+        for prop, col in indexed.items():
+            if not len(col) or col.dtype.kind != "U":
+                continue
+            # the longest in characters first; only those can be too long in bytes
+            lengths = np.char.str_len(col)
+            if int(lengths.max()) * 4 + ds <= MAX_KEY_BYTES:
+                continue
+            for k in np.argsort(-lengths)[:1000].tolist():
+                size = len(str(col[k]).encode()) + (ds if prop == "id" else 0)
+                if size > MAX_KEY_BYTES:
+                    shown = str(table.ids[k])
+                    shown = shown if len(shown) <= 40 else shown[:40] + "..."
+                    raise StoreError(
+                        f"{label} node {shown!r}: its {prop} takes {size:,} bytes"
+                        + (" with the dataset name" if prop == "id" else "")
+                        + f"; Neo4j indexes at most {MAX_KEY_BYTES:,} (its index key limit), "
+                        "so the load would fail half-way. Nothing was written.")
 
 
 def _values(arr: np.ndarray) -> list[Any]:
