@@ -122,6 +122,13 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_data_recipe(args: argparse.Namespace) -> int:
+    from kgrec.ingest.spec import reference
+
+    print(reference(args.format))
+    return 0
+
+
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from kgrec.config import DataConfig
     from kgrec.data.split import split_for
@@ -136,6 +143,11 @@ def cmd_data_stats(args: argparse.Namespace) -> int:
         else:
             rows.append([k, v])
     _table(f"{graph.name}", ["statistic", "value"], rows)
+    unused = st.get("items_without_interactions", 0)
+    if unused:
+        print(f"{unused:,} of {graph.num_items:,} catalogue items have no interaction: they "
+              "are always cold (ranked from content alone, if the model reads any). To drop "
+              "them, set `drop_items_without_interactions: true` in the recipe.")
     if args.split:
         s = split_for(DataConfig(dataset=args.name, split=args.split, data_dir=args.data_dir),
                       graph)
@@ -514,6 +526,16 @@ def build_parser() -> argparse.ArgumentParser:
     ds.add_argument("--data-dir")
     ds.add_argument("--split", help="also show the sizes of this split")
     ds.set_defaults(func=cmd_data_stats)
+    from kgrec.ingest.spec import FORMATS
+
+    dr = dsub.add_parser("recipe", help="the recipe reference: every field, file role and "
+                         "mapping key of every format, with an example each",
+                         description="What a dataset recipe (loaders/*.yaml, or your own for "
+                         "kgrec.load_recipe) may say. Unknown keys are refused, each named "
+                         "with its line.")
+    dr.add_argument("format", nargs="?", choices=sorted(FORMATS),
+                    help="only this format's part")
+    dr.set_defaults(func=cmd_data_recipe)
 
     c = sub.add_parser("config", help="print the full config (defaults + your overrides) as YAML")
     _add_config_args(c)

@@ -18,7 +18,7 @@ from typing import Any
 import yaml
 
 from kgrec.errors import ConfigError
-from kgrec.paths import read_yaml
+from kgrec.paths import YamlLines, read_yaml_lines
 
 SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user",
           "cross_domain", "ctr")
@@ -427,17 +427,23 @@ class Config:
         return dataclasses.asdict(self)
 
     @classmethod
-    def from_dict(cls, doc: dict[str, Any], source: str = "config") -> Config:
+    def from_dict(cls, doc: dict[str, Any], source: str = "config",
+                  lines: YamlLines | None = None) -> Config:
+        """A config from its dict; errors name ``source`` (and with ``lines``, the line of the
+        field at fault)."""
+        def at(field: str | None) -> str:
+            return lines.at(field) if lines is not None else source
+
         if not isinstance(doc, dict):
             raise ConfigError(f"{source}: a config is a mapping with sections {list(_SECTIONS)}")
-        unknown = set(doc) - set(_SECTIONS)
+        unknown = sorted(set(doc) - set(_SECTIONS))
         if unknown:
-            raise ConfigError(f"{source}: unknown section(s) {sorted(unknown)}; "
-                              f"known: {list(_SECTIONS)}")
+            raise ConfigError(f"{at(unknown[0])}: unknown section(s) {unknown}; "
+                              f"known: {list(_SECTIONS)}", field=unknown[0])
         try:
             return cls(**{k: _build(_SECTIONS[k], v or {}, k) for k, v in doc.items()})
         except ConfigError as exc:
-            raise ConfigError(f"{source}: {exc}") from None
+            raise ConfigError(f"{at(exc.field)}: {exc}", field=exc.field) from None
 
     def to_yaml(self, path: str | Path | None = None) -> str:
         text = yaml.safe_dump(self.to_dict(), sort_keys=False)
@@ -450,8 +456,9 @@ class Config:
 
     @classmethod
     def load(cls, path: str | Path) -> Config:
-        """Read a YAML or JSON config file."""
-        return cls.from_dict(read_yaml(path, "config file") or {}, source=str(path))
+        """Read a YAML or JSON config file; an error names its line and field."""
+        doc, lines = read_yaml_lines(path, "config file")
+        return cls.from_dict(doc or {}, source=str(path), lines=lines)
 
 
 def _split_path(path: str) -> tuple[str, str]:
@@ -468,12 +475,20 @@ def _build(cls: type, doc: dict[str, Any], section: str) -> Any:
     if not isinstance(doc, dict):
         raise ConfigError(f"{section}: expected a mapping, got {type(doc).__name__}")
     hints = typing.get_type_hints(cls)
-    unknown = set(doc) - set(hints)
+    unknown = sorted(set(doc) - set(hints))
     if unknown:
-        raise ConfigError(f"unknown field(s) {', '.join(f'{section}.{u}' for u in sorted(unknown))}"
-                          f"; known: {', '.join(f'{section}.{h}' for h in hints)}")
+        raise ConfigError(f"unknown field(s) {', '.join(f'{section}.{u}' for u in unknown)}"
+                          f"; known: {', '.join(f'{section}.{h}' for h in hints)}",
+                          field=f"{section}.{unknown[0]}")
     obj = cls(**{k: _coerce(v, hints[k], f"{section}.{k}") for k, v in doc.items()})
-    obj.check()
+    try:
+        obj.check()
+    except ConfigError as exc:
+        if exc.field is None:  # name the field the message starts with, for its line
+            head = str(exc).split(":", 1)[0]
+            raise ConfigError(str(exc), field=head if head.startswith(f"{section}.")
+                              else section) from None
+        raise
     return obj
 
 
@@ -491,29 +506,30 @@ def _coerce(value: Any, hint: Any, path: str) -> Any:
                 return _coerce(value, a, path)
             except ConfigError as exc:
                 errors.append(str(exc))
-        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}")
+        raise ConfigError(errors[0] if errors else f"{path}: bad value {value!r}", field=path)
     if origin is list:
         (inner,) = typing.get_args(hint)
         if not isinstance(value, list | tuple):
-            raise ConfigError(f"{path}: expected a list, got {value!r}")
+            raise ConfigError(f"{path}: expected a list, got {value!r}", field=path)
         return [_coerce(v, inner, path) for v in value]
     if hint is bool:
         if isinstance(value, bool):
             return value
-        raise ConfigError(f"{path}: expected true/false, got {value!r}")
+        raise ConfigError(f"{path}: expected true/false, got {value!r}", field=path)
     if hint is int:
         if isinstance(value, bool) or not isinstance(value, int | float) or int(value) != value:
-            raise ConfigError(f"{path}: expected an integer, got {value!r}")
+            raise ConfigError(f"{path}: expected an integer, got {value!r}", field=path)
         return int(value)
     if hint is float:
         if isinstance(value, bool) or not isinstance(value, int | float):
             try:
                 return float(str(value))
             except ValueError:
-                raise ConfigError(f"{path}: expected a number, got {value!r}") from None
+                raise ConfigError(f"{path}: expected a number, got {value!r}",
+                                  field=path) from None
         return float(value)
     if hint is str:
         if not isinstance(value, str):
-            raise ConfigError(f"{path}: expected a string, got {value!r}")
+            raise ConfigError(f"{path}: expected a string, got {value!r}", field=path)
         return value
     return value

@@ -49,7 +49,16 @@ class SchemaError(KgrecError):
 
 
 class ConfigError(KgrecError):
-    """A configuration value, recipe or search space is invalid; the message names the field."""
+    """A configuration value, recipe or search space is invalid; the message names the field.
+
+    Attributes:
+        field: the dotted field that is wrong (``train.lr``), when one is; a file reader uses
+            it to name the line.
+    """
+
+    def __init__(self, message: str, *, field: str | None = None) -> None:
+        super().__init__(message)
+        self.field = field
 
 
 class DatasetNotFoundError(KgrecError):

@@ -250,6 +250,8 @@ class RecGraph:
             per_item = np.bincount(inter.dst, minlength=self.num_items)
             out["users_with_interactions"] = int((per_user > 0).sum())
             out["items_with_interactions"] = int((per_item > 0).sum())
+            # catalogue items nobody interacted with: always cold (a recipe may drop them)
+            out["items_without_interactions"] = int((per_item == 0).sum())
             out["interactions_per_user_median"] = float(np.median(per_user[per_user > 0]))
             out["density"] = len(inter) / max(1, self.num_users * self.num_items)
             if "behavior" in inter.attrs:
@@ -343,6 +345,26 @@ class RecGraph:
             if _edge_rows(self, et, a) != _edge_rows(other, et, b):
                 out.append(f"edge type {et}: different edges")
         return out[:limit]
+
+    def keep_items(self, keep: np.ndarray) -> RecGraph:
+        """A graph with only the items where ``keep`` (``[I]`` bool) is true; every edge that
+        touches a dropped item goes with it, the rest are renumbered."""
+        keep = np.asarray(keep, dtype=bool)
+        new_index = np.cumsum(keep) - 1
+        nodes = dict(self.nodes)
+        items = self.items
+        nodes[ITEM] = NodeTable(items.ids[keep], {k: v[keep] for k, v in items.attrs.items()})
+        edges = {}
+        for et, table in self.edges.items():
+            ok = np.ones(len(table), dtype=bool)
+            if et[0] == ITEM:
+                ok &= keep[table.src]
+            if et[2] == ITEM:
+                ok &= keep[table.dst]
+            t = table.take(ok)
+            edges[et] = EdgeTable(new_index[t.src] if et[0] == ITEM else t.src,
+                                  new_index[t.dst] if et[2] == ITEM else t.dst, t.attrs)
+        return RecGraph(nodes, edges, self.name, self.meta)
 
     def subgraph_interactions(self, mask: np.ndarray) -> RecGraph:
         """A graph that shares nodes and KG but keeps only the selected interactions."""

@@ -65,12 +65,51 @@ def read_yaml(path: str | Path, what: str, *, missing: type[KgrecError] = Config
 
     Raises:
         missing: ``"<what> not found: <path>"``.
-        invalid: ``"<path>: not valid YAML: ..."`` with YAML's own line and column.
+        invalid: ``"<path>:<line>: not valid YAML: ..."`` with YAML's own line and column.
     """
+    return read_yaml_lines(path, what, missing=missing, invalid=invalid)[0]
+
+
+def read_yaml_lines(path: str | Path, what: str, *, missing: type[KgrecError] = ConfigError,
+                    invalid: type[KgrecError] = ConfigError) -> tuple[Any, YamlLines]:
+    """:func:`read_yaml`, and where each key sits (:class:`YamlLines`), so that an error about
+    a field can name its line."""
     path = Path(path)
     if not path.is_file():
         raise missing(f"{what} not found: {path}")
+    text = path.read_text()
     try:
-        return yaml.safe_load(path.read_text())
+        doc = yaml.safe_load(text)
+        node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
-        raise invalid(f"{path}: not valid YAML: {exc}") from exc
+        mark = getattr(exc, "problem_mark", None)
+        at = f"{path}:{mark.line + 1}" if mark is not None else str(path)
+        reason = " ".join(str(getattr(exc, "problem", "") or exc).split())
+        raise invalid(f"{at}: not valid YAML: {reason}") from None
+    lines = YamlLines(str(path))
+    lines.collect(node, "")
+    return doc, lines
+
+
+class YamlLines:
+    """The 1-based line of every mapping key of a YAML file, by dotted path
+    (``mapping.behavior``); :meth:`at` renders ``file:line`` for an error message."""
+
+    def __init__(self, source: str) -> None:
+        self.source = source
+        self.lines: dict[str, int] = {}
+
+    def collect(self, node: Any, prefix: str) -> None:
+        if isinstance(node, yaml.MappingNode):
+            for key, value in node.value:
+                dotted = f"{prefix}.{key.value}" if prefix else str(key.value)
+                self.lines[dotted] = key.start_mark.line + 1
+                self.collect(value, dotted)
+
+    def at(self, dotted: str | None) -> str:
+        """``file:line`` of the key ``dotted`` (or of its nearest parent), else ``file``."""
+        while dotted:
+            if dotted in self.lines:
+                return f"{self.source}:{self.lines[dotted]}"
+            dotted = dotted.rpartition(".")[0]
+        return self.source

@@ -31,7 +31,8 @@ from typing import Any
 
 from kgrec.config import Config
 from kgrec.errors import ConfigError, ModelError
-from kgrec.paths import read_yaml
+from kgrec.ingest.spec import nearest
+from kgrec.paths import YamlLines, read_yaml_lines
 
 log = logging.getLogger(__name__)
 
@@ -68,20 +69,32 @@ class SearchSpace:
 
     @classmethod
     def load(cls, path: str | Path) -> SearchSpace:
-        return cls.from_dict(read_yaml(path, "search space file"), source=str(path))
+        doc, lines = read_yaml_lines(path, "search space file")
+        return cls.from_dict(doc, source=str(path), lines=lines)
 
     @classmethod
-    def from_dict(cls, doc: Any, source: str = "search space") -> SearchSpace:
+    def from_dict(cls, doc: Any, source: str = "search space",
+                  lines: YamlLines | None = None) -> SearchSpace:
+        """A validated space; every bad entry is reported (one line each, with its line in
+        the file when ``lines`` are given), not only the first."""
         if not isinstance(doc, dict) or not doc:
             raise ConfigError(f"{source}: a search space maps config fields (e.g. train.lr) "
                               "to distributions")
         fields = Config.fields()
-        params = []
+        params, problems = [], []
         for path, spec in doc.items():
+            where = lines.at(str(path)) if lines is not None else source
             if path not in fields:
-                raise ConfigError(f"{source}: unknown config field {path!r}; known: "
-                                  f"{', '.join(sorted(fields))}")
-            params.append(_param(path, spec, fields[path], source))
+                problems.append(f"{where}: unknown config field {path!r}"
+                                + nearest(str(path), list(fields)))
+                continue
+            try:
+                params.append(_param(path, spec, fields[path], where))
+            except ConfigError as exc:
+                problems.append(str(exc))
+        if problems:
+            raise ConfigError(f"{len(problems)} bad entr{'y' if len(problems) == 1 else 'ies'} "
+                              "in the search space: " + "; ".join(problems))
         return cls(params)
 
     def sample(self, trial: Any, base: Config) -> Config:

@@ -143,3 +143,113 @@ def test_store_write_is_atomic_on_failure(tmp_path, lastfm):
         kgrec.LocalStore(target).write(bad)
     assert not target.exists()
     assert list(Path(tmp_path).iterdir()) == []
+
+
+def test_every_bad_recipe_key_is_named_with_its_line(tmp_path):
+    """A typo inside `mapping:` (`behavor`) used to be accepted silently."""
+    root = tmp_path / "r"
+    recipe = write_kgcn(root, GOOD)
+    doc = yaml.safe_load(recipe.read_text())
+    doc["mapping"]["behavor"] = "listen"
+    doc["files"]["ratingz"] = "x.txt"
+    doc["colour"] = "red"
+    recipe.write_text(yaml.safe_dump(doc, sort_keys=False))
+    lines = recipe.read_text().splitlines()
+
+    def line_of(key: str) -> int:
+        return next(k for k, s in enumerate(lines, 1) if s.strip().startswith(f"{key}:"))
+
+    with pytest.raises(ConfigError) as err:
+        kgrec.load_recipe(recipe)
+    msg = str(err.value)
+    assert "\n" not in msg
+    assert f"recipe.yaml:{line_of('behavor')}: mapping: unknown key 'behavor' (did you mean " \
+           "'behavior'?)" in msg
+    assert f"recipe.yaml:{line_of('ratingz')}: files: unknown role 'ratingz' (did you mean " \
+           "'ratings'?)" in msg
+    assert f"recipe.yaml:{line_of('colour')}: unknown field 'colour'" in msg
+
+
+def test_recipe_reference_is_generated_and_in_the_readme():
+    from kgrec.ingest.spec import FORMATS, reference
+
+    text = reference()
+    for fmt, spec in FORMATS.items():
+        assert f"`format: {fmt}`" in text
+        assert all(f"| `{k}` |" in text for k in (*spec.files, *spec.mapping))
+        # every example is a valid recipe of its format
+        kgrec.ingest.Recipe.from_dict(yaml.safe_load(spec.example))
+    readme = (Path(__file__).parents[1] / "README.md").read_text()
+    assert text.strip() in readme, "README's recipe reference is stale: paste `kgrec data recipe`"
+
+
+def test_config_and_search_space_errors_name_the_line(tmp_path):
+    from kgrec.tune import SearchSpace
+
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text("model:\n  name: lightgcn\ntrain:\n  epochs: 3\n  lr: fast\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:5: .*train\.lr: expected a number, got "
+                                          r"'fast'"):
+        kgrec.Config.load(cfg)
+    cfg.write_text("train:\n  epochs: 3\n  lrr: 0.1\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: .*unknown field\(s\) train\.lrr"):
+        kgrec.Config.load(cfg)
+    cfg.write_text("train:\n  epochs: [3\n")
+    with pytest.raises(ConfigError, match=r"c\.yaml:3: not valid YAML"):
+        kgrec.Config.load(cfg)
+    space = tmp_path / "s.yaml"
+    space.write_text("train.lr: {float: [0.1, 0.01]}\nmodel.dimm: {int: [8, 64]}\n"
+                     "model.layers: {choice: []}\n")
+    with pytest.raises(ConfigError) as err:
+        SearchSpace.load(space)
+    msg = str(err.value)
+    assert msg.startswith("3 bad entries")
+    assert "s.yaml:1: train.lr: low 0.1 must be below high 0.01" in msg
+    assert "s.yaml:2: unknown config field 'model.dimm' (did you mean 'model.dim'?)" in msg
+    assert "s.yaml:3: model.layers: choice needs a non-empty list" in msg
+
+
+def test_attribute_kinds_override_the_inference(tmp_path):
+    """Occupation codes 0-20 used to reach the model as one standardised number."""
+    from kgrec.features.build import AttributeSchema
+
+    root = tmp_path / "a"
+    root.mkdir()
+    (root / "d.inter").write_text("user_id:token\titem_id:token\n1\ta\n2\tb\n3\ta\n4\tc\n")
+    (root / "d.user").write_text("user_id:token\toccupation:token\tbio:token_seq\n"
+                                 "1\t3\tplays oboe\n2\t17\t\n3\t3\treads\n4\t0\tsings\n")
+    recipe = {"name": "kinds", "format": "recbole-atomic", "path": str(root),
+              "files": {"inter": "d.inter", "user": "d.user"},
+              "mapping": {"user_fields": {"occupation": "occupation", "bio": "bio"}}}
+    g = kgrec.load_recipe(recipe, cache=False)
+    inferred = AttributeSchema.fit(g.users, {"categorical", "numeric"})
+    assert [n for n, *_ in inferred.numeric] == ["occupation"]
+    g = kgrec.load_recipe({**recipe, "attributes": {"User": {"occupation": "category",
+                                                              "bio": "text"}}}, cache=False)
+    kinds = g.meta["attributes"]["User"]
+    declared = AttributeSchema.fit(g.users, {"categorical", "numeric"}, kinds)
+    assert declared.numeric == [] and declared.categorical == [("occupation",
+                                                                ["", "0", "17", "3"])]
+    from kgrec.features import node_texts
+
+    assert node_texts(g)["User"] == ["bio: plays oboe", "", "bio: reads", "bio: sings"]
+    with pytest.raises(ConfigError, match=r"attributes\.User\.age: User nodes have no attribute"):
+        kgrec.load_recipe({**recipe, "attributes": {"User": {"age": "number"}}}, cache=False)
+    with pytest.raises(ConfigError, match="unknown kind 'categorical'"):
+        kgrec.load_recipe({**recipe, "attributes": {"User": {"bio": "categorical"}}},
+                          cache=False)
+
+
+def test_items_nobody_interacted_with_are_counted_and_can_be_dropped(tmp_path):
+    root = tmp_path / "cat"
+    recipe = write_kgcn(root, GOOD, kg="0\t0\t5\n4\t0\t5\n", item_ids="0\t0\n1\t1\n2\t2\n9\t3\n"
+                        "8\t4\n")
+    g = kgrec.load_recipe(recipe, cache=False)
+    assert g.num_items == 5 and g.stats()["items_without_interactions"] == 2
+    doc = yaml.safe_load(recipe.read_text())
+    recipe.write_text(yaml.safe_dump({**doc, "drop_items_without_interactions": True}))
+    dropped = kgrec.load_recipe(recipe, cache=False)
+    assert dropped.items.ids.tolist() == ["0", "1", "2"]
+    assert dropped.stats()["items_without_interactions"] == 0
+    assert len(dropped.interactions) == len(g.interactions)
+    assert len(dropped.knowledge()) == 1  # the triple of the dropped item went with it

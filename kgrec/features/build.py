@@ -127,24 +127,46 @@ class AttributeSchema:
     attributes: list[str] = field(default_factory=list)
 
     @classmethod
-    def fit(cls, table: NodeTable, use: set[str]) -> AttributeSchema:
-        """The columns of ``table`` that the modalities in ``use`` turn into inputs."""
+    def fit(cls, table: NodeTable, use: set[str],
+            kinds: dict[str, str] | None = None) -> AttributeSchema:
+        """The columns of ``table`` that the modalities in ``use`` turn into inputs.
+
+        ``kinds`` (a recipe's ``attributes`` for this node type) overrides the inference per
+        column: ``category`` (codes, even for number-like values such as occupation codes),
+        ``number`` (every value must parse), ``vector``, ``text`` (read as text, by
+        :func:`~kgrec.features.node_texts`) or ``ignore``. Without a kind: 2-D float columns
+        are vectors, columns whose values all parse as numbers are numbers, other strings
+        with 2 to ``MAX_CATEGORIES`` values are categories.
+
+        Raises:
+            DataFormatError: a ``number`` column holds a value that is not one.
+        """
+        kinds = kinds or {}
         schema = cls(attributes=sorted(table.attrs))
         for name, col in sorted(table.attrs.items()):
-            if name in _SKIP:
+            kind = kinds.get(name)
+            if name in _SKIP or kind in ("ignore", "text"):
                 continue
             if col.ndim == 2:
                 if "vectors" in use and col.dtype.kind == "f":
                     schema.vectors, schema.vectors_dim = name, int(col.shape[1])
                 continue
-            num = _numeric(col)
-            if num is not None and "numeric" in use and np.isfinite(num).sum() > 1:
+            num = _numeric(col) if kind != "category" else None
+            if kind == "number" and num is None:
+                k = next(k for k, v in enumerate(col.tolist()) if _numeric(np.asarray([v]))
+                         is None)
+                raise DataFormatError(f"attribute {name!r} is declared a number, but row {k} "
+                                      f"({table.ids[k]}) has {col[k]!r}")
+            if num is not None and "numeric" in use and (np.isfinite(num).sum() > 1
+                                                         or kind == "number"):
                 ok = np.isfinite(num)
-                schema.numeric.append((name, float(num[ok].mean()), float(num[ok].std() or 1.0)))
+                mean = float(num[ok].mean()) if ok.any() else 0.0
+                schema.numeric.append((name, mean, float(num[ok].std() or 1.0)
+                                       if ok.any() else 1.0))
                 continue
-            if col.dtype.kind == "U" and "categorical" in use:
-                values = np.unique(col).tolist()
-                if 1 < len(values) <= MAX_CATEGORIES:
+            if (col.dtype.kind == "U" or kind == "category") and "categorical" in use:
+                values = np.unique(col.astype(str)).tolist()
+                if 1 < len(values) <= MAX_CATEGORIES or (kind == "category" and values):
                     # code 0 = missing: the empty string sorts first and takes it when present
                     schema.categorical.append((name, values if values[0] == "" else
                                                ["", *values]))
@@ -215,8 +237,9 @@ class AttributeSchema:
                    doc["vectors"], doc["vectors_dim"], doc["text"], doc["attributes"])
 
 
-def _attributes(table: NodeTable, use: set[str]) -> Modalities:
-    return AttributeSchema.fit(table, use).encode(table.attrs, len(table))
+def _attributes(table: NodeTable, use: set[str], kinds: dict[str, str] | None = None
+                ) -> Modalities:
+    return AttributeSchema.fit(table, use, kinds).encode(table.attrs, len(table))
 
 
 def build_features(graph: RecGraph, *, modalities: tuple[str, ...] = ("text", "categorical",
@@ -227,7 +250,9 @@ def build_features(graph: RecGraph, *, modalities: tuple[str, ...] = ("text", "c
     cached."""
     use = set(modalities)
     empty = NodeTable(np.zeros(0, dtype="<U1"))
-    parts = {t: _attributes(graph.nodes.get(t, empty), use) for t in (USER, ITEM, ENTITY)}
+    kinds = graph.meta.get("attributes") or {}
+    parts = {t: _attributes(graph.nodes.get(t, empty), use, kinds.get(t))
+             for t in (USER, ITEM, ENTITY)}
     rel_text = None
     if "text" in use:
         texts = node_texts(graph)

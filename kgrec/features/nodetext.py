@@ -39,8 +39,14 @@ def _own_text(table) -> np.ndarray:
 def node_texts(graph: RecGraph, *, max_items: int = 5) -> dict[str, list[str]]:
     """The text of every node, per node type (``""`` = no text)."""
     out: dict[str, list[str]] = {}
+    kinds = graph.meta.get("attributes") or {}
     for t in (USER, ITEM):
         out[t] = [str(x) for x in _own_text(graph.nodes[t])] if t in graph.nodes else []
+        # attributes a recipe declares as text join the node's own: "bio: plays the oboe"
+        for attr in [a for a, k in (kinds.get(t) or {}).items() if k == "text"]:
+            col = graph.nodes[t].attrs[attr].astype(str).tolist()
+            out[t] = [". ".join(x for x in (own, f"{readable(attr)}: {v}" if v else "") if x)
+                      for own, v in zip(out[t], col, strict=True)]
     if ENTITY in graph.nodes:
         ents = graph.nodes[ENTITY]
         own = _own_text(ents)

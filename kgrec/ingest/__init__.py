@@ -13,6 +13,8 @@ import time
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from kgrec.errors import ConfigError
 from kgrec.graph import RecGraph
 from kgrec.ingest.formats import readers
@@ -42,9 +44,16 @@ def parse_recipe(recipe: Recipe) -> RecGraph:
     builder = reader(recipe)
     graph = builder.build(meta={"recipe": recipe.name, "format": recipe.format,
                                 "description": recipe.description, "protocol": recipe.protocol,
-                                "source": str(recipe.root)}, source=recipe.source)
+                                "source": str(recipe.root), "recipe_file": recipe.source,
+                                "attributes": recipe.attributes}, source=recipe.source)
     graph.validate(schema)
     recipe.check_behavior(graph)
+    recipe.check_attributes(graph)
+    if recipe.drop_items_without_interactions:
+        used = np.bincount(graph.interactions.dst, minlength=graph.num_items) > 0
+        log.info("%s: dropping %d catalogue items nobody interacted with", recipe.name,
+                 int((~used).sum()))
+        graph = graph.keep_items(used)
     log.info("parsed %s in %.1fs: %r", recipe.name, time.perf_counter() - start, graph)
     return graph
 
@@ -71,6 +80,7 @@ def load_recipe(recipe: str | Path | Recipe | dict[str, Any], *, data_dir: str |
         log.info("loading %s from the local store %s", recipe.name, store.root)
         return store.read()
     graph = parse_recipe(recipe)
+    graph.meta["fingerprint"] = fingerprint
     store.write(graph, GraphSchema.load(recipe.schema), extra={"fingerprint": fingerprint})
     return graph
 

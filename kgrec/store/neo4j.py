@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import json
 import logging
 import os
 import socket
@@ -273,8 +274,13 @@ class Neo4jStore:
         with driver_errors(self.uri, "load"):
             self.apply_schema(schema)
             self._refuse_legacy_nodes(schema)
-            with self._exclusive(graph.name, progress):
-                return self._write_graph(graph, schema, progress, force_merge)
+            with self._exclusive(graph.name, progress) as lock:
+                report = self._write_graph(graph, schema, progress, force_merge)
+                # the graph's provenance and attribute kinds travel with it (the lock's own
+                # transaction holds this node)
+                lock.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.meta = $meta",
+                         ds=graph.name, meta=json.dumps(graph.meta, default=str)).consume()
+                return report
 
     def _write_graph(self, graph: RecGraph, schema: GraphSchema, progress: bool,
                      force_merge: bool) -> LoadReport:
@@ -347,11 +353,12 @@ class Neo4jStore:
                     "database, then load again")
 
     @contextlib.contextmanager
-    def _exclusive(self, dataset: str, progress: bool, poll: float = 5.0) -> Iterator[None]:
+    def _exclusive(self, dataset: str, progress: bool, poll: float = 5.0) -> Iterator[Any]:
         """Hold ``dataset``'s load lock for the ``with`` block; wait (saying so) while another
         process holds it. The lock is the write lock on ``(:KgrecDataset {name})`` taken by a
         transaction that stays open until the block ends: if this process dies, its
-        connection closes and the server rolls the transaction back, freeing the lock."""
+        connection closes and the server rolls the transaction back, freeing the lock.
+        Yields that transaction (what else must change that node goes through it)."""
         from neo4j.exceptions import ClientError, TransientError
 
         who = f"pid {os.getpid()} on {socket.gethostname()}"
@@ -389,7 +396,7 @@ class Neo4jStore:
             # blocks while another loader holds the lock (one that took it after the probe)
             tx.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.loader = $who, "
                    "d.since = datetime() REMOVE d.probe", ds=dataset, who=who).consume()
-            yield
+            yield tx
             tx.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) SET d.loader = null, "
                    "d.loaded = datetime()", ds=dataset).consume()
             tx.commit()
@@ -590,7 +597,10 @@ class Neo4jStore:
                     if not _all_missing(col):
                         attrs[p] = col
             edges[et] = EdgeTable(src, dst, attrs)
-        graph = RecGraph(nodes, edges, name, {"source": self.uri, "dataset": dataset})
+        stored = self.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) RETURN d.meta AS m",
+                          ds=dataset)
+        meta = json.loads(stored[0]["m"]) if stored and stored[0]["m"] else {}
+        graph = RecGraph(nodes, edges, name, {**meta, "source": self.uri, "dataset": dataset})
         return graph.validate(schema)
 
     def _read_edges(self, src: str, rtype: str, props: tuple[str, ...], labels: list[str],
