@@ -67,7 +67,10 @@ def _config_from_args(args: argparse.Namespace) -> Any:
                        ("epochs", "train.epochs"), ("device", "train.device"),
                        ("seed", "train.seed"), ("shots", "data.shots"),
                        ("target", "data.target"), ("target_only", "data.target_only"),
-                       ("warm", "data.warm"), ("noise", "data.noise")):
+                       ("warm", "data.warm"), ("noise", "data.noise"),
+                       ("eval_every", "train.eval_every"),
+                       ("eval_every_seconds", "train.eval_every_seconds"),
+                       ("patience", "train.patience")):
         value = getattr(args, flag, None)
         if value is not None:
             cfg.set(path, value)
@@ -176,21 +179,29 @@ def _default_out(cfg) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import threading
+
     from kgrec.data.split import split_for
     from kgrec.train import train
 
     cfg = _config_from_args(args)
     out = Path(args.out) if args.out else _default_out(cfg)
     split = split_for(cfg.data)
+    stop = threading.Event()
     rec = train(split, cfg, out_dir=out, logdir=args.logdir, resume=args.resume,
-                progress=not args.quiet)
+                progress=not args.quiet, stop=stop)
     best = max((h for h in rec.history if "valid" in h),
                key=lambda h: h["valid"].get("auc", h["valid"].get(cfg.eval.metric, 0)),
                default=None)
     if best is not None:
         _print_metrics(best["valid"], f"validation, best epoch {best['epoch']}")
-    _console().print(f"saved to [bold]{out}[/bold] (curves: {out / 'curves.png'}); "
-                     f"test it once with: kgrec evaluate {out}")
+    print(f"saved to {out} (curves: {out / 'curves.png'}); test it once with: kgrec evaluate "
+          f"{out}")
+    if stop.is_set():
+        print(f"kgrec: stopped on request after epoch {rec.history[-1]['epoch']}; the run keeps "
+              f"the best validated epoch ({best['epoch'] if best else '-'}) and is complete",
+              file=sys.stderr)
+        return 130
     return 0
 
 
@@ -388,15 +399,27 @@ def _add_conn_args(p: argparse.ArgumentParser, flag: str = "--uri") -> None:
     p.add_argument(flag, dest="uri", help="bolt:// or neo4j:// URI (default $KGREC_NEO4J_URI, "
                    "else the server `kgrec neo4j start` runs)")
     p.add_argument("--user", help="default $KGREC_NEO4J_USER or neo4j")
-    p.add_argument("--password-file", help="file holding the password (default "
-                   "$KGREC_NEO4J_PASSWORD); never pass a password on the command line")
+    pw = p.add_mutually_exclusive_group()
+    pw.add_argument("--password", action="store_true", help="ask for the password (typed, not "
+                    "echoed; a password is never an argument, which any local user could read)")
+    pw.add_argument("--password-file", help="file holding the password (default "
+                    "$KGREC_NEO4J_PASSWORD, else the local server's)")
     p.add_argument("--database", default="neo4j")
 
 
 def _store(args: argparse.Namespace):
     from kgrec.store.neo4j import Neo4jStore
 
-    password = Path(args.password_file).read_text().strip() if args.password_file else None
+    password = None
+    if args.password_file:
+        try:
+            password = Path(args.password_file).read_text().strip()
+        except OSError as exc:
+            raise ConfigError(f"--password-file {args.password_file}: {exc.strerror}") from None
+    elif args.password:
+        import getpass
+
+        password = getpass.getpass(f"Neo4j password for {args.user or 'neo4j'}: ")
     return Neo4jStore(args.uri, args.user, password, database=args.database,
                       batch_size=getattr(args, "batch_size", 20_000))
 
@@ -547,7 +570,15 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--out", help="output directory (default runs/<dataset>-<model>-<time>)")
     t.add_argument("--logdir", help="TensorBoard event directory")
     t.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
-    t.add_argument("--quiet", action="store_true", help="no progress bar")
+    t.add_argument("--quiet", action="store_true", help="no progress bar (nor lines)")
+    t.add_argument("--eval-every", type=int, metavar="N", help="validate every N epochs "
+                   "(train.eval_every, default 5)")
+    t.add_argument("--eval-every-seconds", type=float, metavar="S", help="... and after any "
+                   "epoch ending S seconds after the last validation (train.eval_every_seconds; "
+                   "0 = off)")
+    t.add_argument("--patience", type=int, metavar="P", help="stop after P validations "
+                   "without improvement, so up to P x N epochs past the best "
+                   "(train.patience, default 6)")
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test metrics of a trained model (full ranking, or "
@@ -681,7 +712,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(args.func(args) or 0)
     except KgrecError as exc:
         print(f"kgrec: error: {exc}", file=sys.stderr)
-        return 2
+        return exc.exit_code
     except KeyboardInterrupt:
         print("kgrec: interrupted", file=sys.stderr)
         return 130

@@ -218,8 +218,12 @@ class TrainConfig:
         temperature: the ``softmax`` loss's temperature.
         lr: Adam learning rate.
         reg: L2 weight on the batch's input embeddings.
-        patience: evaluations without improvement before early stopping.
+        patience: evaluations without improvement before early stopping (so training runs
+            up to ``patience * eval_every`` epochs past the best one).
         eval_every: epochs between validation evaluations.
+        eval_every_seconds: also validate at the end of any epoch that ends this many seconds
+            after the last validation (0: off). On a large dataset, where 5 epochs take an
+            hour, this bounds how stale the kept model can get.
         seed: the training seed (weights, sampling).
         device: ``auto``, ``cpu`` or ``cuda``.
         deterministic: use PyTorch's deterministic kernels, so the same seed gives bit-equal
@@ -241,6 +245,7 @@ class TrainConfig:
     reg: float = 1e-4
     patience: int = 6
     eval_every: int = 5
+    eval_every_seconds: float = 0.0
     seed: int = 0
     device: str = "auto"
     deterministic: bool = True
@@ -251,6 +256,8 @@ class TrainConfig:
     def check(self) -> None:
         if self.epochs < 1 or self.batch_size < 1 or self.patience < 1 or self.eval_every < 1:
             raise ConfigError("train.epochs, batch_size, patience and eval_every must be >= 1")
+        if self.eval_every_seconds < 0:
+            raise ConfigError("train.eval_every_seconds must be >= 0 (0: off)")
         if self.loss not in LOSSES:
             raise ConfigError(f"train.loss: {self.loss!r} is not one of {list(LOSSES)}")
         if not self.temperature > 0:

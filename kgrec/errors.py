@@ -10,7 +10,13 @@ from pathlib import Path
 
 
 class KgrecError(Exception):
-    """Base class of every error kgrec raises on purpose."""
+    """Base class of every error kgrec raises on purpose.
+
+    Attributes:
+        exit_code: the command line's exit status for it (2: bad input or state).
+    """
+
+    exit_code = 2
 
 
 class DataFormatError(KgrecError):

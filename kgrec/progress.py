@@ -11,6 +11,7 @@ Every long job in kgrec (training, text encoding, Neo4j load and export) reports
 
 from __future__ import annotations
 
+import os
 import sys
 import time
 from typing import Any, TextIO
@@ -18,7 +19,8 @@ from typing import Any, TextIO
 from tqdm.auto import tqdm
 
 #: seconds between two progress lines when the output is not a terminal
-LINE_EVERY = 10.0
+#: (``$KGREC_PROGRESS_SECONDS`` sets another)
+LINE_EVERY = float(os.environ.get("KGREC_PROGRESS_SECONDS", "10"))
 
 
 def _interactive(stream: TextIO) -> bool:
@@ -85,14 +87,19 @@ class _Silent(LineProgress):
 
 
 def progress(total: float | None, desc: str, unit: str = "it", *, enabled: bool = True,
-             stream: TextIO | None = None, **tqdm_kw: Any) -> Any:
+             initial: float = 0, stream: TextIO | None = None) -> Any:
     """A progress counter with tqdm's ``update`` / ``set_postfix`` / ``close``: a bar on a
     terminal, a line every :data:`LINE_EVERY` seconds elsewhere, nothing when not
-    ``enabled``. Use it as a context manager."""
+    ``enabled``. Counts may be fractional (a share of an epoch). Use it as a context
+    manager."""
     stream = stream or sys.stderr
     if not enabled:
-        return _Silent(total, desc, unit, stream=stream)
-    if _interactive(stream):
+        bar: Any = _Silent(total, desc, unit, stream=stream)
+    elif _interactive(stream):
         return tqdm(total=total, desc=desc, unit=unit, file=stream, dynamic_ncols=True,
-                    **tqdm_kw)
-    return LineProgress(total, desc, unit, stream=stream)
+                    initial=initial, bar_format="{l_bar}{bar}| {n:,.1f}/{total:,.0f} "
+                    "{unit} [{elapsed}<{remaining}{postfix}]" if unit == "epoch" else None)
+    else:
+        bar = LineProgress(total, desc, unit, stream=stream)
+    bar.n = float(initial)
+    return bar

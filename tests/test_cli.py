@@ -60,6 +60,18 @@ def test_train_evaluate_recommend(tmp_path):
     assert p.returncode == 2 and "expected KEY=VALUE, got 'age'" in p.stderr
     p = kgrec("recommend", str(run), "--items", "2", "--profile", "age=30", check=False)
     assert p.returncode == 2 and "reads no user profiles" in p.stderr  # Last.FM users have none
+    # a truncated model file is one line naming it, exit 2 (it was a traceback and exit 1)
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(run, broken)
+    weights = broken / "model.safetensors"
+    weights.write_bytes(weights.read_bytes()[:5000])
+    for cmd in (("evaluate", str(broken)), ("recommend", str(broken), "--user", "0")):
+        p = kgrec(*cmd, check=False)
+        assert p.returncode == 2 and "Traceback" not in p.stderr, p.stderr
+        assert p.stderr.startswith(f"kgrec: error: {weights}: damaged or truncated")
+        assert len(p.stderr.strip().splitlines()) == 1
 
 
 def test_errors_are_one_line_with_exit_code_2(tmp_path):

@@ -242,6 +242,16 @@ def test_wrong_password_and_dead_server_say_what_to_do(server):
     assert "definitely-wrong-pw" not in str(err.value)
     with pytest.raises(StoreError, match="kgrec neo4j start"):
         Neo4jStore("bolt://127.0.0.1:1", "neo4j", "whatever-pw")
+    # the options the message names exist: --password asks (stdin here, no terminal)
+    env = {k: v for k, v in os.environ.items() if k != "KGREC_NEO4J_PASSWORD"}
+    cmd = [sys.executable, "-m", "kgrec.cli", "schema", "apply", "--uri", server.uri]
+    ok = subprocess.run([*cmd, "--password"], input=server.password + "\n", env=env,
+                        capture_output=True, text=True, timeout=120)
+    assert ok.returncode == 0, ok.stderr
+    bad = subprocess.run([*cmd, "--password"], input="nope-nope-nope\n", env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert bad.returncode == 2 and "--password (asks for it) or --password-file" in bad.stderr
+    assert "nope-nope-nope" not in bad.stdout + bad.stderr
 
 
 def test_missing_schema_constraints_are_reported(store, server):

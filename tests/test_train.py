@@ -130,3 +130,81 @@ def test_ctr_protocol_auc(lastfm):
 
     r = test_report(rec, s, [20])
     assert 0.7 < r["auc"] <= 1.0 and 0.5 < r["f1"] <= 1.0
+
+
+def _cli(*args, env_extra=None, **popen):
+    import os
+    import subprocess
+    import sys
+
+    env = {**os.environ, "KGREC_PROGRESS_SECONDS": "0.5", **(env_extra or {})}
+    return subprocess.Popen([sys.executable, "-m", "kgrec.cli", *args], env=env,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen)
+
+
+def _wait_for(path, proc, seconds=300):
+    import time
+
+    deadline = time.monotonic() + seconds
+    while not path.exists() and proc.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert path.exists(), proc.communicate()[1][-2000:]
+
+
+@pytest.mark.parametrize("sig", ["SIGINT", "SIGTERM"])
+def test_a_stopped_training_keeps_a_complete_run(tmp_path, sig):
+    """Ctrl-C (or SIGTERM) used to leave no model; now training ends after the current step
+    and the run holds the best validated epoch, or says none was validated yet."""
+    import signal
+
+    out = tmp_path / "run"
+    proc = _cli("train", "--dataset", "lastfm-hetrec-kg", "--model", "mf", "--epochs", "100000",
+                "--eval-every", "1", "--patience", "100000", "--out", str(out),
+                "--device", "cpu")
+    _wait_for(out / "best.safetensors", proc)
+    proc.send_signal(getattr(signal, sig))
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130, err
+    assert "stopped on request" in err and "Traceback" not in err
+    assert "train mf: " in err and " epoch" in err  # progress lines, though not a terminal
+    rec = kgrec.Recommender.load(out)
+    best = max((h for h in rec.history if "valid" in h), key=lambda h: h["valid"]["ndcg@20"])
+    split = kgrec.split(kgrec.load_dataset("lastfm-hetrec-kg"), "random", seed=0)
+    assert kgrec.evaluate(rec, split.valid, k=20)["ndcg@20"] == pytest.approx(
+        best["valid"]["ndcg@20"], abs=1e-6)
+
+
+def test_stopped_before_any_validation_says_so(tmp_path):
+    import signal
+
+    out = tmp_path / "run"
+    proc = _cli("train", "--dataset", "lastfm-hetrec-kg", "--model", "mf", "--epochs", "100000",
+                "--eval-every", "50000", "--out", str(out), "--device", "cpu", "--quiet")
+    _wait_for(out / "last.safetensors", proc)
+    proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=120)
+    assert proc.returncode == 130 and "before any epoch was validated" in err, err
+    assert "--resume" in err and not (out / "model.safetensors").exists()
+
+
+def test_a_run_names_the_data_it_was_trained_on(tmp_path, data_dir):
+    """A config built in Python kept naming the default dataset while training on a recipe,
+    so `kgrec evaluate RUN` looked for the wrong data."""
+    import shutil
+    import subprocess
+    import sys
+
+    recipe = tmp_path / "mine.yaml"
+    shutil.copy(kgrec.ingest.recipe_path("lastfm-hetrec-kg"), recipe)
+    recipe.write_text(recipe.read_text().replace("name: lastfm-hetrec-kg", "name: my-lastfm")
+                      .replace("path: lastfm-hetrec-kg", f"path: {data_dir / 'lastfm-hetrec-kg'}"))
+    split = kgrec.split(kgrec.load_recipe(recipe), "random", seed=3)
+    cfg = kgrec.Config(model="mf", train={"epochs": 2, "eval_every": 1, "device": "cpu"})
+    assert cfg.data.dataset == "lastfm-hetrec-kg" and cfg.data.seed == 0
+    rec = kgrec.train(split, cfg, out_dir=tmp_path / "run", progress=False)
+    assert cfg.data.dataset == "lastfm-hetrec-kg"  # the caller's config is left alone
+    assert rec.config.data.dataset == str(recipe.resolve()) and rec.config.data.seed == 3
+    assert rec.dataset == "my-lastfm"
+    p = subprocess.run([sys.executable, "-m", "kgrec.cli", "evaluate", str(tmp_path / "run")],
+                       capture_output=True, text=True, timeout=300)
+    assert p.returncode == 0 and "recall@20" in p.stdout, p.stderr

@@ -19,10 +19,10 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from kgrec.errors import ConfigError
 from kgrec.paths import home_dir
+from kgrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
 
@@ -127,8 +127,8 @@ class TextEncoder:
                        if t and k not in cache}.items(), key=lambda kv: len(kv[1]))
         if todo:
             self._load()
-            bar = tqdm(total=len(todo), unit="text", desc=f"encode text ({Path(self.name).name})",
-                       disable=None if progress else True, dynamic_ncols=True)
+            bar = progress_bar(len(todo), f"encode text ({Path(self.name).name})", "text",
+                               enabled=progress)
             with bar:
                 for lo in range(0, len(todo), self.batch_size):
                     chunk = todo[lo:lo + self.batch_size]

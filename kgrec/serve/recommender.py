@@ -406,10 +406,22 @@ class Recommender:
         if not meta_path.is_file() or not weights.is_file():
             raise StoreError(f"{path}: not a saved recommender (needs recommender.json and "
                              "model.safetensors)")
-        doc = json.loads(meta_path.read_text())
+        try:
+            doc = json.loads(meta_path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise StoreError(f"{meta_path}: not a readable recommender.json ({exc}); the run "
+                             "is damaged: train it again or restore the file") from None
         if doc.get("format") != FORMAT:
             raise StoreError(f"{meta_path}: unsupported format {doc.get('format')!r}")
-        t = load_file(str(weights))
+        try:
+            t = load_file(str(weights))
+        except Exception as exc:  # safetensors raises its own error types (and OSError)
+            raise StoreError(f"{weights}: damaged or truncated ({str(exc).splitlines()[0]}); "
+                             "train the run again, or copy the file anew") from None
+        missing = [k for k in ("user_embedding", "item_embedding", "seen.indices",
+                               "seen.indptr") if k not in t]
+        if missing:
+            raise StoreError(f"{weights}: lacks {missing}; not a kgrec model file")
         n_users, n_items = len(doc["user_ids"]), len(doc["item_ids"])
         seen = sp.csr_matrix((np.ones(len(t["seen.indices"]), dtype=np.float32),
                               t["seen.indices"].numpy(), t["seen.indptr"].numpy()),

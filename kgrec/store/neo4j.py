@@ -171,8 +171,9 @@ class Neo4jStore:
         except AuthError:
             self.close()
             raise StoreError(f"Neo4j at {self.uri} refused the credentials of user "
-                             f"{self.user!r}; set KGREC_NEO4J_USER / KGREC_NEO4J_PASSWORD (or "
-                             "--user/--password) to the right ones") from None
+                             f"{self.user!r}; give the right ones: KGREC_NEO4J_USER / "
+                             "KGREC_NEO4J_PASSWORD, or on the command line --user with "
+                             "--password (asks for it) or --password-file FILE") from None
         except (ServiceUnavailable, OSError) as exc:
             self.close()
             raise StoreError(f"cannot reach Neo4j at {self.uri} ({type(exc).__name__}); is "

@@ -7,6 +7,8 @@ import contextlib
 import copy
 import json
 import logging
+import signal
+import threading
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
@@ -17,14 +19,15 @@ import numpy as np
 import torch
 from safetensors.torch import load_file, save_file
 from torch import Tensor
-from tqdm.auto import tqdm
 
 from kgrec.config import Config
 from kgrec.data.split import Split, fingerprint
+from kgrec.errors import KgrecError
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import Objective, PairBatch
+from kgrec.progress import progress as progress_bar
 from kgrec.serve import Recommender, UserFoldIn
 from kgrec.train.sampling import NegativeSampler
 
@@ -152,7 +155,8 @@ def _determinism(on: bool):
 
 def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
           logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
-          callbacks: Sequence[Callback] = ()) -> Recommender:
+          callbacks: Sequence[Callback] = (), stop: threading.Event | None = None
+          ) -> Recommender:
     """Train ``config.model`` on ``split``'s training interactions.
 
     Each epoch passes once over the training positives in mini-batches, one uniformly sampled
@@ -172,17 +176,85 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
         progress: show a progress bar.
         callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
             (Optuna's pruning does).
+        stop: set it (from another thread) to stop training after the current step, as the
+            first Ctrl-C or SIGTERM does: the best validated epoch is kept and saved, a
+            complete run (:class:`TrainingStopped` if none was validated yet). After
+            ``train`` returns, ``stop.is_set()`` tells whether it was stopped so.
 
     Returns:
         the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
     """
-    cfg = (config or Config()).check()
-    with _determinism(cfg.train.deterministic):
-        return _train(split, cfg, out_dir, logdir, resume, progress, callbacks)
+    cfg = copy.deepcopy(config or Config()).check()
+    _record_what_is_trained(cfg, split)
+    stop = stop if stop is not None else threading.Event()
+    with _determinism(cfg.train.deterministic), _stop_on_signal(stop):
+        return _train(split, cfg, out_dir, logdir, resume, progress, callbacks, stop)
+
+
+class TrainingStopped(KgrecError):
+    """Training was stopped (Ctrl-C, SIGTERM) before any epoch was validated, so there is no
+    model to keep; the ``last.*`` checkpoint of ``out_dir`` resumes it."""
+
+    exit_code = 130  # as an interrupted command
+
+
+@contextlib.contextmanager
+def _stop_on_signal(stop: threading.Event) -> Any:
+    """While training, the first SIGINT (Ctrl-C) or SIGTERM sets ``stop``: training ends
+    after the current step, keeping the best validated epoch; a second one stops at once."""
+    if threading.current_thread() is not threading.main_thread():
+        yield stop  # signals reach the main thread only; nothing to install
+        return
+    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
+
+    def handler(signum: int, frame: Any) -> None:
+        if stop.is_set():
+            signal.signal(signum, previous[signum])
+            raise KeyboardInterrupt
+        stop.set()
+        log.warning("%s: stopping after the current step (again to stop at once)",
+                    signal.Signals(signum).name)
+
+    for s in previous:
+        signal.signal(s, handler)
+    try:
+        yield stop
+    finally:
+        for s, h in previous.items():
+            signal.signal(s, h)
+
+
+def _record_what_is_trained(cfg: Config, split: Split) -> None:
+    """Make ``cfg.data`` name the data the model is trained on, so that the saved run
+    rebuilds exactly this split (``kgrec evaluate RUN``): a config built in Python may still
+    name the default dataset while the split came from a recipe."""
+    from kgrec.ingest import list_datasets
+    from kgrec.ingest.recipe import recipe_path
+
+    g, d = split.graph, cfg.data
+    source = str(g.meta.get("source", ""))
+    recipe_file = g.meta.get("recipe_file")
+    if source.startswith(("bolt://", "bolt+s://", "neo4j://", "neo4j+s://")):
+        trained_on = f"{source}#{g.meta.get('dataset', g.name)}"
+    elif g.name in list_datasets() and recipe_file and Path(recipe_file).is_file() \
+            and Path(recipe_file).resolve() == recipe_path(g.name).resolve():
+        trained_on = g.name
+    elif recipe_file and Path(recipe_file).is_file():
+        trained_on = str(Path(recipe_file).resolve())
+    else:
+        trained_on = g.name  # a graph built in memory: evaluate it from Python
+    named = {"dataset": trained_on, "split": split.strategy, "seed": split.seed,
+             "shots": split.shots}
+    for key, value in named.items():
+        if getattr(d, key) != value:
+            log.info("config data.%s: %r -> %r (what is trained on)", key, getattr(d, key),
+                     value)
+            setattr(d, key, value)
 
 
 def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | Path | None,
-           resume: bool, progress: bool, callbacks: Sequence[Callback]) -> Recommender:
+           resume: bool, progress: bool, callbacks: Sequence[Callback],
+           stop: threading.Event) -> Recommender:
     device = resolve_device(cfg.train.device)
     torch.manual_seed(cfg.train.seed)
     rng = np.random.default_rng(cfg.train.seed)
@@ -231,17 +303,20 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     tu = torch.from_numpy(split.train_users)
     ti = torch.from_numpy(split.train_items)
     n_pos, bs = len(tu), cfg.train.batch_size
-    bar = tqdm(range(state.epoch + 1, cfg.train.epochs + 1), desc=f"train {cfg.model.name}",
-               unit="epoch", disable=None if progress else True, initial=state.epoch,
-               total=cfg.train.epochs, dynamic_ncols=True)
-    stopped = False
-    for epoch in bar:
+    bar = progress_bar(cfg.train.epochs, f"train {cfg.model.name}", "epoch", enabled=progress,
+                       initial=state.epoch)
+    stopped = interrupted = False
+    last_valid = time.monotonic()
+    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
         model.train()
         start = time.perf_counter()
         perm = torch.from_numpy(rng.permutation(n_pos))
         total = 0.0
         part_sums: dict[str, float] = {}
         for b in range(0, n_pos, bs):
+            if stop.is_set():  # Ctrl-C / SIGTERM: this epoch is not finished, not recorded
+                interrupted = True
+                break
             idx = perm[b:b + bs]
             u, i = tu[idx], ti[idx]
             j = torch.from_numpy(sampler.sample(u.numpy()))
@@ -257,11 +332,18 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
             total += float(loss.detach()) * len(u)
             for k, v in parts.items():
                 part_sums[k] = part_sums.get(k, 0.0) + v * len(u)
+            bar.update(len(u) / n_pos)  # a long epoch shows its progress too
+        if interrupted:
+            break
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
                                   "seconds": time.perf_counter() - start}
         if len(part_sums) > 1 or set(part_sums) - {model.objective.kind}:
             record["parts"] = {k: v / max(1, n_pos) for k, v in part_sums.items()}
-        if has_valid and (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs):
+        due = (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or (
+            cfg.train.eval_every_seconds > 0
+            and time.monotonic() - last_valid >= cfg.train.eval_every_seconds))
+        if has_valid and due:
+            last_valid = time.monotonic()
             record["valid"] = validate(model, split, cfg)
             value = record["valid"][metric]
             if value > state.best:
@@ -299,7 +381,16 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
     bar.close()
     if writer is not None:
         writer.close()
-    if not stopped:
+    if interrupted:
+        if has_valid and not state.best_epoch:
+            raise TrainingStopped(
+                f"training stopped at epoch {state.epoch + 1} before any epoch was validated "
+                f"(every {cfg.train.eval_every} epochs): no model to keep"
+                + (f"; `kgrec train --config {out / 'config.yaml'} --out {out} --resume` "
+                   "continues it" if out is not None else ""))
+        log.warning("training stopped during epoch %d; keeping the best validated epoch (%d, "
+                    "%s=%.4f)", state.epoch + 1, state.best_epoch, metric, state.best)
+    elif not stopped:
         log.info("ran %d epochs; best %s=%.4f at epoch %d", state.epoch, metric, state.best,
                  state.best_epoch)
     if has_valid:
@@ -311,7 +402,7 @@ def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | 
         from kgrec.plot import plot_history
 
         plot_history(state.history, out / "curves.png",
-                     f"{cfg.model.name} on {split.graph.name} ({split.strategy})")
+                     f"{cfg.model.name} on {split.graph.name} ({split.strategy})", metric)
     return rec
 
 
