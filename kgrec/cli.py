@@ -33,14 +33,47 @@ def _console():
     return Console()
 
 
+# How tables print: "table" (a drawn table on a terminal, plain full-width columns
+# elsewhere), "tsv" (header and rows, a blank line between tables) or "json" (one object per
+# table and line). Set from --format.
+_FORMAT = "table"
+
+
+def _cell(v: Any) -> str:
+    return f"{v:.4f}" if isinstance(v, float) else str(v)
+
+
 def _table(title: str, columns: list[str], rows: list[list[Any]]) -> None:
+    """Print a table as ``--format`` says; when the output is not a terminal, never cut a
+    cell (rich would, at 80 columns)."""
+    if _FORMAT == "json":
+        print(json.dumps({"title": title, "columns": columns,
+                          "rows": [[v if isinstance(v, int | float | str) else str(v)
+                                    for v in r] for r in rows]}))
+        return
+    if _FORMAT == "tsv":
+        for r in [columns, *rows]:
+            print("\t".join(_cell(v).replace("\t", " ").replace("\n", " ") for v in r))
+        print()
+        return
+    if not sys.stdout.isatty():
+        cells = [columns, *[[_cell(v) for v in r] for r in rows]]
+        width = [max(len(r[k]) for r in cells) for k in range(len(columns))]
+        print(title)
+        for n, r in enumerate(cells):
+            print("  ".join(v.ljust(w) if k == 0 else v.rjust(w)
+                            for k, (v, w) in enumerate(zip(r, width, strict=True))).rstrip())
+            if n == 0:
+                print("  ".join("-" * w for w in width))
+        print()
+        return
     from rich.table import Table
 
     t = Table(title=title, title_justify="left")
     for i, c in enumerate(columns):
         t.add_column(c, justify="left" if i == 0 else "right")
     for r in rows:
-        t.add_row(*[f"{v:.4f}" if isinstance(v, float) else str(v) for v in r])
+        t.add_row(*[_cell(v) for v in r])
     _console().print(t)
 
 
@@ -120,7 +153,7 @@ def cmd_data_list(args: argparse.Namespace) -> int:
     rows = []
     for name in list_datasets():
         r = Recipe.load(recipe_path(name))
-        rows.append([name, r.format, r.path, " ".join(r.description.split())[:90]])
+        rows.append([name, r.format, r.path, " ".join(r.description.split())])
     _table("datasets (loaders/*.yaml)", ["name", "format", "folder", "description"], rows)
     return 0
 
@@ -523,12 +556,19 @@ def cmd_tune(args: argparse.Namespace) -> int:
 
 
 # ---------------------------------------------------------------------------- parser
+def _add_format(p: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:
+    p.add_argument("--format", choices=["table", "tsv", "json"], default=default,
+                   help="how tables print: table (drawn on a terminal; plain full-width columns "
+                   "when piped), tsv, or json (one object per table and line)")
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="kgrec", description="Knowledge-graph recommenders: load datasets, train, evaluate "
         "with full ranking, recommend. `kgrec quickstart` runs the whole path on Last.FM.",
         formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("-v", "--verbose", action="count", default=0, help="more logging (-vv: debug)")
+    _add_format(p, argparse.SUPPRESS)
     sub = p.add_subparsers(dest="command", metavar="COMMAND")
 
     q = sub.add_parser("quickstart", help="train the best model on lastfm-hetrec-kg and show "
@@ -543,11 +583,13 @@ def build_parser() -> argparse.ArgumentParser:
     d = sub.add_parser("data", help="datasets: list, stats")
     dsub = d.add_subparsers(dest="data_command", metavar="SUBCOMMAND")
     dl = dsub.add_parser("list", help="the bundled dataset recipes")
+    _add_format(dl)
     dl.set_defaults(func=cmd_data_list)
     ds = dsub.add_parser("stats", help="statistics of one dataset (parses it once, then cached)")
     ds.add_argument("name", help="dataset name or recipe path")
     ds.add_argument("--data-dir")
     ds.add_argument("--split", help="also show the sizes of this split")
+    _add_format(ds)
     ds.set_defaults(func=cmd_data_stats)
     from kgrec.ingest.spec import FORMATS
 
@@ -579,6 +621,7 @@ def build_parser() -> argparse.ArgumentParser:
     t.add_argument("--patience", type=int, metavar="P", help="stop after P validations "
                    "without improvement, so up to P x N epochs past the best "
                    "(train.patience, default 6)")
+    _add_format(t)
     t.set_defaults(func=cmd_train)
 
     e = sub.add_parser("evaluate", help="test metrics of a trained model (full ranking, or "
@@ -600,6 +643,7 @@ def build_parser() -> argparse.ArgumentParser:
                    help="attack steps (1 = FGSM, more = PGD)")
     e.add_argument("--data-dir")
     e.add_argument("--device")
+    _add_format(e)
     e.set_defaults(func=cmd_evaluate)
 
     r = sub.add_parser("recommend", help="top-K items for users, with KG explanations")
@@ -618,6 +662,7 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--include-seen", action="store_true", help="keep training items")
     r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
     r.add_argument("--json", metavar="PATH", help="also write the lists (and paths) as JSON")
+    _add_format(r)
     r.set_defaults(func=cmd_recommend)
 
     tu = sub.add_parser("tune", help="an Optuna study over the config (validation metric, "
@@ -676,6 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
                     "relationship, even for a dataset the database does not hold yet")
     ld.add_argument("--batch-size", type=int, default=20_000, help="rows per transaction")
     ld.add_argument("--quiet", action="store_true")
+    _add_format(ld)
     ld.set_defaults(func=cmd_load)
 
     ex = sub.add_parser("export", help="read a graph out of Neo4j")
@@ -708,6 +754,8 @@ def main(argv: list[str] | None = None) -> int:
             parser.parse_args([args.command, "--help"])
         parser.print_help()
         return 0
+    global _FORMAT
+    _FORMAT = getattr(args, "format", None) or "table"
     try:
         return int(args.func(args) or 0)
     except KgrecError as exc:

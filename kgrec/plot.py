@@ -31,7 +31,8 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
         families.setdefault(key.partition("@")[0], []).append(key)
     metric = metric if metric in val_keys else (val_keys[0] if val_keys else None)
     first = metric.partition("@")[0] if metric else None
-    order = sorted(families, key=lambda f: (f != first, f))
+    usual = ["recall", "ndcg", "precision", "hit", "mrr", "f1", "coverage", "auc"]
+    order = sorted(families, key=lambda f: (f != first, usual.index(f) if f in usual else 99, f))
     n = 1 + len(order)
     cols = min(n, 4)
     rows = -(-n // cols)
@@ -62,8 +63,10 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
             ax.axvline(best_epoch, color="grey", linestyle="--", linewidth=1)
             if metric in families[family]:
                 value = best[-1]["valid"][metric]
+                right = best_epoch > (epochs[0] + epochs[-1]) / 2  # keep the text inside
                 ax.annotate(f"best {metric} {value:.4f}\n(epoch {best_epoch})",
-                            (best_epoch, value), textcoords="offset points", xytext=(6, -28),
+                            (best_epoch, value), textcoords="offset points",
+                            xytext=(-8 if right else 8, -30), ha="right" if right else "left",
                             fontsize=7, arrowprops={"arrowstyle": "-", "color": "grey"})
         ax.set_title(f"validation {family}" + (" (selection metric)" if family == first
                                                 else ""), fontsize=9)

@@ -22,9 +22,17 @@ def test_help_lists_every_command():
 
 
 def test_data_list_and_stats():
-    assert "lastfm-hetrec-kg" in kgrec("data", "list").stdout
+    out = kgrec("data", "list").stdout
+    # piped, nothing is cut (rich cut names at 80 columns: `amazon-cdr-phone-…`)
+    assert "amazon-cdr-phone-sport " in out and "…" not in out
+    assert "with the same 4,998 users" in out
     out = kgrec("data", "stats", "lastfm-hetrec-kg").stdout
     assert "21173" in out and "15518" in out
+    (table,) = [json.loads(x) for x in kgrec("data", "stats", "lastfm-hetrec-kg", "--format",
+                                             "json").stdout.splitlines() if x.startswith("{")]
+    assert dict(table["rows"])["interactions"] == 21173
+    tsv = kgrec("--format", "tsv", "data", "list").stdout.splitlines()
+    assert tsv[0].split("\t") == ["name", "format", "folder", "description"]
 
 
 def test_train_evaluate_recommend(tmp_path):
