@@ -330,11 +330,16 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                            exclude_seen=not args.include_seen):
         _table(f"top {args.k} for user {r.user}", ["rank", "item", "name", "score"],
                [[i + 1, item, name, score] for i, (item, name, score) in enumerate(r)])
-        why = rec.explain(r.user, r.items[0], max_paths=3) if args.explain and r.items else []
-        for path in why:
-            _console().print(f"  why {r.names[0]!r}: {path}")
+        why = rec.explanations(r.user, r.items) if args.explain else []
+        for rank, x in enumerate(why, 1):
+            print(f"  {rank}. why {x.name!r}: {x.text}")
+        if why:
+            found = sum(bool(x.paths) for x in why)
+            print(f"  ({found} of {len(why)} explained by a knowledge-graph path; the others by "
+                  "the items of yours the model finds nearest)")
         doc.append({"user": r.user, "items": [{"item": i, "name": n, "score": s}
-                                              for i, n, s in r], "why_first": why})
+                                              for i, n, s in r],
+                    **({"why": [x.to_dict() for x in why]} if args.explain else {})})
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
     return 0
@@ -660,7 +665,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("--k", type=int, default=10, help="how many items per user (default 10)")
     r.add_argument("--domain", help="only items of this domain")
     r.add_argument("--include-seen", action="store_true", help="keep training items")
-    r.add_argument("--explain", action="store_true", help="show KG paths for the top item")
+    r.add_argument("--explain", action="store_true", help="say why, for every item: a "
+                   "knowledge-graph path from the user's items, else the user's nearest items")
     r.add_argument("--json", metavar="PATH", help="also write the lists (and paths) as JSON")
     _add_format(r)
     r.set_defaults(func=cmd_recommend)

@@ -1,7 +1,9 @@
 """What training produces: a :class:`Recommender` that ranks, explains, saves and loads, and
 places items and users it was not trained with."""
 
+from kgrec.serve.explain import Explainer, Explanation
 from kgrec.serve.newusers import NewUserEncoder, UserFoldIn
 from kgrec.serve.recommender import FORMAT, Recommendations, Recommender
 
-__all__ = ["FORMAT", "NewUserEncoder", "Recommendations", "Recommender", "UserFoldIn"]
+__all__ = ["FORMAT", "Explainer", "Explanation", "NewUserEncoder", "Recommendations",
+           "Recommender", "UserFoldIn"]

@@ -22,7 +22,8 @@ from torch import Tensor
 from kgrec.config import Config
 from kgrec.errors import ConfigError, StoreError, UnknownIdError
 from kgrec.features.build import AttributeSchema
-from kgrec.graph import ENTITY, KnowledgeTriples
+from kgrec.graph import KnowledgeTriples
+from kgrec.serve.explain import Explainer, Explanation, seen_items
 from kgrec.serve.newusers import NewUserEncoder, UserFoldIn
 
 FORMAT = "kgrec-recommender/1"
@@ -87,7 +88,7 @@ class Recommender:
         self.split_fingerprint = split_fingerprint
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {x: i for i, x in enumerate(self.item_ids)}
-        self._kg_adj: dict[int, list[tuple[int, int, bool]]] | None = None
+        self._explainer: Explainer | None = None
         self.new_users = (None if fold_in is None else NewUserEncoder(
             fold_in, config=config, state=self.state, profile=user_profile, dataset=dataset,
             device=self.device))
@@ -167,6 +168,7 @@ class Recommender:
                                             np.full(len(ids), domain, dtype=str)])
         self.seen = sp.hstack([self.seen, sp.csr_matrix((self.num_users, len(ids)))]).tocsr()
         self._item_index.update({x: start + k for k, x in enumerate(ids)})
+        self._explainer = None  # rebuilt with the new items' names and vectors
         if self.new_users is not None:
             self.new_users.add_items(emb)
         return emb
@@ -312,56 +314,32 @@ class Recommender:
         return out
 
     # ------------------------------------------------------------------ explanations
-    def _adjacency(self) -> dict[int, list[tuple[int, int, bool]]]:
-        if self._kg_adj is None:
-            adj: dict[int, list[tuple[int, int, bool]]] = {}
-            if self.kg is not None:
-                for h, r, t in zip(self.kg.head.tolist(), self.kg.relation.tolist(),
-                                   self.kg.tail.tolist(), strict=True):
-                    adj.setdefault(h, []).append((r, t, True))
-                    adj.setdefault(t, []).append((r, h, False))
-            self._kg_adj = adj
-        return self._kg_adj
-
-    def _node_name(self, node: int) -> str:
-        if node < self.num_items:
-            return f"{self.item_names[node]!r}"
-        e = node - self.num_items
-        name = self.entity_names[e] if e < len(self.entity_names) and self.entity_names[e] else ""
-        return name or f"{ENTITY}:{self.entity_ids[e] if e < len(self.entity_ids) else e}"
+    @property
+    def explainer(self) -> Explainer:
+        """The :class:`~kgrec.serve.explain.Explainer` over this model's KG and items."""
+        if self._explainer is None:
+            self._explainer = Explainer(self.kg, self.item_names, self.entity_ids,
+                                        self.entity_names, self.item_embedding)
+        return self._explainer
 
     def explain(self, user: str, item: str, max_paths: int = 5) -> list[str]:
-        """Knowledge-graph paths from the user's training items to ``item`` (at most two hops).
+        """Knowledge-graph paths from the user's training items to ``item`` (at most two hops),
+        as text; entities without a name are named by the relation and the items they link.
 
         Each path reads ``seen item -[relation]-> entity <-[relation]- item``.
         """
         (u,) = self.user_index([user])
         (t,) = self.item_index([item])
-        if self.kg is None:
-            return []
-        adj = self._adjacency()
-        rel = self.kg.relations
-        seen = self.seen.indices[self.seen.indptr[u]:self.seen.indptr[u + 1]].tolist()
-        target_nb: dict[int, list[tuple[int, bool]]] = {}
-        for r, n, fwd in adj.get(t, []):
-            target_nb.setdefault(n, []).append((r, fwd))
+        return self.explainer.paths(seen_items(self.seen, int(u)).tolist(), int(t), max_paths)
 
-        def arrow(r: int, fwd: bool) -> str:
-            return f"-[{rel[r]}]->" if fwd else f"<-[{rel[r]}]-"
-
-        paths: list[str] = []
-        for s in seen:
-            for r1, n, fwd1 in adj.get(s, []):
-                if n == t:
-                    paths.append(f"{self._node_name(s)} {arrow(r1, fwd1)} {self._node_name(t)}")
-                for r2, fwd2 in target_nb.get(n, []):
-                    if n in (s, t):
-                        continue
-                    paths.append(f"{self._node_name(s)} {arrow(r1, fwd1)} {self._node_name(n)} "
-                                 f"{arrow(r2, not fwd2)} {self._node_name(t)}")
-                if len(paths) >= max_paths:
-                    return paths[:max_paths]
-        return paths[:max_paths]
+    def explanations(self, user: str, items: Sequence[str], max_paths: int = 3
+                     ) -> list[Explanation]:
+        """Why each of ``items`` suits ``user``: KG paths where there are any, else the
+        user's items nearest to it by the model's item vectors."""
+        (u,) = self.user_index([user])
+        seen = seen_items(self.seen, int(u)).tolist()
+        return [self.explainer.explain(seen, int(t), str(x), max_paths)
+                for x, t in zip(items, self.item_index(items), strict=True)]
 
     # ------------------------------------------------------------------ persistence
     def save(self, path: str | Path) -> Path:
