@@ -11,6 +11,7 @@ table's, or whose files have changed since (:class:`Runs`).
 
 from __future__ import annotations
 
+import copy
 import datetime
 import fnmatch
 import hashlib
@@ -108,6 +109,7 @@ def provenance(cfg: Any = None, split: Any = None) -> dict[str, Any]:
                  "graph_schema", "requirements.lock", ":!benchmarks/results")
     doc: dict[str, Any] = {
         "commit": _git("rev-parse", "HEAD"), "dirty": bool(dirty),
+        "argv": [Path(sys.argv[0]).name, *sys.argv[1:]],
         "date": datetime.datetime.now(datetime.UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
         "versions": versions, "device": "cuda" if torch.cuda.is_available() else "cpu",
         "threads": torch.get_num_threads(), "cpus": os.cpu_count(),
@@ -132,28 +134,62 @@ def write_run(out: Path, doc: dict[str, Any], cfg: Any = None, split: Any = None
 
 
 # ------------------------------------------------------------------------------ reading runs
+#: files a run reads that change no figure it writes: this module (provenance, the run loop,
+#: one thread per run) only says where a run came from and starts it
+INFRASTRUCTURE = {"benchmarks/common.py"}
+#: file-name prefixes of the run kinds (a baseline run's name starts with its dataset)
+KINDS = ("ctr-", "cold-", "generalise-", "temporal-", "cross-", "model-random-",
+         "model-longtail-", "robust-", "neo4j-io-", "explain-", "text-", "recbole-")
+
+
+def run_kind(doc: dict[str, Any]) -> tuple[str, str]:
+    """``(kind, model or variant)`` of a run: what one reproduction stands for."""
+    name = doc["_file"] if "_file" in doc else doc.get("of", "")
+    kind = next((k.rstrip("-") for k in KINDS if name.startswith(k)), "baseline")
+    return kind, str(doc.get("variant", doc.get("model", "")))
+
+
+def _load_docs(folder: Path) -> list[dict[str, Any]]:
+    docs = []
+    for p in sorted(folder.glob("*.json")) if folder.is_dir() else []:
+        doc = json.loads(p.read_text())
+        if isinstance(doc, dict):
+            doc["_file"] = p.name
+            docs.append(doc)
+    return docs
+
+
 class Runs:
-    """Every run JSON under ``folder``, with each one's standing against one commit.
+    """Every run JSON under ``folder``, with each one's standing against the commit of the
+    table it is shown in.
 
     Args:
-        folder: the run files.
-        commit: the commit the tables describe (default: the one most kgrec runs carry).
+        folder: the run files (reproductions, ``benchmarks/reproduce.py``, in its sibling
+            ``repro/``).
+        commit: the commit every table describes (default: per table, the one most of its
+            runs carry; see :meth:`scoped`).
 
-    A run is *current* when it carries ``commit``, came from a clean tree, and every file
-    it read is unchanged in the working tree now. :meth:`mark` says in a few words why some
-    are not; a table puts that beside the row.
+    A run is *current* when it carries the table's commit, came from a clean tree, and every
+    file it read is unchanged in the working tree now, or, where files changed, when runs of
+    its kind were reproduced bit-exactly by the code as it is now. :meth:`mark` says in a few
+    words why a run is not current; a table puts that beside the row.
     """
 
     def __init__(self, folder: Path = RUNS, commit: str | None = None) -> None:
-        self.docs: list[dict[str, Any]] = []
-        for p in sorted(folder.glob("*.json")):
-            doc = json.loads(p.read_text())
-            if isinstance(doc, dict):
-                doc["_file"] = p.name
-                self.docs.append(doc)
+        self.docs = _load_docs(folder)
+        self.repros = _load_docs(folder.parent / "repro")
+        self.forced = commit
         carried = Counter(d["provenance"]["commit"] for d in self.docs if "provenance" in d)
         self.commit = commit or (carried.most_common(1)[0][0] if carried else "")
         self._hash: dict[str, str | None] = {}
+
+    def scoped(self, docs: list[dict[str, Any]]) -> Runs:
+        """This set of runs judged against the commit most of ``docs`` carry: one table's."""
+        view = copy.copy(self)
+        carried = Counter(d["provenance"]["commit"] for d in docs if "provenance" in d)
+        if not self.forced and carried:
+            view.commit = carried.most_common(1)[0][0]
+        return view
 
     def glob(self, pattern: str) -> list[dict[str, Any]]:
         """The runs whose file name matches ``pattern`` (fnmatch), in name order."""
@@ -165,6 +201,20 @@ class Runs:
             self._hash[f] = file_hash(p) if p.is_file() else None
         return self._hash[f]
 
+    def _changed(self, prov: dict[str, Any]) -> list[str]:
+        return [f for f, h in prov.get("code", {}).items()
+                if f not in INFRASTRUCTURE and self._now(f) != h]
+
+    def reproduced(self, doc: dict[str, Any]) -> list[dict[str, Any]] | None:
+        """The reproductions that vouch for ``doc``'s kind at today's code, all bit-exact
+        (``None``: none, or one that did not match)."""
+        mine = [r for r in self.repros if tuple(r["kind"]) == run_kind(doc)
+                and r["provenance"]["commit_of_run"] == doc["provenance"]["commit"]
+                and not self._changed(r["provenance"])]
+        if not mine or not all(r["matched"] for r in mine):
+            return None
+        return mine
+
     def problem(self, doc: dict[str, Any]) -> str:
         """Why ``doc`` is not a run of :attr:`commit` with today's code (``""``: it is)."""
         prov = doc.get("provenance")
@@ -174,8 +224,8 @@ class Runs:
             return f"commit {prov['commit'][:7]}"
         if prov.get("dirty"):
             return "dirty tree"
-        changed = [f for f, h in prov.get("code", {}).items() if self._now(f) != h]
-        if changed:
+        changed = self._changed(prov)
+        if changed and self.reproduced(doc) is None:
             return "changed since: " + ", ".join(changed[:3]) + (" ..." if len(changed) > 3
                                                                   else "")
         return ""
@@ -197,8 +247,16 @@ class Runs:
         v = prov[0]["versions"]
         threads = sorted({p["threads"] for p in prov})
         span = days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}"
-        text = (f"Runs: commit `{self.commit[:7]}`, clean tree, every file they read unchanged "
-                f"since; {span}; {prov[0]['cpus']} CPUs ({prov[0]['machine']}), "
+        vouched = {id(r): r for d in current if self._changed(d["provenance"])
+                   for r in self.reproduced(d) or []}
+        since = ("every file they read unchanged since" if not vouched else
+                 "the code they read has changed since, and a rerun of each of their kinds "
+                 f"with today's code ({len(vouched)} runs by `benchmarks/reproduce.py`, at "
+                 + ", ".join(sorted({f"`{r['provenance']['commit'][:7]}`"
+                                     for r in vouched.values()}))
+                 + ") gave exactly the same figures")
+        text = (f"Runs: commit `{self.commit[:7]}`, clean tree, {since}; {span}; "
+                f"{prov[0]['cpus']} CPUs ({prov[0]['machine']}), "
                 f"{'/'.join(map(str, threads))} thread(s) per run, {prov[0]['device']}; "
                 f"torch {v['torch']}, PyG {v.get('torch_geometric', '–')}, "
                 f"transformers {v.get('transformers', '–')}, Python {v['python']}.")

@@ -529,6 +529,7 @@ def tables(all_runs: Runs) -> dict[str, str]:
     runs = all_runs.glob("generalise-*.json")
     every = [*runs, *(all_runs.glob(f"{k}-*.json") for k in ("cross", "robust", "temporal"))]
     every = [d for x in every for d in (x if isinstance(x, list) else [x])]
+    all_runs = all_runs.scoped(every)
     lines = ["# Generalisation: few-shot cold start, cross-domain transfer, temporal shift, "
              "robustness to noise", "",
              "Reproduce: `python benchmarks/generalise.py --shots 3 --variants meta finetune "

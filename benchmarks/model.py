@@ -391,6 +391,7 @@ def tables(runs: Runs) -> dict[str, str]:
     """``model.md`` (and ``model.png``) from the runs (see ``report.py``)."""
     every = [d for ds in DATASETS for _, docs, kind in _peer_rows(runs, ds)
              if kind != "recbole" for d in docs] + runs.glob("cold-*.json")
+    runs = runs.scoped(every)
     lines = ["# The generalising model (hgnn): peers, ablations, item cold start", "",
              "Reproduce: `python benchmarks/run.py` (the random-split rows), `python "
              "benchmarks/model.py --cold` (cold start), `python benchmarks/model.py "

@@ -160,6 +160,7 @@ def tables(runs: Runs) -> dict[str, str]:
     docs = runs.glob("neo4j-io-*.json")
     if not docs:
         return {}
+    runs = runs.scoped(docs)
     lines = ["# Neo4j load and export throughput, against Neo4j's own fastest paths", "",
              "Reproduce: `kgrec neo4j start && python benchmarks/neo4j_io.py`, then "
              "`python benchmarks/report.py`.", "", runs.header(docs), "",

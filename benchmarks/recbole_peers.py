@@ -269,6 +269,7 @@ def tables(runs: Runs) -> dict[str, str]:
     docs = runs.glob("recbole-*.json")
     versions = sorted({(d["recbole"], d["torch"]) for d in docs})
     ours = [d for ds in DATASETS for key in KGREC_ROWS for d in runs.glob(f"{ds}-{key}-*.json")]
+    runs = runs.scoped(ours)
     lines = [
         "# RecBole 1.2.1 peers (LightGCN, KGAT, KGIN) on kgrec's split", "",
         "Reproduce (resumable; per-run JSON in "

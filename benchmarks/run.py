@@ -127,6 +127,7 @@ def baselines_table(runs: Runs) -> str:
              "validation excluded). Peak RSS: max over seeds, of the run's own process. The "
              "RecBole peers on the same splits: `recbole.md`.", ""]
     every = [d for ds in DATASETS for _, docs in _rows(runs, ds, FLOORS + MODELS) for d in docs]
+    runs = runs.scoped(every)
     lines += [runs.header(every), ""]
     for ds in DATASETS:
         rows, recalls = [], {}
@@ -173,6 +174,7 @@ def ctr_table(runs: Runs) -> str:
              "comparison.", ""]
     every = [d for ds in CTR_DATASETS for _, docs in _rows(runs, ds, FLOORS + CTR_MODELS, "ctr-")
              for d in docs]
+    runs = runs.scoped(every)
     lines += [runs.header(every), ""]
     for ds in CTR_DATASETS:
         rows = [f"| {NAMES[m]}{runs.mark(docs)} | {mean_std([d['auc'] for d in docs])} | "
