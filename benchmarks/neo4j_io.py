@@ -43,6 +43,14 @@ from common import RUNS, Runs, mean_std, write_run
 DATASETS = ["book-crossing-kg", "kgat-amazon-book"]
 
 
+def _column(col) -> list:
+    """A column for the importer: a missing value (NaN, "") is an empty field, which the
+    importer reads as no property (``--ignore-empty-strings``), as kgrec's store writes it."""
+    if col.dtype.kind == "f":
+        return ["" if v != v else repr(v) for v in col.tolist()]
+    return col.tolist()
+
+
 def write_csvs(graph, schema, folder: Path) -> list[str]:
     """The graph as neo4j-admin import CSV files; returns the importer's file arguments."""
     args = []
@@ -56,7 +64,7 @@ def write_csvs(graph, schema, folder: Path) -> list[str]:
             types = {"f": ":double", "i": ":long", "u": ":long"}
             w.writerow([f"id:ID({label})", *(f"{c}{types.get(table.attrs[c].dtype.kind, '')}"
                                              for c in cols)])
-            w.writerows(zip(table.ids.tolist(), *(table.attrs[c].tolist() for c in cols),
+            w.writerows(zip(table.ids.tolist(), *(_column(table.attrs[c]) for c in cols),
                             strict=True))
         args.append(f"--nodes={label}={path}")
     for k, (et, table) in enumerate(graph.edges.items()):
@@ -69,7 +77,7 @@ def write_csvs(graph, schema, folder: Path) -> list[str]:
             w.writerow([f":START_ID({et[0]})", f":END_ID({et[2]})",
                         *(f"{c}{types.get(table.attrs[c].dtype.kind, '')}" for c in cols)])
             s, d = graph.nodes[et[0]].ids[table.src], graph.nodes[et[2]].ids[table.dst]
-            w.writerows(zip(s.tolist(), d.tolist(), *(table.attrs[c].tolist() for c in cols),
+            w.writerows(zip(s.tolist(), d.tolist(), *(_column(table.attrs[c]) for c in cols),
                             strict=True))
         args.append(f"--relationships={rtype}={path}")
     return args
@@ -85,10 +93,10 @@ def admin_import(files: list[str], scratch: Path) -> tuple[float, float]:
         f"server.directories.data={scratch / 'home' / 'data'}\n")
     env = dict(os.environ, NEO4J_HOME=str(scratch / "home"),
                NEO4J_CONF=str(scratch / "home" / "conf"))
+    # the database name first: after them, it would read as one more file of the last group
     cmd = [server._java(), "-Xmx1g", "-cp", server._classpath(), "org.neo4j.cli.AdminTool",
-           "database", "import", "full", "--overwrite-destination",
-           "--skip-bad-relationships=false",
-           *files, "neo4j"]
+           "database", "import", "full", "neo4j", "--overwrite-destination",
+           "--ignore-empty-strings=true", "--skip-bad-relationships=false", *files]
     t = time.perf_counter()
     out = subprocess.run(cmd, env=env, capture_output=True, text=True)
     wall = time.perf_counter() - t
@@ -102,22 +110,26 @@ def admin_import(files: list[str], scratch: Path) -> tuple[float, float]:
 
 
 def columnar_floor(store) -> tuple[float, int]:
-    """Seconds to read every node and relationship as column lists, and relationships read."""
+    """Seconds to read every node and relationship as column lists (one query per node label
+    and per relationship type, one list per property, the records' lists taken as the
+    driver decodes them), and the relationships read."""
+    def q(query: str) -> list:
+        return [r.values() for r in store._driver.execute_query(query, database_=store.database)[0]]
+
     t = time.perf_counter()
     n = 0
-    labels = [r["label"] for r in store.run("CALL db.labels() YIELD label RETURN label")
-              if not r["label"].startswith("Kgrec")]
+    labels = [r[0] for r in q("CALL db.labels() YIELD label RETURN label")
+              if not r[0].startswith("Kgrec")]
     for label in labels:
-        store.run(f"MATCH (n:`{label}`) RETURN collect(id(n)) AS e, "
-                  "collect(properties(n)) AS p")
-    for r in store.run("CALL db.relationshipTypes() YIELD relationshipType AS t RETURN t"):
-        t_ = r["t"]
-        keys = [k["k"] for k in store.run(f"MATCH ()-[r:`{t_}`]->() WITH r LIMIT 1 "
-                                          "UNWIND keys(r) AS k RETURN k")]
-        cols = "".join(f", collect(r.`{k}`) AS `{k}`" for k in keys)
-        rec = store.run(f"MATCH (a)-[r:`{t_}`]->(b) RETURN collect(id(a)) AS s, "
-                        f"collect(id(b)) AS d{cols}")[0]
-        n += len(rec["s"])
+        keys = [k[0] for k in q(f"MATCH (n:`{label}`) UNWIND keys(n) AS k RETURN DISTINCT k")]
+        cols = "".join(f", collect(n.`{k}`)" for k in keys)
+        q(f"MATCH (n:`{label}`) RETURN collect(id(n)){cols}")
+    for (t_,) in q("CALL db.relationshipTypes() YIELD relationshipType AS t RETURN t"):
+        keys = [k[0] for k in q(f"MATCH ()-[r:`{t_}`]->() WITH r LIMIT 1 "
+                                "UNWIND keys(r) AS k RETURN k")]
+        cols = "".join(f", collect(r.`{k}`)" for k in keys)
+        (rec,) = q(f"MATCH (a)-[r:`{t_}`]->(b) RETURN collect(id(a)), collect(id(b)){cols}")
+        n += len(rec[0])
     return time.perf_counter() - t, n
 
 

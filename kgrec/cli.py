@@ -459,7 +459,8 @@ def _store(args: argparse.Namespace):
 
         password = getpass.getpass(f"Neo4j password for {args.user or 'neo4j'}: ")
     return Neo4jStore(args.uri, args.user, password, database=args.database,
-                      batch_size=getattr(args, "batch_size", 20_000))
+                      batch_size=getattr(args, "batch_size", 10_000),
+                      writers=getattr(args, "writers", 2))
 
 
 def _schema(name: str):
@@ -725,7 +726,9 @@ def build_parser() -> argparse.ArgumentParser:
     ld.add_argument("--data-dir")
     ld.add_argument("--merge", action="store_true", help="MERGE every node and "
                     "relationship, even for a dataset the database does not hold yet")
-    ld.add_argument("--batch-size", type=int, default=20_000, help="rows per transaction")
+    ld.add_argument("--batch-size", type=int, default=10_000, help="rows per transaction")
+    ld.add_argument("--writers", type=int, default=2, help="transactions in flight at once "
+                    "(their commits overlap)")
     ld.add_argument("--quiet", action="store_true")
     _add_format(ld)
     ld.set_defaults(func=cmd_load)

@@ -39,6 +39,7 @@ import json
 import logging
 import os
 import socket
+import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -136,11 +137,12 @@ class Neo4jStore:
             else the local server's).
         database: database name.
         batch_size: rows per write transaction.
+        writers: transactions in flight at once (their commits overlap; 1: one at a time).
     """
 
     def __init__(self, uri: str | None = None, user: str | None = None,
                  password: str | None = None, *, database: str = "neo4j",
-                 batch_size: int = 20_000) -> None:
+                 batch_size: int = 10_000, writers: int = 2) -> None:
         from neo4j import GraphDatabase
 
         uri = uri or os.environ.get("KGREC_NEO4J_URI")
@@ -155,6 +157,8 @@ class Neo4jStore:
         self.user = user or "neo4j"
         self.database = database
         self.batch_size = batch_size
+        self.writers = max(1, writers)
+        self._lock = threading.Lock()
         try:
             self._driver = GraphDatabase.driver(uri, auth=(self.user, password),
                                                 notifications_min_severity="OFF")
@@ -314,16 +318,15 @@ class Neo4jStore:
         with progress_bar(total, f"load {ds} -> neo4j ({mode})", "row",
                           enabled=progress) as bar:
             for label, table in graph.nodes.items():
-                for key, query, params, n in self._node_batches(label, table, ds,
-                                                                label in create):
-                    self._batch(key, query, params, n, fp, done, report, bar, nodes=True)
+                self._batches(self._node_batches(label, table, ds, label in create), fp,
+                              done, report, bar, nodes=True)
             eids = {lab: self._internal_ids(lab, t, ds) for lab, t in graph.nodes.items()
                     if any(lab in (et[0], et[2]) for et in graph.edges)}
             for k, (et, table) in enumerate(graph.edges.items()):
                 rtype = self._rel_type(schema, et)
-                for key, query, params, n in self._edge_batches(k, et, rtype, table, eids, mode):
-                    self._batch(key, query, params, n, fp, done, report, bar, nodes=False)
-                    report.per_type[rtype] = report.per_type.get(rtype, 0) + n
+                self._batches(self._edge_batches(k, et, rtype, table, eids, mode), fp, done,
+                              report, bar, nodes=False)
+                report.per_type[rtype] = report.per_type.get(rtype, 0) + len(table)
         self._write(f"MATCH (l:{META_LOAD} {{fingerprint: $fp}}) SET l.finished = true, "
                     "l.finished_at = datetime()", fp=fp)
         with self._driver.session(database=self.database) as session:
@@ -421,34 +424,63 @@ class Neo4jStore:
 
         with self._driver.session(database=self.database) as session:
             session.execute_write(work)
-        if nodes:
-            report.nodes_written += n
-        else:
-            report.relationships_written += n
-            elapsed = max(1e-9, bar.format_dict["elapsed"])
-            bar.set_postfix(rels_per_s=f"{report.relationships_written / elapsed:,.0f}",
-                            refresh=False)
-        bar.update(n)
+        with self._lock:
+            if nodes:
+                report.nodes_written += n
+            else:
+                report.relationships_written += n
+                elapsed = max(1e-9, bar.format_dict["elapsed"])
+                bar.set_postfix(rels_per_s=f"{report.relationships_written / elapsed:,.0f}",
+                                refresh=False)
+            bar.update(n)
+
+    def _batches(self, batches: Iterator[tuple[str, str, dict[str, Any], int]], fp: str,
+                 done: set[str], report: LoadReport, bar: Any, *, nodes: bool) -> None:
+        """Commit ``batches``, ``self.writers`` at a time: while one transaction commits on
+        the server, the next is already on its way (a lock conflict between two batches is
+        retried by the driver; each batch still commits with its journal entry or not at
+        all)."""
+        if self.writers <= 1:
+            for key, query, params, n in batches:
+                self._batch(key, query, params, n, fp, done, report, bar, nodes=nodes)
+            return
+        from concurrent.futures import FIRST_COMPLETED, ThreadPoolExecutor, wait
+
+        with ThreadPoolExecutor(self.writers) as pool:
+            pending: set[Any] = set()
+            for key, query, params, n in batches:
+                if len(pending) >= self.writers:  # at most `writers` batches in memory
+                    finished, pending = wait(pending, return_when=FIRST_COMPLETED)
+                    for f in finished:
+                        f.result()
+                pending.add(pool.submit(self._batch, key, query, params, n, fp, done,
+                                        report, bar, nodes=nodes))
+            for f in pending:
+                f.result()
 
     @staticmethod
     def _rel_type(schema: GraphSchema, et: EdgeType) -> str:
         return check_identifier(schema.relationship_type(*et), "relationship type")
 
     def _write_relation_names(self, graph: RecGraph, schema: GraphSchema) -> None:
+        """``(:KgrecRelationType {type, name, properties})`` per relationship type: the
+        relation's name in the data (types are sanitised), and the properties its
+        relationships may carry, so a read asks for those only."""
         seen: dict[str, str] = {}
-        rows = []
-        for et in graph.edges:
+        rows: dict[str, dict[str, Any]] = {}
+        for et, table in graph.edges.items():
             spec = schema.spec_of(*et)
-            if not spec.types_from_data:
-                continue
             t = self._rel_type(schema, et)
-            if seen.setdefault(t, et[1]) != et[1]:
+            if spec.types_from_data and seen.setdefault(t, et[1]) != et[1]:
                 raise SchemaError(f"KG relations {seen[t]!r} and {et[1]!r} both become "
                                   f"relationship type {t}; rename one in the recipe")
-            rows.append({"type": t, "name": et[1]})
+            row = rows.setdefault(t, {"type": t, "name": et[1], "properties": []})
+            row["properties"] = sorted(set(row["properties"]) | set(table.attrs))
         if rows:
             self._write(f"UNWIND $rows AS row MERGE (r:{META_RELTYPE} {{type: row.type}}) "
-                        "SET r.name = row.name", rows=rows)
+                        "SET r.name = row.name, r.properties = [p IN coalesce(r.properties, "
+                        "[]) WHERE NOT p IN row.properties] + row.properties",
+                        rows=list(rows.values()))
 
     # Parameters travel as columns (one list per property): encoding a list of primitives is
     # an order of magnitude cheaper than a list of maps, on both sides of the wire.
@@ -543,110 +575,135 @@ class Neo4jStore:
 
     def _read_graph(self, schema: GraphSchema, dataset: str, name: str, progress: bool,
                     page: int) -> RecGraph:
-        names = {r["type"]: r["name"] for r in
-                 self.run(f"MATCH (r:{META_RELTYPE}) RETURN r.type AS type, r.name AS name")}
+        # A database holding only this dataset needs no filter on it: every read is then
+        # the plain columnar query (the floor neo4j_io.py measures).
+        alone = self.datasets() == [dataset]
+        meta = {r["type"]: r for r in self.run(
+            f"MATCH (r:{META_RELTYPE}) RETURN r.type AS type, r.name AS name, "
+            "r.properties AS properties")}
+        names = {t: r["name"] for t, r in meta.items()}
         nodes: dict[str, NodeTable] = {}
         internal: dict[str, np.ndarray] = {}
         for label, spec in schema.nodes.items():
-            table, eids = self._read_nodes(label, spec, dataset)
+            table, eids = self._read_nodes(label, spec, None if alone else dataset)
             if table is not None:
                 nodes[label], internal[label] = table, eids
+        # which label and row each database node id is: endpoints are resolved here, so the
+        # server computes no label per relationship
+        labels = list(internal)
+        all_ids = np.concatenate([internal[lab] for lab in labels]) if labels else \
+            np.zeros(0, np.int64)
+        owner = np.concatenate([np.full(len(internal[lab]), k) for k, lab in enumerate(labels)])\
+            if labels else np.zeros(0, np.int64)
+        row = np.concatenate([np.arange(len(internal[lab])) for lab in labels]) if labels else \
+            np.zeros(0, np.int64)
+        # node ids are dense (the store reuses freed ones), so a table beats a search
+        where = np.full(int(all_ids.max()) + 2 if len(all_ids) else 1, -1, dtype=np.int64)
+        where[all_ids] = np.arange(len(all_ids))
         types = [r["t"] for r in self.run("CALL db.relationshipTypes() YIELD relationshipType "
                                           "AS t RETURN t")]
         from_data = [r for r in schema.relationships.values() if r.types_from_data]
-        plan: list[tuple[str, str, tuple[str, ...]]] = []  # (source label, type, properties)
-        for t in types:
-            spec = next((r for r in schema.relationships.values()
-                         if not r.types_from_data and r.name == t), None)
-            # a type named by the data (a KG relation) may carry the properties its family
-            # declares (who made a user-made edge, and when); facts come back without them
-            specs = [spec] if spec is not None else from_data
-            props = tuple(dict.fromkeys(p for r in specs for p in r.properties))
-            sources = dict.fromkeys(lab for r in specs for lab in r.sources if lab in internal)
-            plan += [(src, t, props) for src in sources]
-        parts: dict[EdgeType, list[tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]]] = {}
-        ordered = {lab: np.sort(e) for lab, e in internal.items()}
-        pages = [(src, t, props, ordered[src][lo:lo + page]) for src, t, props in plan
-                 for lo in range(0, len(internal[src]), page)]
-        with progress_bar(len(pages), f"export {dataset} neo4j -> RecGraph", "query",
-                          enabled=progress) as bar:
-            for src, t, props, ids in pages:
-                for rec in self._read_edges(src, t, props, list(internal), schema,
-                                            int(ids[0]), int(ids[-1]), dataset):
-                    et = (src, names.get(t, t), rec["lb"])
-                    parts.setdefault(et, []).append(
-                        (np.asarray(rec["s"], np.int64), np.asarray(rec["d"], np.int64),
-                         {p: rec[f"p_{p}"] for p in props}))
-                bar.update(1)
-        order = {lab: np.argsort(e) for lab, e in internal.items()}
         edges: dict[EdgeType, EdgeTable] = {}
-        for et, chunks in parts.items():
-            try:
-                spec = schema.spec_of(*et)
-            except SchemaError:
-                log.warning("skipping relationships (%s)-[%s]->(%s): not in schema %s", *et,
-                            schema.name)
-                continue
-            s = np.concatenate([c[0] for c in chunks])
-            d = np.concatenate([c[1] for c in chunks])
-            src = order[et[0]][np.searchsorted(internal[et[0]], s, sorter=order[et[0]])]
-            dst = order[et[2]][np.searchsorted(internal[et[2]], d, sorter=order[et[2]])]
-            attrs = {}
-            for p in spec.properties:
-                if p in chunks[0][2]:
-                    col = _column([v for c in chunks for v in c[2][p]], spec.properties[p])
-                    if not _all_missing(col):
-                        attrs[p] = col
-            edges[et] = EdgeTable(src, dst, attrs)
+        with progress_bar(len(types), f"export {dataset} neo4j -> RecGraph", "type",
+                          enabled=progress) as bar:
+            for t in types:
+                spec = next((r for r in schema.relationships.values()
+                             if not r.types_from_data and r.name == t), None)
+                # a type named by the data (a KG relation) may carry the properties its
+                # family declares (who made a user-made edge, and when); facts have none
+                specs = [spec] if spec is not None else from_data
+                props = {p: r.properties[p] for r in specs for p in r.properties}
+                written = (meta.get(t) or {}).get("properties")
+                if written is not None:  # only what the loads wrote (older loads: all)
+                    props = {p: v for p, v in props.items() if p in written}
+                s, d, cols = self._read_edges(t, props, None if alone else dataset)
+                bar.update(1)
+                if not len(s):
+                    continue
+                ps = where[np.minimum(s, len(where) - 1)]
+                pd = where[np.minimum(d, len(where) - 1)]
+                ours = (ps >= 0) & (pd >= 0)
+                if not ours.all():  # relationships of nodes that are not kgrec's
+                    keep = np.flatnonzero(ours)
+                    ps, pd = ps[keep], pd[keep]
+                    cols = {p: [v[k] for k in keep.tolist()] for p, v in cols.items()}
+                    if not len(keep):
+                        continue
+                for (a, b), sel in _groups(owner[ps], owner[pd]):
+                    et = (labels[a], names.get(t, t), labels[b])
+                    try:
+                        spec_et = schema.spec_of(*et)
+                    except SchemaError:
+                        log.warning("skipping relationships (%s)-[%s]->(%s): not in schema %s",
+                                    *et, schema.name)
+                        continue
+                    attrs = {}
+                    for p, values in cols.items():
+                        col = _column(values if sel is None else [values[k] for k in sel],
+                                      spec_et.properties.get(p))
+                        if not _all_missing(col):
+                            attrs[p] = col
+                    take = slice(None) if sel is None else sel
+                    edges[et] = EdgeTable(row[ps][take], row[pd][take], attrs)
         stored = self.run(f"MATCH (d:{META_DATASET} {{name: $ds}}) RETURN d.meta AS m",
                           ds=dataset)
-        meta = json.loads(stored[0]["m"]) if stored and stored[0]["m"] else {}
-        graph = RecGraph(nodes, edges, name, {**meta, "source": self.uri, "dataset": dataset})
+        info = json.loads(stored[0]["m"]) if stored and stored[0]["m"] else {}
+        graph = RecGraph(nodes, edges, name, {**info, "source": self.uri, "dataset": dataset})
         return graph.validate(schema)
 
-    def _read_edges(self, src: str, rtype: str, props: tuple[str, ...], labels: list[str],
-                    schema: GraphSchema, lo: int, hi: int, dataset: str
-                    ) -> list[dict[str, Any]]:
-        """One columnar answer per target label: the ``rtype`` relationships out of the
-        dataset's ``src`` nodes with node ids in ``[lo, hi]``."""
+    def _read_edges(self, rtype: str, props: dict[str, Any], dataset: str | None
+                    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]:
+        """Every ``rtype`` relationship (of ``dataset``'s nodes, when given) as columns:
+        source and target node ids, and one list per property (missing: NaN or "")."""
         missing = {}
         ret = ""
-        for p in props:
+        for p, spec in props.items():
             check_identifier(p, "property")
-            ptype = next((r.properties[p].type for r in schema.relationships.values()
-                          if p in r.properties), "string")
-            missing[f"m_{p}"] = float("nan") if ptype == "float" else ""
+            missing[f"m_{p}"] = float("nan") if spec.type == "float" else ""
             # coalesce with a typed 'missing' value keeps columns aligned (collect skips nulls)
-            ret += f", collect(coalesce(r.{_q(p)}, $m_{p})) AS p_{p}"
-        query = (f"MATCH (a:{_q(src)})-[r:{_q(rtype)}]->(b) WHERE id(a) >= $lo AND id(a) <= $hi "
-                 f"AND a.{DATASET} = $ds "
-                 "WITH a, r, b, [l IN labels(b) WHERE l IN $labels][0] AS lb "
-                 f"RETURN lb, collect(id(a)) AS s, collect(id(b)) AS d{ret}")
-        recs = self._driver.execute_query(query, {"lo": lo, "hi": hi, "ds": dataset,
-                                                  "labels": labels, **missing},
-                                          database_=self.database)[0]
-        return [r.data() for r in recs if r["lb"] is not None]
+            ret += f", collect(coalesce(r.{_q(p)}, $m_{p}))"
+        where = f" WHERE a.{DATASET} = $ds" if dataset is not None else ""
+        query = (f"MATCH (a)-[r:{_q(rtype)}]->(b){where} "
+                 f"RETURN collect(id(a)), collect(id(b)){ret}")
+        (rec,) = self._driver.execute_query(query, {"ds": dataset, **missing},
+                                            database_=self.database)[0]
+        # Record.data() would walk every element in Python; the lists come out as they are
+        values = rec.values()
+        return (np.asarray(values[0], np.int64), np.asarray(values[1], np.int64),
+                dict(zip(props, values[2:], strict=True)))
 
-    def _read_nodes(self, label: str, spec: Any, dataset: str
+    def _read_nodes(self, label: str, spec: Any, dataset: str | None
                     ) -> tuple[NodeTable | None, np.ndarray]:
+        """The ``label`` nodes (of ``dataset``, when given) and their database ids."""
         q = _q(label)
-        keys = [r["k"] for r in self.run(f"MATCH (n:{q}) WHERE n.{DATASET} = $ds "
-                                         "UNWIND keys(n) AS k RETURN DISTINCT k", ds=dataset)]
+        where = f" WHERE n.{DATASET} = $ds" if dataset is not None else ""
+        keys = [r["k"] for r in self.run(f"MATCH (n:{q}){where} UNWIND keys(n) AS k "
+                                         "RETURN DISTINCT k", ds=dataset)]
         if not keys:
             return None, np.zeros(0, dtype=np.int64)
         keys = [check_identifier(k, "property") for k in sorted(keys)
                 if k not in (spec.key, DATASET)]
         # collect() drops nulls, so missing values come back as a typed placeholder
-        ret = "".join(
-            f", collect(coalesce(n.{_q(k)}, $m_{k})) AS p_{k}" for k in keys)
+        ret = "".join(f", collect(coalesce(n.{_q(k)}, $m_{k}))" for k in keys)
         missing = {f"m_{k}": _missing_for(spec.properties.get(k)) for k in keys}
-        rec = self._driver.execute_query(
-            f"MATCH (n:{q}) WHERE n.{DATASET} = $ds "
-            f"RETURN collect(id(n)) AS e, collect(n.{_q(spec.key)}) AS ids{ret}",
-            {"ds": dataset, **missing}, database_=self.database)[0][0]
-        attrs = {k: _column(rec[f"p_{k}"], spec.properties.get(k)) for k in keys}
-        return (NodeTable(np.asarray(rec["ids"], dtype=str), attrs),
-                np.asarray(rec["e"], dtype=np.int64))
+        (rec,) = self._driver.execute_query(
+            f"MATCH (n:{q}){where} RETURN collect(id(n)), collect(n.{_q(spec.key)}){ret}",
+            {"ds": dataset, **missing}, database_=self.database)[0]
+        values = rec.values()
+        attrs = {k: _column(v, spec.properties.get(k))
+                 for k, v in zip(keys, values[2:], strict=True)}
+        return (NodeTable(np.asarray(values[1], dtype=str), attrs),
+                np.asarray(values[0], dtype=np.int64))
+
+
+def _groups(src_label: np.ndarray, dst_label: np.ndarray
+            ) -> list[tuple[tuple[int, int], np.ndarray | None]]:
+    """The rows of each (source label, target label) pair (``None``: all rows)."""
+    pair = src_label * 64 + dst_label
+    kinds = np.unique(pair)
+    if len(kinds) == 1:
+        return [((int(kinds[0]) // 64, int(kinds[0]) % 64), None)]
+    return [((int(k) // 64, int(k) % 64), np.flatnonzero(pair == k)) for k in kinds]
 
 
 def _check_for_neo4j(graph: RecGraph, schema: GraphSchema) -> None:
