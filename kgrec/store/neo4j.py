@@ -474,13 +474,23 @@ class Neo4jStore:
             if spec.types_from_data and seen.setdefault(t, et[1]) != et[1]:
                 raise SchemaError(f"KG relations {seen[t]!r} and {et[1]!r} both become "
                                   f"relationship type {t}; rename one in the recipe")
-            row = rows.setdefault(t, {"type": t, "name": et[1], "properties": []})
-            row["properties"] = sorted(set(row["properties"]) | set(table.attrs))
+            row = rows.setdefault(t, {"type": t, "name": et[1], "properties": [],
+                                      "partial": []})
+            present = {k for k, v in table.attrs.items() if not _all_missing(v)}
+            partial = {k for k in present if _any_missing(table.attrs[k])}
+            row["properties"] = sorted(set(row["properties"]) | present)
+            row["partial"] = sorted(set(row["partial"]) | partial)
         if rows:
+            # across loads: the union of what was written, and partial if ever partial or
+            # missing from one load (a property some relationships lack needs coalesce())
             self._write(f"UNWIND $rows AS row MERGE (r:{META_RELTYPE} {{type: row.type}}) "
-                        "SET r.name = row.name, r.properties = [p IN coalesce(r.properties, "
-                        "[]) WHERE NOT p IN row.properties] + row.properties",
-                        rows=list(rows.values()))
+                        "WITH r, row, coalesce(r.properties, row.properties) AS before "
+                        "SET r.name = row.name, "
+                        "r.partial = [p IN before + row.properties WHERE p IN row.partial "
+                        "OR p IN coalesce(r.partial, []) OR NOT (p IN before AND "
+                        "p IN row.properties)], "
+                        "r.properties = [p IN before WHERE NOT p IN row.properties] "
+                        "+ row.properties", rows=list(rows.values()))
 
     # Parameters travel as columns (one list per property): encoding a list of primitives is
     # an order of magnitude cheaper than a list of maps, on both sides of the wire.
@@ -580,7 +590,7 @@ class Neo4jStore:
         alone = self.datasets() == [dataset]
         meta = {r["type"]: r for r in self.run(
             f"MATCH (r:{META_RELTYPE}) RETURN r.type AS type, r.name AS name, "
-            "r.properties AS properties")}
+            "r.properties AS properties, r.partial AS partial")}
         names = {t: r["name"] for t, r in meta.items()}
         nodes: dict[str, NodeTable] = {}
         internal: dict[str, np.ndarray] = {}
@@ -614,9 +624,11 @@ class Neo4jStore:
                 specs = [spec] if spec is not None else from_data
                 props = {p: r.properties[p] for r in specs for p in r.properties}
                 written = (meta.get(t) or {}).get("properties")
+                partial = (meta.get(t) or {}).get("partial")
                 if written is not None:  # only what the loads wrote (older loads: all)
                     props = {p: v for p, v in props.items() if p in written}
-                s, d, cols = self._read_edges(t, props, None if alone else dataset)
+                s, d, cols = self._read_edges(t, props, None if alone else dataset,
+                                              set(props) if partial is None else set(partial))
                 bar.update(1)
                 if not len(s):
                     continue
@@ -651,14 +663,18 @@ class Neo4jStore:
         graph = RecGraph(nodes, edges, name, {**info, "source": self.uri, "dataset": dataset})
         return graph.validate(schema)
 
-    def _read_edges(self, rtype: str, props: dict[str, Any], dataset: str | None
-                    ) -> tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]:
+    def _read_edges(self, rtype: str, props: dict[str, Any], dataset: str | None,
+                    partial: set[str]) -> tuple[np.ndarray, np.ndarray, dict[str, list[Any]]]:
         """Every ``rtype`` relationship (of ``dataset``'s nodes, when given) as columns:
-        source and target node ids, and one list per property (missing: NaN or "")."""
+        source and target node ids, and one list per property (missing: NaN or ""; only
+        the ``partial`` properties can be missing)."""
         missing = {}
         ret = ""
         for p, spec in props.items():
             check_identifier(p, "property")
+            if p not in partial:
+                ret += f", collect(r.{_q(p)})"
+                continue
             missing[f"m_{p}"] = float("nan") if spec.type == "float" else ""
             # coalesce with a typed 'missing' value keeps columns aligned (collect skips nulls)
             ret += f", collect(coalesce(r.{_q(p)}, $m_{p}))"
@@ -754,6 +770,14 @@ def _missing_for(spec: Any) -> Any:
     return float("nan") if spec is not None and spec.type == "float" else ""
 
 
+def _any_missing(col: np.ndarray) -> bool:
+    if col.dtype.kind == "f":
+        return bool(np.isnan(col).any())
+    if col.dtype.kind == "U":
+        return bool((col == "").any())
+    return False
+
+
 def _all_missing(col: np.ndarray) -> bool:
     if col.dtype.kind == "f":
         return bool(np.isnan(col).all())
@@ -768,8 +792,8 @@ def _column(values: list[Any], spec: Any) -> np.ndarray:
         sample = next((v for v in values if v is not None), "")
         ptype = "float" if isinstance(sample, float) else "int" if isinstance(sample, int) \
             and not isinstance(sample, bool) else "list" if isinstance(sample, list) else "string"
-    if ptype == "float":
-        return np.asarray([np.nan if v is None else v for v in values], dtype=np.float64)
+    if ptype == "float":  # numpy reads None as NaN
+        return np.asarray(values, dtype=np.float64)
     if ptype == "int":
         if any(v is None or v == "" for v in values):
             raise StoreError("an integer property is missing on some nodes; cannot read it "
@@ -777,4 +801,6 @@ def _column(values: list[Any], spec: Any) -> np.ndarray:
         return np.asarray(values, dtype=np.int64)
     if ptype == "list":
         return np.asarray(values, dtype=np.float32)
-    return np.asarray(["" if v is None else str(v) for v in values], dtype=str)
+    if None in values:  # (reads coalesce a missing string to "", so this is rare)
+        values = ["" if v is None else v for v in values]
+    return np.asarray(values, dtype=str)
