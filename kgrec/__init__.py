@@ -9,9 +9,18 @@ The whole path in five calls::
     rec = kgrec.train(split, kgrec.Config(model="lightgcn"))
     print(kgrec.evaluate(rec, split.test, k=[10, 20]))
     rec.recommend(["196"], k=10)
+
+``import kgrec`` is cheap: each name below is imported from its module on first use, so a
+command that only reads a recipe never loads torch, PyTorch Geometric or transformers.
 """
 
+from __future__ import annotations
+
+import importlib
+import sys
+import types
 import warnings
+from typing import TYPE_CHECKING, Any
 
 # PyG's import triggers torch.jit deprecation noise, and CSR propagation a 'beta' notice;
 # neither is actionable for kgrec's users.
@@ -19,9 +28,7 @@ warnings.filterwarnings("ignore", message=r".*torch\.jit\.script.*", category=Fu
 warnings.filterwarnings("ignore", message=r"Sparse CSR tensor support is in beta.*")
 warnings.filterwarnings("ignore", message=r"Sparse invariant checks are implicitly disabled.*")
 
-from kgrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig  # noqa: E402
-from kgrec.data import EvalSet, Split, ctr_split, split  # noqa: E402
-from kgrec.errors import (  # noqa: E402
+from kgrec.errors import (  # noqa: E402  (light: the error classes only)
     ConfigError,
     DataFormatError,
     DatasetNotFoundError,
@@ -31,21 +38,74 @@ from kgrec.errors import (  # noqa: E402
     StoreError,
     UnknownIdError,
 )
-from kgrec.evaluate import MetricTable, evaluate, evaluate_ctr  # noqa: E402
-from kgrec.graph import RecGraph  # noqa: E402
-from kgrec.ingest import list_datasets, load_dataset, load_recipe  # noqa: E402
-from kgrec.schema import GraphSchema  # noqa: E402
-from kgrec.serve import Recommendations, Recommender  # noqa: E402
-from kgrec.store import LocalStore  # noqa: E402
-from kgrec.train import train  # noqa: E402
 
 __version__ = "0.1.0"
+
+# public name -> the module that defines it
+_LAZY = {
+    "Config": "kgrec.config", "DataConfig": "kgrec.config", "EvalConfig": "kgrec.config",
+    "ModelConfig": "kgrec.config", "TrainConfig": "kgrec.config",
+    "EvalSet": "kgrec.data", "Split": "kgrec.data", "ctr_split": "kgrec.data",
+    "split": "kgrec.data",
+    "MetricTable": "kgrec.evaluate", "evaluate": "kgrec.evaluate",
+    "evaluate_ctr": "kgrec.evaluate",
+    "RecGraph": "kgrec.graph",
+    "list_datasets": "kgrec.ingest", "load_dataset": "kgrec.ingest",
+    "load_recipe": "kgrec.ingest",
+    "GraphSchema": "kgrec.schema",
+    "Recommendations": "kgrec.serve", "Recommender": "kgrec.serve",
+    "LocalStore": "kgrec.store",
+    "train": "kgrec.train",
+}
+# subpackages reachable as attributes (kgrec.ingest.recipe_path, ...)
+_SUBMODULES = {"config", "data", "evaluate", "features", "graph", "ingest", "models", "neo4j",
+               "paths", "plot", "progress", "schema", "serve", "store", "train", "tune"}
 
 __all__ = [
     "Config", "ConfigError", "DataConfig", "DataFormatError", "DatasetNotFoundError", "EvalConfig",
     "EvalSet", "GraphSchema", "KgrecError", "LocalStore", "MetricTable", "ModelConfig",
     "ModelError", "RecGraph", "Recommendations", "Recommender", "SchemaError", "Split",
-    "StoreError",
-    "TrainConfig", "UnknownIdError", "__version__", "ctr_split", "evaluate", "evaluate_ctr",
-    "list_datasets", "load_dataset", "load_recipe", "split", "train",
+    "StoreError", "TrainConfig", "UnknownIdError", "__version__", "ctr_split", "evaluate",
+    "evaluate_ctr", "list_datasets", "load_dataset", "load_recipe", "split", "train",
 ]
+
+
+class _Package(types.ModuleType):
+    """kgrec's module type: importing the subpackages ``kgrec.train`` and
+    ``kgrec.evaluate`` must not shadow the functions of the same names (``kgrec.train(...)``
+    trains), as Python's import system would by setting the attribute on the package."""
+
+    def __setattr__(self, name: str, value: Any) -> None:
+        if name in ("train", "evaluate") and isinstance(value, types.ModuleType):
+            return
+        super().__setattr__(name, value)
+
+
+sys.modules[__name__].__class__ = _Package
+
+
+def __getattr__(name: str) -> Any:
+    if name in _LAZY:
+        value = getattr(importlib.import_module(_LAZY[name]), name)
+    elif name in _SUBMODULES:
+        value = importlib.import_module(f"kgrec.{name}")
+    else:
+        raise AttributeError(f"module 'kgrec' has no attribute {name!r}")
+    globals()[name] = value  # resolved once
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted({*globals(), *_LAZY, *_SUBMODULES})
+
+
+if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerly
+    from kgrec.config import Config, DataConfig, EvalConfig, ModelConfig, TrainConfig
+    from kgrec.data import EvalSet, Split, ctr_split, split
+    from kgrec.evaluate import MetricTable, evaluate, evaluate_ctr
+    from kgrec.graph import RecGraph
+    from kgrec.ingest import list_datasets, load_dataset, load_recipe
+    from kgrec.schema import GraphSchema
+    from kgrec.serve import Recommendations, Recommender
+    from kgrec.store import LocalStore
+    from kgrec.train import train

@@ -5,7 +5,9 @@
 - Source data: ``--data-dir``, else ``$KGREC_DATA_DIR``, else ``../shared/data`` next to the
   working directory or the repository, when it exists.
 - kgrec's own files (local graph store, text-embedding cache): ``$KGREC_HOME``, default
-  ``~/.cache/kgrec``.
+  ``~/.cache/kgrec``. The text-embedding cache alone can live elsewhere
+  (``$KGREC_TEXT_CACHE``): its entries are keyed by model and text, so one cache can serve
+  many homes and processes.
 """
 
 from __future__ import annotations
@@ -113,3 +115,11 @@ class YamlLines:
                 return f"{self.source}:{self.lines[dotted]}"
             dotted = dotted.rpartition(".")[0]
         return self.source
+
+
+def text_cache_dir() -> Path:
+    """Where text embeddings are cached: ``$KGREC_TEXT_CACHE``, else ``$KGREC_HOME/text-cache``."""
+    env = os.environ.get("KGREC_TEXT_CACHE")
+    path = Path(env) if env else home_dir() / "text-cache"
+    path.mkdir(parents=True, exist_ok=True)
+    return path

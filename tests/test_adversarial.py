@@ -13,6 +13,8 @@ from kgrec.models.base import bpr_loss
 from kgrec.train.adversarial import perturbation
 from kgrec.train.loop import graph_inputs
 
+pytestmark = pytest.mark.cost(7)  # seconds on 2 idle cores: scheduled by it
+
 
 @pytest.fixture(scope="module")
 def setup(lastfm):

@@ -5,6 +5,10 @@ import os
 import subprocess
 import sys
 
+import pytest
+
+pytestmark = pytest.mark.cost(58)  # seconds on 2 idle cores: scheduled by it
+
 
 def kgrec(*args, check=True):
     env = dict(os.environ)

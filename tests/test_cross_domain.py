@@ -10,6 +10,8 @@ import torch
 
 import kgrec
 
+pytestmark = pytest.mark.cost(23)  # seconds on 2 idle cores: scheduled by it
+
 TARGET, SOURCE = "sport", "phone"
 
 
@@ -126,9 +128,9 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
 
 
 def test_the_source_domain_places_the_target_users(data_dir):
-    """LightGCN, a few epochs on the sport-cloth pair: with the sport links, a held-out
-    user's 3 clothing shots rank far better than with clothing alone (2.5x in a trial run;
-    on phone-sport the two are level, see benchmarks/results/generalise.md)."""
+    """LightGCN, 3 epochs of large batches on the sport-cloth pair: with the sport links, a
+    held-out user's 3 clothing shots rank far better than with clothing alone (2.7x at this
+    seed; on phone-sport the two are level, see benchmarks/results/generalise.md)."""
     pair = kgrec.load_dataset("amazon-cdr-sport-cloth", data_dir=data_dir)
     recall = {}
     for target_only in (False, True):
@@ -137,7 +139,8 @@ def test_the_source_domain_places_the_target_users(data_dir):
         cfg = kgrec.Config(data={"split": "cross_domain", "target": "cloth", "shots": 3,
                                  "target_only": target_only},
                            model={"name": "lightgcn", "dim": 32},
-                           train={"epochs": 6, "eval_every": 6, "device": "cpu"})
+                           train={"epochs": 3, "eval_every": 3, "device": "cpu",
+                                  "batch_size": 8192, "lr": 0.02})
         rec = kgrec.train(s, cfg, progress=False)
         recall[target_only] = kgrec.evaluate(rec, s.test, k=[20])["recall@20"]
     assert recall[False] > 1.5 * recall[True], recall

@@ -6,6 +6,8 @@ import pytest
 import kgrec
 from kgrec.graph import INTERACTED, SAMPLED_NEGATIVE
 
+pytestmark = pytest.mark.cost(4)  # seconds on 2 idle cores: scheduled by it
+
 
 def test_lastfm_matches_kgcn_counts_and_has_names(lastfm):
     st = lastfm.stats()

@@ -26,6 +26,8 @@ from kgrec.graph import (
 from kgrec.train.loop import graph_inputs
 from tests.conftest import write_kgcn
 
+pytestmark = pytest.mark.cost(3)  # seconds on 2 idle cores: scheduled by it
+
 TAG = (ITEM, "HAS_TAG", ENTITY)
 GENRE = (ITEM, "HAS_GENRE", ENTITY)
 

@@ -14,6 +14,8 @@ from kgrec.models.base import Isolation
 from kgrec.train.loop import graph_inputs
 from kgrec.train.meta import EpisodeSampler, MetaLearner, episode_graph, fewshot_outputs
 
+pytestmark = pytest.mark.cost(33)  # seconds on 2 idle cores: scheduled by it
+
 
 def _pairs(users: np.ndarray, items: np.ndarray, n_items: int) -> set[int]:
     return set((users.astype(np.int64) * n_items + items).tolist())

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+
 import numpy as np
 import pytest
 import torch
@@ -14,6 +16,8 @@ from kgrec.models import HGNN
 from kgrec.models.fusion import Fusion
 from kgrec.models.tasks import auto_tasks, resolve_tasks
 from kgrec.train.loop import graph_inputs
+
+pytestmark = pytest.mark.cost(81)  # seconds on 2 idle cores: scheduled by it
 
 
 @pytest.fixture(scope="module")
@@ -38,6 +42,7 @@ def test_text_encoder_is_semantic_normalised_and_cached(encoder):
 def test_text_encoder_needs_its_model_only_for_a_text_it_has_not_cached(encoder, tmp_path,
                                                                         monkeypatch):
     monkeypatch.setenv("KGREC_HOME", str(tmp_path))
+    monkeypatch.setenv("KGREC_TEXT_CACHE", str(tmp_path / "text-cache"))
     missing = TextEncoder(str(tmp_path / "no-such-model"), device="cpu")  # no error yet
     with pytest.raises(ConfigError, match="cannot load text model"):
         missing.encode(["a text never seen"], progress=False)
@@ -47,6 +52,25 @@ def test_text_encoder_needs_its_model_only_for_a_text_it_has_not_cached(encoder,
     again = TextEncoder(device="cpu")
     again.encode(["a cached text"], progress=False)
     assert again.path is None and again._model is None
+
+
+def test_processes_sharing_a_text_cache_lose_no_embedding(tmp_path, monkeypatch):
+    """Two processes encode overlapping texts into one cache at once: afterwards every text
+    of both is cached (a fresh encoder reads them all without loading the model)."""
+    import subprocess
+    import sys
+
+    script = ("import sys; from kgrec.features import TextEncoder; "
+              "TextEncoder(device='cpu').encode(sys.argv[1:], progress=False)")
+    sets = [[f"shared text {i}" for i in range(20)] + [f"only {who} {i}" for i in range(20)]
+            for who in ("a", "b")]
+    env = dict(os.environ, KGREC_TEXT_CACHE=str(tmp_path / "cache"), OMP_NUM_THREADS="1")
+    procs = [subprocess.Popen([sys.executable, "-c", script, *texts], env=env) for texts in sets]
+    assert [p.wait(timeout=300) for p in procs] == [0, 0]
+    monkeypatch.setenv("KGREC_TEXT_CACHE", str(tmp_path / "cache"))
+    fresh = TextEncoder(device="cpu")
+    vec = fresh.encode(sets[0] + sets[1], progress=False)
+    assert fresh._model is None and np.isclose(np.linalg.norm(vec, axis=1), 1.0).all()
 
 
 def test_readable_relation_names():
@@ -215,7 +239,8 @@ def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     s = kgrec.split(ml100k, "random", seed=0)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["categorical",
                                                                      "numeric"]},
-                       train={"epochs": 10, "eval_every": 5, "device": "cpu"})
+                       train={"epochs": 3, "eval_every": 3, "device": "cpu",
+                              "batch_size": 4096, "lr": 0.02})
     rec = kgrec.train(s, cfg, progress=False)
     last = rec.history[-1]
     assert last["parts"].keys() == {"all", "weight>=4", "kg"}

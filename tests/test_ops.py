@@ -11,7 +11,7 @@ from torch_geometric.utils import scatter
 from kgrec.graph import KnowledgeTriples
 from kgrec.models.base import GraphInputs
 from kgrec.models.kggnn import KGGNN
-from kgrec.models.ops import _GatherRows, segment_mean, segment_sum
+from kgrec.models.ops import _GatherRows, scatter_mean, segment_mean, segment_sum
 
 
 def test_gather_rows_and_segment_sum_equal_index_select_and_scatter():
@@ -34,6 +34,10 @@ def test_gather_rows_and_segment_sum_equal_index_select_and_scatter():
     mean = segment_mean(src, head, 50)  # row 49 has no entry: zero, as scatter gives
     torch.testing.assert_close(mean, scatter(src, head, dim=0, dim_size=50, reduce="mean"))
     assert not mean[49].any()
+    shuffled = torch.randperm(400, generator=g)  # any order, as the CUDA path gives it
+    torch.testing.assert_close(
+        scatter_mean(src[shuffled], head[shuffled], 50),
+        scatter(src[shuffled], head[shuffled], dim=0, dim_size=50, reduce="mean"))
 
 
 def _random_kg_inputs(seed: int = 0) -> GraphInputs:

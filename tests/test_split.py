@@ -6,6 +6,8 @@ import pytest
 import kgrec
 from kgrec.models.base import bipartite_adjacency
 
+pytestmark = pytest.mark.cost(2)  # seconds on 2 idle cores: scheduled by it
+
 
 def pairs(users, items, n_items):
     return set((np.asarray(users) * n_items + np.asarray(items)).tolist())

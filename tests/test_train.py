@@ -9,6 +9,9 @@ import torch
 import kgrec
 from kgrec.models import build_model
 from kgrec.train.loop import graph_inputs
+from tests.conftest import planted_ratings, write_kgcn
+
+pytestmark = pytest.mark.cost(49)  # seconds on 2 idle cores: scheduled by it
 
 
 @pytest.fixture(scope="module")
@@ -171,12 +174,15 @@ def test_a_stopped_training_keeps_a_complete_run(tmp_path, sig):
     """Ctrl-C (or SIGTERM) used to leave no model; now training ends after the current step
     and the run holds the best validated epoch, or says none was validated yet."""
     import signal
+    import time
 
     out = tmp_path / "run"
-    proc = _cli("train", "--dataset", "lastfm-hetrec-kg", "--model", "mf", "--epochs", "100000",
+    recipe = write_kgcn(tmp_path / "planted", planted_ratings())
+    proc = _cli("train", "--dataset", str(recipe), "--model", "mf", "--epochs", "100000",
                 "--eval-every", "1", "--patience", "100000", "--out", str(out),
                 "--device", "cpu")
     _wait_for(out / "best.safetensors", proc)
+    time.sleep(1.0)  # past the first progress line (every 0.5 s here)
     proc.send_signal(getattr(signal, sig))
     _, err = proc.communicate(timeout=120)
     assert proc.returncode == 130, err
@@ -184,7 +190,7 @@ def test_a_stopped_training_keeps_a_complete_run(tmp_path, sig):
     assert "train mf: " in err and " epoch" in err  # progress lines, though not a terminal
     rec = kgrec.Recommender.load(out)
     best = max((h for h in rec.history if "valid" in h), key=lambda h: h["valid"]["ndcg@20"])
-    split = kgrec.split(kgrec.load_dataset("lastfm-hetrec-kg"), "random", seed=0)
+    split = kgrec.split(kgrec.load_recipe(recipe), "random", seed=0)
     assert kgrec.evaluate(rec, split.valid, k=20)["ndcg@20"] == pytest.approx(
         best["valid"]["ndcg@20"], abs=1e-6)
 
@@ -193,7 +199,8 @@ def test_stopped_before_any_validation_says_so(tmp_path):
     import signal
 
     out = tmp_path / "run"
-    proc = _cli("train", "--dataset", "lastfm-hetrec-kg", "--model", "mf", "--epochs", "100000",
+    recipe = write_kgcn(tmp_path / "planted", planted_ratings())
+    proc = _cli("train", "--dataset", str(recipe), "--model", "mf", "--epochs", "100000",
                 "--eval-every", "50000", "--out", str(out), "--device", "cpu", "--quiet")
     _wait_for(out / "last.safetensors", proc)
     proc.send_signal(signal.SIGINT)

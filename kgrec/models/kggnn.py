@@ -19,10 +19,9 @@ from __future__ import annotations
 import numpy as np
 import torch
 from torch import Tensor, nn
-from torch_geometric.utils import scatter
 
 from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency
-from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, segment_mean
+from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, scatter_mean, segment_mean
 
 
 class KGGNN(RecModel):
@@ -112,7 +111,7 @@ class KGGNN(RecModel):
         msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
         if sort:
             return segment_mean(msg, head, x.shape[0])
-        return scatter(msg, head, dim=0, dim_size=x.shape[0], reduce="mean")
+        return scatter_mean(msg, head, x.shape[0])
 
     def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         return self.encode(*self.embed(), trace=trace)

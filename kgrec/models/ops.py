@@ -82,5 +82,14 @@ def segment_mean(src: Tensor, index: Tensor, rows: int) -> Tensor:
     return _segment_sum(src, lengths) / lengths.clamp(min=1).unsqueeze(-1)
 
 
+def scatter_mean(src: Tensor, index: Tensor, rows: int) -> Tensor:
+    """``out[r] = mean(src[index == r])`` for any order of ``index`` ``[E]``; ``src`` ``[E, d]``,
+    out ``[rows, d]`` (a row without entries stays zero), as ``torch_geometric.utils.scatter``
+    with ``reduce="mean"``. Plain torch: importing ``torch_geometric`` costs every process
+    ~4 s (it loads ``torch._dynamo``), for this one call."""
+    out = src.new_zeros((rows, src.shape[1])).index_add_(0, index, src)
+    return out / torch.bincount(index, minlength=rows).clamp(min=1).unsqueeze(-1).to(src.dtype)
+
+
 def _segment_sum(src: Tensor, lengths: Tensor) -> Tensor:
     return torch.segment_reduce(src, "sum", lengths=lengths, axis=0, unsafe=True)

@@ -47,7 +47,7 @@ from typing import Any
 
 import numpy as np
 
-from kgrec.errors import SchemaError, StoreError
+from kgrec.errors import ConfigError, SchemaError, StoreError
 from kgrec.graph import MADE_BY, EdgeTable, EdgeType, NodeTable, RecGraph
 from kgrec.progress import progress as progress_bar
 from kgrec.schema import DATASET, GraphSchema, check_identifier
@@ -138,11 +138,15 @@ class Neo4jStore:
         database: database name.
         batch_size: rows per write transaction.
         writers: transactions in flight at once (their commits overlap; 1: one at a time).
+        retry_seconds: how long a transaction that failed for a transient reason (the server
+            unreachable, a deadlock, a cluster's leader moving) is retried before the command
+            gives up (default ``$KGREC_NEO4J_RETRY_SECONDS``, else 30, the driver's own).
     """
 
     def __init__(self, uri: str | None = None, user: str | None = None,
                  password: str | None = None, *, database: str = "neo4j",
-                 batch_size: int = 10_000, writers: int = 2) -> None:
+                 batch_size: int = 10_000, writers: int = 2,
+                 retry_seconds: float | None = None) -> None:
         from neo4j import GraphDatabase
 
         uri = uri or os.environ.get("KGREC_NEO4J_URI")
@@ -159,9 +163,17 @@ class Neo4jStore:
         self.batch_size = batch_size
         self.writers = max(1, writers)
         self._lock = threading.Lock()
+        if retry_seconds is None:
+            env = os.environ.get("KGREC_NEO4J_RETRY_SECONDS", "30")
+            try:
+                retry_seconds = float(env)
+            except ValueError:
+                raise ConfigError(f"KGREC_NEO4J_RETRY_SECONDS={env!r}: not a number of "
+                                  "seconds") from None
         try:
             self._driver = GraphDatabase.driver(uri, auth=(self.user, password),
-                                                notifications_min_severity="OFF")
+                                                notifications_min_severity="OFF",
+                                                max_transaction_retry_time=retry_seconds)
         except ValueError as exc:
             raise StoreError(f"bad Neo4j URI {uri!r}: {exc}") from None
         self._check()
