@@ -73,6 +73,18 @@ def test_processes_sharing_a_text_cache_lose_no_embedding(tmp_path, monkeypatch)
     assert fresh._model is None and np.isclose(np.linalg.norm(vec, axis=1), 1.0).all()
 
 
+def test_a_cache_in_the_older_two_file_layout_is_read(tmp_path, monkeypatch):
+    from kgrec.features.text import _key
+
+    monkeypatch.setenv("KGREC_TEXT_CACHE", str(tmp_path))
+    enc = TextEncoder(device="cpu")
+    enc.cache_dir.mkdir(parents=True)
+    np.save(enc.cache_dir / "keys.npy", np.asarray([_key("old text")], dtype="<U40"))
+    np.save(enc.cache_dir / "vectors.npy", np.ones((1, 384), dtype=np.float32))
+    np.testing.assert_array_equal(enc.encode(["old text"], progress=False), np.ones((1, 384)))
+    assert enc._model is None
+
+
 def test_readable_relation_names():
     assert readable("film.film.actor") == "film film actor"
     assert readable("http://example.org/ns#hasGenre") == "has genre"

@@ -34,10 +34,10 @@ def test_gather_rows_and_segment_sum_equal_index_select_and_scatter():
     mean = segment_mean(src, head, 50)  # row 49 has no entry: zero, as scatter gives
     torch.testing.assert_close(mean, scatter(src, head, dim=0, dim_size=50, reduce="mean"))
     assert not mean[49].any()
-    shuffled = torch.randperm(400, generator=g)  # any order, as the CUDA path gives it
-    torch.testing.assert_close(
-        scatter_mean(src[shuffled], head[shuffled], 50),
-        scatter(src[shuffled], head[shuffled], dim=0, dim_size=50, reduce="mean"))
+    shuffled = torch.randperm(400, generator=g)  # any order, as the CPU path gives it
+    # bit-equal to PyG's (which it replaced): results of runs from before stay reproducible
+    assert torch.equal(scatter_mean(src[shuffled], head[shuffled], 50),
+                       scatter(src[shuffled], head[shuffled], dim=0, dim_size=50, reduce="mean"))
 
 
 def _random_kg_inputs(seed: int = 0) -> GraphInputs:

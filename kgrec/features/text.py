@@ -113,6 +113,13 @@ class TextEncoder:
                 with np.load(path, allow_pickle=False) as saved:
                     self._cache = dict(zip(saved["keys"].tolist(), saved["vectors"],
                                            strict=True))
+            elif self.cache_dir is not None and (self.cache_dir / "keys.npy").is_file():
+                # the two files older kgrec wrote (keys.npy, vectors.npy): read, and
+                # rewritten as one file by the next write
+                with contextlib.suppress(OSError, ValueError):
+                    keys = np.load(self.cache_dir / "keys.npy", allow_pickle=False)
+                    vecs = np.load(self.cache_dir / "vectors.npy", allow_pickle=False)
+                    self._cache = dict(zip(keys.tolist(), vecs, strict=True))
         return self._cache
 
     @contextlib.contextmanager
