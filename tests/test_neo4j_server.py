@@ -170,7 +170,7 @@ def test_connections_lingering_on_the_port_do_not_stop_a_start(tmp_path):
     assert any(line.startswith("Neo4j still starting (waiting for Bolt on") for line in lines)
 
 
-def test_a_server_killed_mid_load(tmp_path, ml100k):
+def test_a_server_killed_mid_load(tmp_path):
     """kill -9 of the server while `kgrec load` writes, with the client still connected.
 
     The load used to end in a raw IncompleteCommit traceback; it must end in one line
@@ -181,9 +181,15 @@ def test_a_server_killed_mid_load(tmp_path, ml100k):
     import sys
     import time
 
+    import kgrec
     from kgrec.neo4j.server import _Recovery
     from kgrec.store.neo4j import META_BATCH, Neo4jStore
+    from tests.conftest import planted_ratings, write_kgcn
     from tests.test_neo4j import expected_counts
+
+    # a generated dataset of ~27,000 interactions, loaded in batches of 500: the kill lands
+    # mid-load, and the rerun is quick
+    recipe = write_kgcn(tmp_path / "planted", planted_ratings(n_users=1000))
 
     port = free_port()
     server = Neo4jServer(home=tmp_path / "neo4j", port=port)
@@ -191,8 +197,8 @@ def test_a_server_killed_mid_load(tmp_path, ml100k):
     # the client gives up on the dead server after 3 s of retries (the default 30 s would
     # only make the test wait)
     env = dict(os.environ, KGREC_NEO4J_PASSWORD=info.password, KGREC_NEO4J_RETRY_SECONDS="3")
-    cmd = [sys.executable, "-m", "kgrec.cli", "load", "ml-100k-kb4rec", "--into", info.uri,
-           "--batch-size", "2000", "--quiet"]
+    cmd = [sys.executable, "-m", "kgrec.cli", "load", str(recipe), "--into", info.uri,
+           "--batch-size", "500", "--quiet"]
     try:
         with Neo4jStore(info.uri, info.user, info.password) as st:
             proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE,
@@ -202,7 +208,7 @@ def test_a_server_killed_mid_load(tmp_path, ml100k):
                 if st.run(f"MATCH (b:{META_BATCH}) WHERE b.key STARTS WITH 'e:' "
                           "RETURN count(b) AS c")[0]["c"] >= 3:
                     break
-                time.sleep(0.2)
+                time.sleep(0.05)
             assert proc.poll() is None, "the load finished before the server could be killed"
             os.kill(info.pid, signal.SIGKILL)
             os.waitpid(info.pid, 0)  # our child: reap it, as a later `kgrec` finds it gone
@@ -215,7 +221,7 @@ def test_a_server_killed_mid_load(tmp_path, ml100k):
             out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
             assert out.returncode == 0, out.stderr
             with Neo4jStore(again.uri, again.user, again.password) as st:
-                assert st.counts() == expected_counts(ml100k)
+                assert st.counts() == expected_counts(kgrec.load_recipe(recipe))
     finally:
         server.stop()
     recovery = _Recovery()
