@@ -20,6 +20,18 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
         metric: the selection metric (``eval.metric``, e.g. ``ndcg@20``); default: the
             first validation metric.
     """
+    import matplotlib.pyplot as plt
+
+    fig = history_figure(history, title=title, metric=metric)
+    path = Path(path)
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+def history_figure(history: list[dict[str, Any]], title: str = "",
+                   metric: str | None = None) -> Any:
+    """The ``matplotlib`` figure :func:`plot_history` writes (panels as described there)."""
     import matplotlib
 
     matplotlib.use("Agg")
@@ -80,7 +92,4 @@ def plot_history(history: list[dict[str, Any]], path: str | Path, title: str = "
     if title:
         fig.suptitle(title, fontsize=10)
     fig.tight_layout()
-    path = Path(path)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return fig
