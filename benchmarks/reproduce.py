@@ -29,6 +29,9 @@ from typing import Any
 from common import HERE, RESULTS, RUNS, Runs, run_kind
 
 REPRO = RESULTS / "repro"
+# kinds whose figures are timings (Neo4j), come from another program (RecBole) or are made
+# at the current commit anyway (explanations): not rerun here
+NOT_RERUN = {"neo4j-io", "recbole", "explain", "robust", "text"}
 # what a rerun may change: how long it took, where and when
 TIMING = {"wall_s", "train_s", "sec_per_epoch", "peak_rss_mb", "seconds", "provenance",
           "_file", "load_s", "read_s", "floor_s", "import_own_s", "import_wall_s",
@@ -39,11 +42,13 @@ TIMING = {"wall_s", "train_s", "sec_per_epoch", "peak_rss_mb", "seconds", "prove
 def command(doc: dict[str, Any]) -> list[str] | None:
     """The script and arguments that made ``doc`` (``--out`` left off), from its
     provenance, or rebuilt from its fields for runs recorded before argv was."""
+    kind, variant = run_kind(doc)
+    if kind in NOT_RERUN:
+        return None
     argv = doc["provenance"].get("argv")
     if argv:
         out = argv.index("--out") if "--out" in argv else len(argv)
         return [str(HERE / argv[0]), *argv[1:out], *argv[out + 2:]]
-    kind, variant = run_kind(doc)
     ds, seed = doc.get("dataset"), str(doc.get("seed"))
     if kind in ("baseline", "ctr"):
         return [str(HERE / "run.py"), "--one", ds, doc["model"], seed, "--protocol",
@@ -61,7 +66,7 @@ def command(doc: dict[str, Any]) -> list[str] | None:
     if kind == "cross":
         return [str(HERE / "generalise.py"), "--one-cross", ds, str(doc["shots"]), variant,
                 seed]
-    return None  # robustness, Neo4j, RecBole: not rerun here
+    return None
 
 
 def differences(old: Any, new: Any, where: str = "") -> list[str]:
@@ -87,7 +92,11 @@ def reproduce(doc: dict[str, Any]) -> dict[str, Any]:
     with tempfile.TemporaryDirectory() as tmp:
         out = Path(tmp) / doc["_file"]
         env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
-        subprocess.run([sys.executable, *cmd, "--out", str(out)], check=True, env=env)
+        done = subprocess.run([sys.executable, *cmd, "--out", str(out)], env=env)
+        if done.returncode != 0 or not out.is_file():  # a failed rerun vouches for nothing
+            return {"of": doc["_file"], "kind": list(run_kind(doc)), "matched": False,
+                    "differences": [f"the rerun failed (exit status {done.returncode})"],
+                    "provenance": {"commit_of_run": doc["provenance"]["commit"]}}
         fresh = json.loads(out.read_text())
     # the figures, and the split they come from; the config may have gained fields whose
     # defaults change nothing (the rerun's config is in its provenance)
