@@ -121,7 +121,9 @@ def test_two_workers_share_one_study(tmp_path):
 def test_killed_worker_trial_fails_and_the_study_resumes(tmp_path):
     storage = f"sqlite:///{tmp_path / 'kill.db'}"
     (tmp_path / "space.yaml").write_text(yaml.safe_dump(SPACE))
-    slow = cli_tune(tmp_path, storage, 3, "--epochs", "300", "--heartbeat", "1", wait=False)
+    # a trial that runs until it is killed (no epoch limit or early stop to end it first)
+    slow = cli_tune(tmp_path, storage, 3, "--epochs", "1000000", "--set",
+                    "train.patience=1000000", "--heartbeat", "1", wait=False)
     deadline = time.monotonic() + 120
     while time.monotonic() < deadline:
         try:
