@@ -17,7 +17,7 @@ from kgrec.neo4j.server import Neo4jServer
 from kgrec.schema import GraphSchema
 from kgrec.store.neo4j import META_BATCH, Neo4jStore
 
-pytestmark = pytest.mark.cost(58)  # seconds on 2 idle cores: scheduled by it
+pytestmark = pytest.mark.cost(45)  # seconds on 2 idle cores: scheduled by it
 
 SCHEMA = GraphSchema.load("recsys")
 # One server for the whole module: its tests must run one after another. pytest runs with
@@ -77,19 +77,26 @@ def test_user_made_edges_keep_who_and_when(store):
     assert rows[0]["c"] == int((g.edges[TAG].attrs["user"] == "0").sum()) > 0
 
 
-def test_loading_twice_changes_nothing(store, lastfm):
-    store.write(lastfm, SCHEMA, progress=False)
+def test_loading_twice_changes_nothing(store):
+    from tests.test_leakage import tagged_graph
+
+    g = tagged_graph(n_users=400, n_items=300)  # user-made edges too
+    store.write(g, SCHEMA, progress=False)
     first = store.counts()
-    again = store.write(lastfm, SCHEMA, progress=False)
+    again = store.write(g, SCHEMA, progress=False)
     assert again.mode == "skip" and store.counts() == first
-    merged = store.write(lastfm, SCHEMA, progress=False, force_merge=True)
-    assert merged.mode == "merge" and store.counts() == first == expected_counts(lastfm)
+    merged = store.write(g, SCHEMA, progress=False, force_merge=True)
+    assert merged.mode == "merge" and store.counts() == first == expected_counts(g)
 
 
-def test_kill_minus_9_then_rerun_gives_exact_counts(store, server, ml100k, tmp_path):
+def test_kill_minus_9_then_rerun_gives_exact_counts(store, server, tmp_path):
+    from tests.conftest import planted_ratings, write_kgcn
+
+    recipe = write_kgcn(tmp_path / "planted", planted_ratings(n_users=1000))  # ~27,000 pairs
+    graph = kgrec.load_recipe(recipe)
     env = dict(os.environ, KGREC_NEO4J_PASSWORD=server.password)
-    cmd = [sys.executable, "-m", "kgrec.cli", "load", "ml-100k-kb4rec", "--into", server.uri,
-           "--batch-size", "2000", "--quiet"]
+    cmd = [sys.executable, "-m", "kgrec.cli", "load", str(recipe), "--into", server.uri,
+           "--batch-size", "500", "--quiet"]
     proc = subprocess.Popen(cmd, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
     committed = 0
@@ -98,16 +105,16 @@ def test_kill_minus_9_then_rerun_gives_exact_counts(store, server, ml100k, tmp_p
                               "RETURN count(b) AS c")[0]["c"]
         if committed >= 5:
             break
-        time.sleep(0.2)
+        time.sleep(0.05)
     assert proc.poll() is None, "the load finished before it could be killed"
     os.kill(proc.pid, signal.SIGKILL)
     proc.wait()
     partial = store.counts()
-    assert committed >= 5 and partial != expected_counts(ml100k)
+    assert committed >= 5 and partial != expected_counts(graph)
     out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=600)
     assert out.returncode == 0, out.stderr
-    assert store.counts() == expected_counts(ml100k)
-    assert ml100k.differences(store.read(SCHEMA, progress=False)) == []
+    assert store.counts() == expected_counts(graph)
+    assert graph.differences(store.read(SCHEMA, progress=False)) == []
 
 
 def test_two_datasets_with_the_same_ids_stay_apart(store):
