@@ -101,9 +101,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     parallel workers (``-n 2 --dist loadfile``, which hands out whole files in collection
     order) do not end with one long file running alone: longest-first scheduling."""
     def cost(item: pytest.Item) -> float:
-        mark = item.module.__dict__.get("pytestmark") if item.module else None
-        marks = mark if isinstance(mark, list) else [mark] if mark is not None else []
-        return max((m.args[0] for m in marks if getattr(m, "name", "") == "cost"), default=0.0)
+        mark = item.get_closest_marker("cost")
+        return mark.args[0] if mark else 0.0
 
     order = {id(item): n for n, item in enumerate(items)}
     items.sort(key=lambda item: (-cost(item), order[id(item)]))
