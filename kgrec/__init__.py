@@ -55,7 +55,7 @@ _LAZY = {
     "GraphSchema": "kgrec.schema",
     "Recommendations": "kgrec.serve", "Recommender": "kgrec.serve",
     "LocalStore": "kgrec.store",
-    "train": "kgrec.train",
+    "train": "kgrec.serve",  # the trainer wrapped in a Recommender (kgrec.serve.training)
 }
 # subpackages reachable as attributes (kgrec.ingest.recipe_path, ...)
 _SUBMODULES = {"config", "data", "evaluate", "features", "graph", "ingest", "models", "neo4j",
@@ -84,7 +84,16 @@ class _Package(types.ModuleType):
 sys.modules[__name__].__class__ = _Package
 
 
+# The config's checks of names (models, losses, split strategies, metrics) belong to the
+# layers that hold those registries (kgrec.config.add_check); the package's Config is the
+# one with all of them installed.
+_CHECKING_LAYERS = ("kgrec.data", "kgrec.models", "kgrec.evaluate")
+
+
 def __getattr__(name: str) -> Any:
+    if _LAZY.get(name) == "kgrec.config":
+        for layer in _CHECKING_LAYERS:
+            importlib.import_module(layer)
     if name in _LAZY:
         value = getattr(importlib.import_module(_LAZY[name]), name)
     elif name in _SUBMODULES:
@@ -106,6 +115,5 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from kgrec.graph import RecGraph
     from kgrec.ingest import list_datasets, load_dataset, load_recipe
     from kgrec.schema import GraphSchema
-    from kgrec.serve import Recommendations, Recommender
+    from kgrec.serve import Recommendations, Recommender, train
     from kgrec.store import LocalStore
-    from kgrec.train import train

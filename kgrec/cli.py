@@ -215,7 +215,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import threading
 
     from kgrec.data.split import split_for
-    from kgrec.train import train
+    from kgrec.serve import train
 
     cfg = _config_from_args(args)
     out = Path(args.out) if args.out else _default_out(cfg)
@@ -284,14 +284,16 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     if args.perturb is not None:
         import copy
 
+        from kgrec.models.losses import ranking_loss
+        from kgrec.serve import model_from
         from kgrec.train.adversarial import attacked_outputs
-        from kgrec.train.loop import model_from
 
         if args.among_cold or split.strategy == "ctr" or rec.config.meta.mode != "off":
             raise ConfigError("--perturb: ranking metrics of a model without meta-adaptation "
                               "only (no --among-cold, no ctr split, meta.mode off)")
         users, items = attacked_outputs(model_from(rec, split), split, args.perturb,
-                                        steps=args.perturb_steps, seed=rec.config.train.seed)
+                                        steps=args.perturb_steps, seed=rec.config.train.seed,
+                                        loss=ranking_loss(rec.config.train))
         rec = copy.copy(rec)
         rec.user_embedding, rec.item_embedding = users, items
         title += f", inputs attacked (L2 radius {args.perturb}, {args.perturb_steps} step(s))"
@@ -348,7 +350,7 @@ def cmd_recommend(args: argparse.Namespace) -> int:
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from kgrec.config import Config
     from kgrec.data.split import split_for
-    from kgrec.train import train
+    from kgrec.serve import train
 
     con = _console()
     cfg = Config(data={"dataset": "lastfm-hetrec-kg", "split": "random", "data_dir":

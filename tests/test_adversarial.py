@@ -61,7 +61,8 @@ def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
                                                "adv_eps": 0.1, "adv_steps": 2})
         rec = kgrec.train(s, cfg, progress=False)
         assert rec.history[-1]["parts"]["adv"] > 0
-    with pytest.raises(ConfigError, match="needs model kggnn or hgnn"):
+    with pytest.raises(ConfigError,
+                       match=r"needs a model with layer-0 inputs to perturb \(kggnn or hgnn\)"):
         kgrec.Config(model="lightgcn", train={"adv_eps": 0.1})
     with pytest.raises(ConfigError, match="adv_eps"):
         kgrec.Config(model="hgnn", train={"adv_eps": -1.0})
@@ -69,9 +70,9 @@ def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
 
 def test_test_time_attack_rebuilds_the_model_and_lowers_test_recall(lastfm, tmp_path, capsys):
     from kgrec.cli import main
+    from kgrec.serve import model_from
     from kgrec.train.adversarial import attacked_outputs
     from kgrec.train.loop import EmbeddingScorer as Scores
-    from kgrec.train.loop import model_from
 
     s = kgrec.split(lastfm, "random", seed=0)
     cfg = kgrec.Config(data={"dataset": "lastfm-hetrec-kg"},

@@ -172,7 +172,10 @@ def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
                       pos=torch.from_numpy(inputs.train_items[sport]),
                       neg=torch.from_numpy(phone_items), index=torch.from_numpy(sport))
     m.train()
-    loss, _ = m.loss(batch, reg=1e-4)
+    from kgrec.models.losses import BPR
+    from kgrec.train.objectives import L2Term, MultiTaskTerm, Objective
+
+    loss, _ = Objective(BPR(), [MultiTaskTerm(), L2Term(1e-4)])(m, batch)
     loss.backward()
     grad = m.task_user.grad
     t_sport, t_phone = m.link_tasks.index(f"domain={TARGET}"), m.link_tasks.index("domain=phone")
@@ -212,7 +215,10 @@ def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
     batch = PairBatch(torch.from_numpy(inputs.train_users[:256]),
                       torch.from_numpy(inputs.train_items[:256]),
                       torch.from_numpy(inputs.train_items[256:512]), torch.arange(256))
-    loss, parts = learned.loss(batch, reg=1e-4)
+    from kgrec.models.losses import BPR
+    from kgrec.train.objectives import L2Term, MultiTaskTerm, Objective
+
+    loss, parts = Objective(BPR(), [MultiTaskTerm(), L2Term(1e-4)])(learned, batch)
     loss.backward()
     assert parts["source_weight"] == pytest.approx(0.5)
     assert float(learned.source_log_weight.grad) != 0.0

@@ -129,7 +129,8 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
     # the same trained model with the held-out users' support links taken away (K = 0):
     # only the shots can tell these users apart, so without them they rank alike
     from kgrec.models.base import bipartite_adjacency
-    from kgrec.train.loop import EmbeddingScorer, model_from
+    from kgrec.serve import model_from
+    from kgrec.train.loop import EmbeddingScorer
 
     model = model_from(rec, fewshot)
     held = fewshot.test.heldout_users
@@ -180,8 +181,8 @@ def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, me
     """A held-out user of the few-shot split is a new user whose links are in the graph:
     rebuilt from its support items it gets exactly the model's vector (before adaptation);
     added as a brand-new user it ranks its test items about as well as the evaluation did."""
-    from kgrec.serve import Recommender
-    from kgrec.train.loop import EmbeddingScorer, model_from
+    from kgrec.serve import Recommender, model_from
+    from kgrec.train.loop import EmbeddingScorer
 
     rec = meta_rec
     held = np.flatnonzero(fewshot.test.heldout_users)
@@ -245,8 +246,7 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     """ml-100k's users have an age, a gender and an occupation, which hgnn fuses into their
     input: a held-out user rebuilt from its support items and its profile gets exactly the
     model's vector, and the profile is what sets it apart from a user without one."""
-    from kgrec.serve import Recommender
-    from kgrec.train.loop import model_from
+    from kgrec.serve import Recommender, model_from
 
     s = kgrec.split(ml100k, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "features": ["categorical", "numeric"],
@@ -324,7 +324,7 @@ def test_add_users_encodes_a_profile_text_and_vector_as_training_does():
     through the text encoder, its vector through the trained projection, and both through the
     trained fusion as a training user's do; a user without text in the same call is fused
     from the rest of its profile; a bad vector is refused, naming the user."""
-    from kgrec.train.loop import model_from
+    from kgrec.serve import model_from
 
     g = _profiled_graph()
     s = kgrec.split(g, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)

@@ -14,7 +14,7 @@ import dataclasses
 
 import numpy as np
 
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 from kgrec.errors import ConfigError
 from kgrec.graph import KnowledgeTriples
 

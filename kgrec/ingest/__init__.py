@@ -3,6 +3,8 @@
 ``load_dataset("lastfm-hetrec-kg")`` finds ``loaders/lastfm-hetrec-kg.yaml``, parses the files
 it names once, and keeps the result in the local store (``$KGREC_HOME/graphs/<name>``); later
 loads read the store and parse nothing, unless the recipe or a source file changed.
+:func:`load_source` loads whatever a config's ``data.dataset`` names: a bundled dataset, a
+recipe file or a Neo4j database.
 """
 
 from __future__ import annotations
@@ -25,7 +27,11 @@ from kgrec.store.local import LocalStore
 
 log = logging.getLogger(__name__)
 
-__all__ = ["Recipe", "list_datasets", "load_dataset", "load_recipe", "parse_recipe"]
+__all__ = ["NEO4J_SCHEMES", "Recipe", "is_neo4j_uri", "list_datasets", "load_dataset",
+           "load_recipe", "load_source", "parse_recipe"]
+
+#: the URI schemes of a graph read from Neo4j (``data.dataset: bolt://host:7687#NAME``)
+NEO4J_SCHEMES = ("bolt://", "bolt+s://", "neo4j://", "neo4j+s://")
 
 
 def list_datasets() -> list[str]:
@@ -101,3 +107,33 @@ def _code_fingerprint(fmt: str) -> str:
 def load_dataset(name: str, *, data_dir: str | Path | None = None, cache: bool = True) -> RecGraph:
     """Load a bundled dataset by name, e.g. ``"ml-100k-kb4rec"`` (see :func:`list_datasets`)."""
     return load_recipe(recipe_path(name), data_dir=data_dir, cache=cache)
+
+
+def is_neo4j_uri(source: str | Path) -> bool:
+    """Whether ``source`` names a Neo4j database (:data:`NEO4J_SCHEMES`) rather than a file."""
+    return str(source).startswith(NEO4J_SCHEMES)
+
+
+def load_source(dataset: str | Path, data_dir: str | Path | None = None, *,
+                cache: bool = True) -> RecGraph:
+    """Load the graph ``dataset`` names, as ``data.dataset`` does.
+
+    Args:
+        dataset: a bundled dataset's name (:func:`list_datasets`), a recipe file
+            (``.yaml`` / ``.yml``), or a Neo4j URI (:data:`NEO4J_SCHEMES`):
+            ``bolt://host:7687#NAME`` reads dataset ``NAME`` of a database holding several,
+            ``bolt://host:7687`` the one it holds.
+        data_dir: the folder holding the datasets (default: ``$KGREC_DATA_DIR``); a
+            database ignores it.
+        cache: for the recipes: read from / write to the local store (:func:`load_recipe`).
+    """
+    source = str(dataset)
+    if is_neo4j_uri(source):
+        from kgrec.store.neo4j import Neo4jStore  # the driver loads only when needed
+
+        uri, _, name = source.partition("#")
+        with Neo4jStore(uri) as store:
+            return store.read(dataset=name or None)
+    if source.endswith((".yaml", ".yml")):
+        return load_recipe(source, data_dir=data_dir, cache=cache)
+    return load_dataset(source, data_dir=data_dir, cache=cache)

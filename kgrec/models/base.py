@@ -2,17 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgrec.graph import KnowledgeTriples, RecGraph
 
 if TYPE_CHECKING:
+    from kgrec.config import Config, ModelConfig
+    from kgrec.data.split import Split
     from kgrec.features.build import AttributeSchema
 
 
@@ -24,8 +26,9 @@ class GraphInputs:
         num_users, num_items: node counts.
         train_users, train_items: training positives ``[P]`` (the message-passing graph).
         kg: knowledge triples in the joint item+entity index space, or ``None``.
-        graph: the whole graph, for node content (names, profiles, KG); its interactions
-            beyond ``train_*`` must not be used.
+        graph: the graph's nodes, their content and KG, with only the interactions whose
+            pair is a training pair (:meth:`from_split` builds it so): a model cannot reach a
+            held-out interaction through it.
     """
 
     num_users: int
@@ -34,6 +37,25 @@ class GraphInputs:
     train_items: np.ndarray
     kg: KnowledgeTriples | None = None
     graph: RecGraph | None = None
+
+    @classmethod
+    def from_split(cls, split: Split) -> GraphInputs:
+        """A split's training view: its training pairs, its KG (the split's, e.g. noised,
+        else the graph's) and its graph with the held-out interactions taken out."""
+        kg = split.kg if split.kg is not None else split.graph.knowledge()
+        return cls(split.num_users, split.num_items, split.train_users, split.train_items,
+                   kg if len(kg) else None, training_view(split))
+
+
+def training_view(split: Split) -> RecGraph:
+    """``split.graph`` keeping only the interaction rows whose (user, item) pair is one of the
+    split's training pairs (nodes, content and KG shared, not copied)."""
+    g = split.graph
+    inter = g.interactions
+    n = max(1, g.num_items)
+    train = np.unique(split.train_users.astype(np.int64) * n + split.train_items)
+    rows = inter.src.astype(np.int64) * n + inter.dst
+    return g.subgraph_interactions(np.isin(rows, train))
 
 
 @dataclass
@@ -81,61 +103,60 @@ class Isolation:
         return u, n
 
 
-@dataclass(frozen=True)
-class Objective:
-    """The ranking loss of a batch of user vectors against positive and negative items.
-
-    - ``bpr`` (default): ``-log sigmoid(<u, pos> - <u, neg>)`` per pair.
-    - ``softmax``: sampled softmax. Each user's positive competes with every candidate of
-      the batch (all its positives and sampled negatives, ``2B``) on cosine similarity over
-      ``temperature``; a candidate that is the same item as a row's positive is not counted
-      as that row's negative. One step thus ranks each positive against ``2B - 1`` items,
-      not one; on cosine the loss cannot be lowered by growing norms. The model still
-      ranks by dot product: the vectors' norms, which the loss leaves to the propagation
-      (an item's grows with its degree) and L2, carry popularity, and ranking by cosine
-      instead cost hgnn 15% Recall@20 on Last.FM (0.3348 vs 0.3962, seed 0).
+@dataclass
+class Encoded:
+    """One training step's forward pass, shared by every term of the objective
+    (:mod:`kgrec.train.objectives`), so they all see the same draws (id dropout, KG edge
+    dropout) and the same graph.
 
     Attributes:
-        kind: ``bpr`` or ``softmax``.
-        temperature: softmax only; lower is sharper (on Last.FM 0.5 was the best of
-            0.1-1.0; 0.2 and below overfit within 15 epochs).
+        propagated: users ``[U, d]`` and items ``[I, d]`` as the ranking sees them, before
+            :meth:`RecModel.readout`.
+        inputs: the layer-0 inputs (users ``[U, d]``, items+entities ``[I + E, d]``) that
+            made them, for models that have any (:class:`~kgrec.models.capabilities.Attackable`).
+        propagate: layer-0 inputs -> ``propagated``, over this step's graph (the adversary
+            propagates perturbed inputs with it).
+        private: what else the model's own terms need (hgnn: its per-head views).
     """
 
-    kind: str = "bpr"
-    temperature: float = 0.5
-
-    def __call__(self, u: Tensor, pos: Tensor, neg: Tensor, pos_ids: Tensor | None = None,
-                 neg_ids: Tensor | None = None) -> Tensor:
-        """Mean loss of ``u`` ``[B, d]`` against ``pos``/``neg`` ``[B, d]``; ``pos_ids``,
-        ``neg_ids`` ``[B]`` (the items' indices) let ``softmax`` spot duplicates."""
-        if self.kind == "bpr":
-            return bpr_loss(u, pos, neg)
-        return softmax_loss(u, pos, neg, self.temperature, pos_ids, neg_ids)
-
-
-@dataclass
-class Adversary:
-    """Adversarial training of a model's layer-0 inputs (:mod:`kgrec.train.adversarial`):
-    radius ``eps``, loss ``weight``, ``steps`` (1 = FGSM/APR, more = PGD)."""
-
-    eps: float
-    weight: float = 1.0
-    steps: int = 1
+    propagated: tuple[Tensor, Tensor]
+    inputs: tuple[Tensor, Tensor] | None = None
+    propagate: Callable[[Tensor, Tensor], tuple[Tensor, Tensor]] | None = None
+    private: Any = None
 
 
 class RecModel(nn.Module):
     """A model that embeds every user and item; a pair's score is the dot product.
 
-    Subclasses implement :meth:`forward` (full-graph propagation) and :meth:`ego` (the input
-    embeddings of a batch, for L2 regularisation); models with more objectives override
-    :meth:`loss`. Models whose inputs can be perturbed set ``supports_adversary`` and add
-    the adversarial term to their loss when ``adversary`` is set.
+    The contract (PyG's ``MessagePassing`` in spirit: a few methods, shapes in their
+    docstrings):
+
+    - :meth:`from_config` builds the model from its config section and the
+      :class:`GraphInputs` (the registry calls it: ``@MODELS.register("name")``);
+    - :meth:`forward` gives every user's and item's ranking vector;
+    - :meth:`encode_batch` is one training step's forward (default: :meth:`forward`), and
+      :meth:`l2_sum` the squared norm its L2 term penalises;
+    - :meth:`readout` maps propagated vectors to scored ones (default: identity).
+
+    Everything else is a capability the model declares by implementing it
+    (:mod:`kgrec.models.capabilities`): attackable inputs, few-shot encoding, task heads,
+    placing new items and users. The losses are the trainer's (:mod:`kgrec.train.objectives`).
     """
 
-    supports_adversary = False
-    adversary: Adversary | None = None
-    # the ranking loss; the trainer sets it from ``train.loss`` / ``train.temperature``
-    objective: Objective = Objective()
+    name = "model"
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
+                    progress: bool = True) -> RecModel:
+        """The model ``cfg`` describes, sized for ``inputs`` (``device``/``progress``: for
+        models that encode content). Default: ``cls(inputs, cfg.dim)``."""
+        return cls(inputs, cfg.dim)  # type: ignore[call-arg]
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """Refuse (:class:`~kgrec.errors.ConfigError`, naming the field) settings this
+        model cannot honour; called by :func:`kgrec.models.check_config` with the whole
+        config, beside the capability checks."""
 
     def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         """Returns ``(users [U, d], items [I, d])``.
@@ -146,6 +167,14 @@ class RecModel(nn.Module):
         """
         raise NotImplementedError
 
+    def encode_batch(self) -> Encoded:
+        """One training step's forward pass (draws this step's dropout)."""
+        return Encoded(self())
+
+    def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
+        """Propagated vectors -> the vectors a pair is scored with (identity here)."""
+        return users, items
+
     def new_user(self) -> tuple[Tensor, Tensor] | None:
         """``(start [d], scale [d])`` for a user built from its links alone: its layer-0
         vector (a user the model has never seen: no id, no profile) and what the readout
@@ -154,58 +183,43 @@ class RecModel(nn.Module):
         return None
 
     def user_profile(self) -> AttributeSchema | None:
-        """How this model encodes a user's profile (its attribute columns; the fused input's
-        weights are the ``user_content.*`` entries of the state), so a new user with a profile
-        starts where a training user with that profile would. ``None``: profiles are not read
-        (the model has no user content)."""
+        """How this model encodes a user's profile (its attribute columns), so a new user
+        with a profile starts where a training user with that profile would. ``None``:
+        profiles are not read (the model has no user content)."""
         return None
 
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         """Input embeddings of a batch's users ``[B]`` and items ``[B']`` (for L2 terms)."""
         raise NotImplementedError
 
-    def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
-        """The training loss of one step and its parts (for logging).
-
-        Default: the :attr:`objective` (BPR, ``-log sigmoid(s(u, pos) - s(u, neg))``, unless
-        set otherwise), plus ``reg / 2`` times the squared norm of the batch's input
-        embeddings per pair.
-        """
-        users, items = self()
-        rank = self.batch_loss(users, items, batch)
-        return rank + self.l2(batch, reg), {self.objective.kind: float(rank.detach())}
-
-    def batch_loss(self, users: Tensor, items: Tensor, batch: PairBatch) -> Tensor:
-        """:attr:`objective` on ``batch``'s pairs given all users ``[U, d]`` and items
-        ``[I, d]``."""
-        p, n = batch.pos, batch.neg
-        return self.objective(users[batch.users], items[p], items[n], p, n)
-
-    def l2(self, batch: PairBatch, reg: float) -> Tensor:
-        """``reg / 2`` times the squared norm of the batch's input embeddings, per pair."""
-        ego = self.ego(batch.users, torch.cat([batch.pos, batch.neg]))
-        return reg * 0.5 * sum((e ** 2).sum() for e in ego) / len(batch.users)
+    def l2_sum(self, batch: PairBatch, enc: Encoded) -> Tensor:
+        """The squared norm of the batch's input embeddings (users, positives, negatives),
+        which the L2 term scales by ``reg / 2`` per pair."""
+        return sum((e ** 2).sum() for e in self.ego(batch.users,
+                                                    torch.cat([batch.pos, batch.neg])))
 
 
-def bpr_loss(u: Tensor, pos: Tensor, neg: Tensor) -> Tensor:
-    """Mean BPR loss of user vectors ``u`` against positive and negative item vectors
-    (all ``[B, d]``)."""
-    return -F.logsigmoid((u * pos).sum(-1) - (u * neg).sum(-1)).mean()
+def __getattr__(name: str) -> Any:
+    # the ranking losses moved to kgrec.models.losses (a registry); old names keep working
+    import warnings
+
+    from kgrec.models import losses
+
+    if name in ("bpr_loss", "softmax_loss"):
+        return getattr(losses, name)
+    if name == "Objective":
+        warnings.warn("kgrec.models.base.Objective is deprecated: use "
+                      "kgrec.models.losses.LOSSES (e.g. LOSSES.get('softmax')(0.3))",
+                      DeprecationWarning, stacklevel=2)
+        return _objective
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
-def softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float,
-                 pos_ids: Tensor | None = None, neg_ids: Tensor | None = None) -> Tensor:
-    """Sampled softmax (:class:`Objective` ``softmax``): row ``b`` of ``u`` ``[B, d]`` against
-    the candidates ``[pos; neg]`` ``[2B, d]`` on cosine / ``temperature``, target ``pos[b]``.
-    With ids, a candidate equal to row ``b``'s positive (other than itself) is left out."""
-    cand = F.normalize(torch.cat([pos, neg]), dim=-1)
-    logits = F.normalize(u, dim=-1) @ cand.T / temperature  # [B, 2B]
-    target = torch.arange(len(u), device=u.device)
-    if pos_ids is not None and neg_ids is not None:
-        dup = pos_ids.unsqueeze(1) == torch.cat([pos_ids, neg_ids]).unsqueeze(0)
-        dup[target, target] = False
-        logits = logits.masked_fill(dup, float("-inf"))
-    return F.cross_entropy(logits, target)
+def _objective(kind: str = "bpr", temperature: float = 0.5) -> Any:
+    from kgrec.models.losses import LOSSES
+
+    cls = LOSSES.get(kind)
+    return cls(temperature) if kind == "softmax" else cls()
 
 
 def bipartite_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,

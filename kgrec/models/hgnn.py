@@ -29,7 +29,7 @@ down-weighted, and ``model.task_users`` gives each domain head per-user offsets.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from typing import Any, NamedTuple
 
 import numpy as np
@@ -37,19 +37,22 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgrec.config import ModelConfig
+from kgrec.config import Config, ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.features.build import AttributeSchema, Modalities, build_features
 from kgrec.graph import RecGraph
-from kgrec.models.base import GraphInputs, Isolation, PairBatch, bipartite_adjacency
+from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch, bipartite_adjacency
 from kgrec.models.fusion import Fusion
 from kgrec.models.kggnn import KGGNN
+from kgrec.models.losses import RankingLoss
 from kgrec.models.ops import WeightedAdjacency
+from kgrec.models.registry import MODELS
 from kgrec.models.tasks import resolve_tasks
 
 log = logging.getLogger(__name__)
 
 
+@MODELS.register("hgnn")
 class HGNN(KGGNN):
     """BERT-initialised heterogeneous GNN with multi-task link-prediction heads.
 
@@ -159,6 +162,29 @@ class HGNN(KGGNN):
             # down from its fixed weight, which is what a noisy auxiliary task needs.
             self.log_var_raw = nn.Parameter(torch.full((len(self.task_names),), -2.0))
         log.info("hgnn tasks: %s (%s weighting)", self.task_names, self.weighting)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
+                    progress: bool = True) -> HGNN:
+        return cls(inputs, cfg, device=device, progress=progress)
+
+    @classmethod
+    def check_config(cls, cfg: Config) -> None:
+        """``model.source_weight`` needs a domain head to rank and no few-shot adaptation;
+        ``learn_source_weight`` a starting weight."""
+        m = cfg.model
+        if m.source_weight is not None and not m.rank_task.startswith("domain="):
+            raise ConfigError(f"model.source_weight: needs a domain head to rank "
+                              f"(model.rank_task: domain=X); rank_task is {m.rank_task!r}",
+                              field="model.source_weight")
+        if m.source_weight is not None and cfg.meta.mode != "off":
+            raise ConfigError("model.source_weight: not with few-shot adaptation (meta.mode "
+                              f"{cfg.meta.mode!r}); set meta.mode=off",
+                              field="model.source_weight")
+        if m.learn_source_weight and not (m.source_weight or 0) > 0:
+            raise ConfigError(f"model.learn_source_weight: needs a starting "
+                              f"model.source_weight > 0 (it is {m.source_weight})",
+                              field="model.learn_source_weight")
 
     def _init_source_weight(self, cfg: ModelConfig, graph: RecGraph,
                             inputs: GraphInputs) -> None:
@@ -321,6 +347,19 @@ class HGNN(KGGNN):
         _, _, _, ranked = self._encode(isolate, trace)
         return self.readout(ranked.users, ranked.items)
 
+    def encode_isolated(self, isolate: Isolation | None,
+                        trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """:meth:`forward` with ``isolate``'s nodes encoded as few-shot nodes
+        (:class:`~kgrec.models.capabilities.FewShot`)."""
+        return self(isolate=isolate, trace=trace)
+
+    def encode_batch(self) -> Encoded:
+        """Layer-0 inputs, and the shared and ranking views propagated from them over this
+        step's graph (its id and KG dropout)."""
+        u0, n0, shared, ranked = self._encode()
+        return Encoded((ranked.users, ranked.items), inputs=(u0, n0),
+                       propagate=ranked.propagate, private=(shared, ranked))
+
     def new_user(self) -> tuple[Tensor, Tensor] | None:
         """A new user starts as an isolated one does: no id, and no profile (the fused
         content's 'unknown' vector where users have content, else the learned default);
@@ -333,6 +372,52 @@ class HGNN(KGGNN):
 
     def user_profile(self) -> AttributeSchema | None:
         return None if self.user_content.empty else self._user_schema
+
+    # ------------------------------------------------ new nodes, from a saved run's weights
+    @classmethod
+    def items_from_text(cls, cfg: ModelConfig, state: Mapping[str, Tensor], texts: list[str],
+                        device: str = "cpu") -> Tensor:
+        """Ranking vectors ``[N, d]`` of brand-new items from their texts, as this model
+        encodes an unseen item: the text through the encoder and the trained projection, no
+        id, no interaction or KG messages (:class:`~kgrec.models.capabilities.PlacesItems`).
+        Only the text modality is present, so attention (or mean) fusion returns its
+        projection unchanged; with no edges every propagation layer adds zero, and the
+        output is the mean over the layer-0 input and ``L`` empty layers."""
+        from kgrec.features.text import TextEncoder
+
+        w = state.get("item_content.text_proj.weight")
+        if w is None:
+            raise ConfigError("add_items needs an hgnn model trained with text features "
+                              f"(this one has features {cfg.features})")
+        vec = torch.from_numpy(TextEncoder(cfg.text_model, device=str(device))
+                               .encode(texts, progress=False)).to(device)
+        content = vec @ w.to(device).T + state["item_content.text_proj.bias"].to(device)
+        return content / (cfg.layers + 1)
+
+    @classmethod
+    def users_from_profiles(cls, cfg: ModelConfig, state: Mapping[str, Tensor],
+                            columns: Modalities, texts: list[str] | None,
+                            device: str = "cpu") -> Tensor:
+        """Layer-0 vectors of new users from their encoded attribute ``columns`` and texts
+        (``None``: the users' content has no text), fused by the trained ``user_content``
+        weights, divided by ``L + 1`` (a fold-in's start;
+        :class:`~kgrec.models.capabilities.PlacesUsers`)."""
+        if texts is not None:
+            from kgrec.features.text import TextEncoder
+
+            dt = state["user_content.text_proj.weight"].shape[1]
+            columns.text_mask = torch.as_tensor([bool(t) for t in texts])
+            columns.text = torch.zeros(len(texts), dt)
+            if columns.text_mask.any():
+                enc = TextEncoder(cfg.text_model, device=str(device))
+                columns.text[columns.text_mask] = torch.from_numpy(
+                    enc.encode([t for t in texts if t], progress=False))
+        fusion = Fusion(columns, cfg.dim, cfg.fusion)
+        prefix = "user_content."
+        fusion.load_state_dict({k[len(prefix):]: v for k, v in state.items()
+                                if k.startswith(prefix)})
+        with torch.no_grad():
+            return fusion.to(device)() / (cfg.layers + 1)
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Users through the ranking head (``model.rank_task``, default ``all``)."""
@@ -354,9 +439,13 @@ class HGNN(KGGNN):
             out.append(self.node(items))
         return out
 
-    def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
-        """Weighted sum of the per-task losses (BPR per link task, DistMult for ``kg``)."""
-        u0, n0, shared, ranked = self._encode()
+    def task_losses(self, enc: Encoded, batch: PairBatch, loss: RankingLoss
+                    ) -> tuple[Tensor, dict[str, float], Tensor | None]:
+        """``loss`` per link task on the batch's pairs of that task (through the task's
+        head), then DistMult KG completion for ``kg``: the losses ``[T]``, their logged
+        values, and the clean ranking loss where the ranking head is ``all`` (which always
+        has pairs; the one-step adversary reuses its graph)."""
+        (u0, n0), (shared, ranked) = enc.inputs, enc.private
         losses: list[Tensor] = []
         parts: dict[str, float] = {}
         for t, name in enumerate(self.link_tasks):
@@ -366,8 +455,8 @@ class HGNN(KGGNN):
                 continue
             users, items = (ranked if t == self.rank_head else shared)[:2]
             ub = self._task_users(users[batch.users[m]], t, batch.users[m]) * self.heads[t]
-            lt = self.objective(ub, items[batch.pos[m]], items[batch.neg[m]], batch.pos[m],
-                                batch.neg[m])
+            lt = loss(ub, items[batch.pos[m]], items[batch.neg[m]], batch.pos[m],
+                      batch.neg[m])
             losses.append(lt)
             parts[name] = float(lt.detach())
         if self.source_log_weight is not None:
@@ -376,40 +465,25 @@ class HGNN(KGGNN):
             lk = self._kg_loss(n0, len(batch.users))
             losses.append(lk)
             parts["kg"] = float(lk.detach())
-        stacked = torch.stack(losses)
+        clean = losses[self.rank_head] if self.link_tasks[self.rank_head] == "all" else None
+        return torch.stack(losses), parts, clean
+
+    def combine_tasks(self, losses: Tensor) -> Tensor:
+        """Fixed weights, or Kendall et al.'s learned uncertainty weights (bounded)."""
         if self.weighting == "uncertainty":
             log_var = F.softplus(self.log_var_raw)
-            total = (torch.exp(-log_var) * stacked * self.task_weight + log_var).sum()
-        else:
-            total = (stacked * self.task_weight).sum()
-        if self.adversary is not None:
-            # the clean loss serves the one-step attack only if it is the ranking head's and
-            # has a graph (the "all" head always has pairs; another head may have none)
-            is_all = self.link_tasks[self.rank_head] == "all"
-            la = self._adversarial(batch, (u0, n0), ranked.propagate,
-                                   losses[self.rank_head] if is_all else None)
-            total = total + self.adversary.weight * la
-            parts["adv"] = float(la.detach())
-        # L2 on the batch's layer-0 inputs (content + id), not just the id embeddings: the
-        # content projection can memorise as well as an id can.
+            return (torch.exp(-log_var) * losses * self.task_weight + log_var).sum()
+        return (losses * self.task_weight).sum()
+
+    def l2_sum(self, batch: PairBatch, enc: Encoded) -> Tensor:
+        """The batch's layer-0 inputs (content + id), not just the id embeddings: the
+        content projection can memorise as well as an id can; plus the users' task offsets."""
+        u0, n0 = enc.inputs
         items0 = n0[torch.cat([batch.pos, batch.neg])]
         l2 = (u0[batch.users] ** 2).sum() + (items0 ** 2).sum()
         if self.task_user is not None:
             l2 = l2 + (self.task_user[:, batch.users] ** 2).sum()
-        return total + reg * 0.5 * l2 / len(batch.users), parts
-
-    def _adversarial(self, batch: PairBatch, inputs: tuple[Tensor, Tensor],
-                     propagate_: Callable[[Tensor, Tensor], Any],
-                     clean: Tensor | None) -> Tensor:
-        """The ranking (``all`` head) loss at worst-case perturbed layer-0 inputs (the fused
-        content + id inputs), over this step's graph (:mod:`kgrec.train.adversarial`)."""
-        from kgrec.train.adversarial import adversarial_loss
-
-        def rank(users: Tensor, items: Tensor) -> Tensor:
-            return self.batch_loss(*self.readout(users, items), batch)
-
-        a = self.adversary
-        return adversarial_loss(propagate_, rank, inputs, a.eps, a.steps, clean)
+        return l2
 
     def _kg_loss(self, nodes: Tensor, n: int) -> Tensor:
         """DistMult KG completion on layer-0 inputs: a true tail against a random node."""

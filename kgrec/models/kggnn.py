@@ -20,12 +20,15 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
-from kgrec.models.base import GraphInputs, PairBatch, RecModel, bipartite_adjacency
+from kgrec.config import ModelConfig
+from kgrec.models.base import Encoded, GraphInputs, RecModel, bipartite_adjacency
 from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, scatter_mean, segment_mean
+from kgrec.models.registry import MODELS
 
 
+@MODELS.register("kggnn")
 class KGGNN(RecModel):
-    """Relation-aware propagation over user-item and item-entity edges.
+    """KG-aware GNN: relation-aware propagation over user-item and item-entity edges.
 
     Args:
         inputs: sizes, training interactions and the KG (``inputs.kg``; without one the
@@ -75,6 +78,11 @@ class KGGNN(RecModel):
             # Small relation vectors: KG messages start weak and grow where they help ranking.
             self.relation = nn.Embedding(2 * n_rel, dim)
             nn.init.normal_(self.relation.weight, std=0.1)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
+                    progress: bool = True) -> KGGNN:
+        return cls(inputs, cfg.dim, cfg.layers, cfg.kg_layers, cfg.kg_dropout)
 
     def embed(self) -> tuple[Tensor, Tensor]:
         """Layer-0 inputs: users ``[U, d]`` and items+entities ``[I + E, d]``."""
@@ -182,25 +190,10 @@ class KGGNN(RecModel):
     def ego(self, users: Tensor, items: Tensor) -> list[Tensor]:
         return [self.user(users), self.node(items)]
 
-    supports_adversary = True
-
-    def loss(self, batch: PairBatch, reg: float) -> tuple[Tensor, dict[str, float]]:
-        """The ranking loss plus L2 (:meth:`RecModel.loss`), plus the adversarial term on the
-        layer-0 embeddings when ``adversary`` is set."""
-        if self.adversary is None:
-            return super().loss(batch, reg)
-        from kgrec.train.adversarial import adversarial_loss
-
+    def encode_batch(self) -> Encoded:
+        """Layer-0 inputs and their propagation over this step's graph (its KG dropout)."""
         u0, n0 = self.embed()
-
-        def rank(users: Tensor, items: Tensor) -> Tensor:
-            return self.batch_loss(users, items, batch)
-
-        clean = rank(*self.encode(u0, n0))
-        a = self.adversary
-        adv = adversarial_loss(self.encode, rank, (u0, n0), a.eps, a.steps, clean)
-        parts = {self.objective.kind: float(clean.detach()), "adv": float(adv.detach())}
-        return clean + a.weight * adv + self.l2(batch, reg), parts
+        return Encoded(self.encode(u0, n0), inputs=(u0, n0), propagate=self.encode)
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
         """Propagated vectors -> the vectors a pair is scored with (identity here)."""

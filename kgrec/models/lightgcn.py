@@ -5,12 +5,15 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from kgrec.config import ModelConfig
 from kgrec.models.base import GraphInputs, RecModel, bipartite_adjacency
 from kgrec.models.ops import propagate
+from kgrec.models.registry import MODELS
 
 
+@MODELS.register("lightgcn")
 class LightGCN(RecModel):
-    """Free embeddings smoothed over the user-item graph; the output is the mean of the layers.
+    """LightGCN: free embeddings smoothed over the user-item graph (mean of the layers).
 
     Equivalent to PyG's ``LightGCN`` (``LGConv`` layers, uniform layer weights), but it
     propagates over a precomputed symmetric-normalised CSR adjacency, which is several times
@@ -31,6 +34,11 @@ class LightGCN(RecModel):
         self.register_buffer("adj", bipartite_adjacency(inputs.train_users, inputs.train_items,
                                                         inputs.num_users, inputs.num_items),
                              persistent=False)
+
+    @classmethod
+    def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
+                    progress: bool = True) -> LightGCN:
+        return cls(inputs, cfg.dim, cfg.layers)
 
     def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         x = self.embedding.weight

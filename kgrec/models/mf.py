@@ -5,10 +5,12 @@ from __future__ import annotations
 from torch import Tensor, nn
 
 from kgrec.models.base import GraphInputs, RecModel
+from kgrec.models.registry import MODELS
 
 
+@MODELS.register("mf")
 class MF(RecModel):
-    """One free embedding per user and item.
+    """Matrix factorisation: one free embedding per user and item (BPR-MF).
 
     Args:
         inputs: graph sizes.

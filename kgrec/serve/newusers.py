@@ -157,26 +157,11 @@ class NewUserEncoder:
             columns[schema.vectors] = _vector_column(rows, names, schema.vectors,
                                                      schema.vectors_dim)
         m = schema.encode(columns, len(rows), names=names)  # names a bad value's user
-        if schema.text:
-            from kgrec.features.text import TextEncoder
+        from kgrec.models import MODELS
 
-            texts = [self.profile_text(r) for r in rows]
-            dt = self.state["user_content.text_proj.weight"].shape[1]
-            m.text_mask = torch.as_tensor([bool(t) for t in texts])
-            m.text = torch.zeros(len(rows), dt)
-            if m.text_mask.any():
-                enc = TextEncoder(self.config.model.text_model, device=str(self.device))
-                m.text[m.text_mask] = torch.from_numpy(
-                    enc.encode([t for t in texts if t], progress=False))
-        from kgrec.models.fusion import Fusion
-
-        fusion = Fusion(m, starts.shape[1], self.config.model.fusion)
-        prefix = "user_content."
-        fusion.load_state_dict({k[len(prefix):]: v for k, v in self.state.items()
-                                if k.startswith(prefix)})
-        with torch.no_grad():
-            starts[torch.as_tensor(given)] = (fusion.to(self.device)()
-                                              / (self.config.model.layers + 1))
+        texts = [self.profile_text(r) for r in rows] if schema.text else None
+        starts[torch.as_tensor(given)] = MODELS.get(self.config.model.name).users_from_profiles(
+            self.config.model, self.state, m, texts, device=self.device)
         return starts
 
     def profile_text(self, profile: Mapping[str, Any]) -> str:

@@ -135,13 +135,14 @@ class Recommender:
             ConfigError: the model cannot place items from text.
             UnknownIdError: an id already exists, or a text is empty.
         """
-        from kgrec.features.text import TextEncoder
+        from kgrec.models import MODELS, PlacesItems, has
 
         cfg = self.config.model
-        w = self.state.get("item_content.text_proj.weight")
-        if cfg.name != "hgnn" or w is None:
-            raise ConfigError("add_items needs an hgnn model trained with text features "
-                              f"(this one is {cfg.name!r}, features {cfg.features})")
+        cls = MODELS.get(cfg.name)
+        if not has(cls, PlacesItems) or "item_content.text_proj.weight" not in self.state:
+            raise ConfigError("add_items needs a model that places items from text, trained "
+                              f"with text features (this one is {cfg.name!r}, features "
+                              f"{cfg.features})")
         ids, texts = [str(x) for x in ids], [str(t) for t in texts]
         if len(ids) != len(texts) or (names is not None and len(names) != len(ids)):
             raise ValueError("ids, texts (and names) must have the same length")
@@ -152,14 +153,7 @@ class Recommender:
         empty = [x for x, t in zip(ids, texts, strict=True) if not t.strip()]
         if empty:
             raise UnknownIdError(f"item(s) {empty[:5]} have no text to place them by")
-        vec = torch.from_numpy(TextEncoder(cfg.text_model, device=str(self.device))
-                               .encode(texts, progress=False)).to(self.device)
-        content = vec @ w.to(self.device).T + self.state["item_content.text_proj.bias"].to(
-            self.device)
-        # Only the text modality is present, so attention (or mean) fusion returns its
-        # projection unchanged; with no edges every propagation layer adds zero, and the
-        # output is the mean over the layer-0 input and L empty layers.
-        emb = content / (cfg.layers + 1)
+        emb = cls.items_from_text(cfg, self.state, texts, device=self.device)
         start = self.num_items
         self.item_embedding = torch.cat([self.item_embedding, emb])
         self.item_ids += ids

@@ -1,5 +1,21 @@
-"""Training: losses, negative sampling, the loop with early stopping and checkpoints."""
+"""Training: the trainer with overridable steps, the objective's terms (ranking, task
+heads, adversarial, meta-episodes, L2), negative sampling, few-shot episodes.
 
-from kgrec.train.loop import graph_inputs, resolve_device, train, validate
+:func:`kgrec.train` (which returns a :class:`~kgrec.serve.Recommender`) is
+:func:`kgrec.serve.training.train`, a :class:`Trainer` run wrapped by serve.
+"""
 
-__all__ = ["graph_inputs", "resolve_device", "train", "validate"]
+from kgrec.models.losses import LOSSES
+from kgrec.train.loop import (
+    EmbeddingScorer,
+    TrainedModel,
+    Trainer,
+    TrainingStopped,
+    graph_inputs,
+    resolve_device,
+    validate,
+)
+from kgrec.train.objectives import Objective, build_objective
+
+__all__ = ["LOSSES", "EmbeddingScorer", "Objective", "TrainedModel", "Trainer",
+           "TrainingStopped", "build_objective", "graph_inputs", "resolve_device", "validate"]

@@ -21,6 +21,8 @@ from torch import Tensor
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import RecModel
+from kgrec.models.capabilities import Attackable, has
+from kgrec.models.losses import BPR, RankingLoss
 from kgrec.train.sampling import NegativeSampler
 
 Encode = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
@@ -86,13 +88,14 @@ def adversarial_loss(encode: Encode, loss: Loss, inputs: tuple[Tensor, Tensor], 
 
 
 def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 1,
-                     pairs: int = 8192, seed: int = 0) -> tuple[Tensor, Tensor]:
+                     pairs: int = 8192, seed: int = 0,
+                     loss: RankingLoss | None = None) -> tuple[Tensor, Tensor]:
     """The model's user ``[U, d]`` and item ``[I, d]`` vectors after a test-time attack: its
-    layer-0 inputs moved within radius ``eps`` per row against the ranking loss (the model's
-    objective) of ``pairs`` sampled training positives (a white-box attacker who knows the
+    layer-0 inputs moved within radius ``eps`` per row against the ranking loss (``loss``,
+    default BPR) of ``pairs`` sampled training positives (a white-box attacker who knows the
     model and the training data, not the test set). For robustness evaluations (``kgrec
     evaluate --perturb``)."""
-    if not model.supports_adversary:
+    if not has(model, Attackable):
         raise ConfigError(f"--perturb: model {type(model).__name__} has no layer-0 inputs to "
                           "perturb (kggnn and hgnn do)")
     model.eval()
@@ -104,11 +107,13 @@ def attacked_outputs(model: RecModel, split: Split, eps: float, *, steps: int = 
     pos = torch.as_tensor(split.train_items[idx], device=dev)
     neg = torch.as_tensor(NegativeSampler(split.train_users, split.train_items, split.num_items,
                                           rng).sample(split.train_users[idx]), device=dev)
+    rank_loss = loss if loss is not None else BPR()
+
     def encode(u: Tensor, n: Tensor) -> tuple[Tensor, Tensor]:
         return model.readout(*model.rank_encode(u, n))
 
     def rank(us: Tensor, its: Tensor) -> Tensor:
-        return model.objective(us[users], its[pos], its[neg], pos, neg)
+        return rank_loss(us[users], its[pos], its[neg], pos, neg)
 
     u0, n0 = (x.detach() for x in model.embed())
     du, dn = perturbation(encode, rank, (u0, n0), eps, steps)

@@ -1,5 +1,15 @@
-"""The training loop: BPR (or sampled softmax) with sampled negatives, validation-based early
-stopping, TensorBoard curves, a PNG plot, and checkpoints that let a killed run resume."""
+"""The trainer: mini-batch steps over the training pairs with sampled negatives, the objective's
+terms summed (:mod:`kgrec.train.objectives`), validation-based early stopping, TensorBoard
+curves and checkpoints that let a killed run resume.
+
+:class:`Trainer` is RecBole's trainer in spirit: each part of a run is a method a subclass can
+override (:meth:`~Trainer.build_model`, :meth:`~Trainer.build_objective`,
+:meth:`~Trainer.train_step`, :meth:`~Trainer.train_epoch`, :meth:`~Trainer.validate`,
+:meth:`~Trainer.save_checkpoint`, :meth:`~Trainer.on_epoch_end`), and callbacks hook into
+each validation. It returns the trained model and its history (:class:`TrainedModel`);
+:func:`kgrec.train` (in :mod:`kgrec.serve.training`) wraps that in a
+:class:`~kgrec.serve.Recommender` and saves it.
+"""
 
 from __future__ import annotations
 
@@ -21,14 +31,13 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kgrec.config import Config
-from kgrec.data.split import Split, fingerprint
+from kgrec.data.split import Split
 from kgrec.errors import KgrecError
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
-from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
-from kgrec.models.base import Objective, PairBatch
+from kgrec.models.base import PairBatch
 from kgrec.progress import progress as progress_bar
-from kgrec.serve import Recommender, UserFoldIn
+from kgrec.train.objectives import Objective, build_objective
 from kgrec.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
@@ -48,10 +57,9 @@ def resolve_device(name: str = "auto") -> torch.device:
 
 
 def graph_inputs(split: Split) -> GraphInputs:
-    """What the model may see: only the training interactions, plus the whole KG."""
-    kg = split.kg if split.kg is not None else split.graph.knowledge()
-    return GraphInputs(split.num_users, split.num_items, split.train_users, split.train_items,
-                       kg if len(kg) else None, split.graph)
+    """What the model may see (:meth:`GraphInputs.from_split`): the training interactions,
+    the KG, and the graph's content without its held-out interactions."""
+    return GraphInputs.from_split(split)
 
 
 class EmbeddingScorer:
@@ -68,11 +76,6 @@ class EmbeddingScorer:
         u = self.users[torch.as_tensor(users, device=self.users.device)]
         i = self.items[torch.as_tensor(items, device=self.items.device)]
         return (u * i).sum(-1).cpu().numpy()
-
-
-def objective(cfg: Config) -> Objective:
-    """The ranking loss ``cfg.train`` asks for."""
-    return Objective(cfg.train.loss, cfg.train.temperature)
 
 
 @torch.no_grad()
@@ -153,44 +156,6 @@ def _determinism(on: bool):
         torch.use_deterministic_algorithms(before)
 
 
-def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
-          logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
-          callbacks: Sequence[Callback] = (), stop: threading.Event | None = None
-          ) -> Recommender:
-    """Train ``config.model`` on ``split``'s training interactions.
-
-    Each epoch passes once over the training positives in mini-batches, one uniformly sampled
-    non-positive item per positive, with the ranking loss (``train.loss``: BPR, or sampled
-    softmax over the batch's items) plus L2 on the batch's input embeddings.
-    Every ``eval_every`` epochs the validation metric (``config.eval.metric``; AUC for the
-    click-through protocol) is computed; the best epoch's weights are kept and training stops
-    after ``patience`` evaluations without improvement.
-
-    Args:
-        split: from :func:`kgrec.split` (the test set is never looked at).
-        config: the configuration (default :class:`Config`).
-        out_dir: where to save the recommender, ``curves.png``, ``history.json`` and the
-            resumable ``last.*`` checkpoint.
-        logdir: TensorBoard event directory.
-        resume: continue from ``out_dir``'s checkpoint when there is one.
-        progress: show a progress bar.
-        callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
-            (Optuna's pruning does).
-        stop: set it (from another thread) to stop training after the current step, as the
-            first Ctrl-C or SIGTERM does: the best validated epoch is kept and saved, a
-            complete run (:class:`TrainingStopped` if none was validated yet). After
-            ``train`` returns, ``stop.is_set()`` tells whether it was stopped so.
-
-    Returns:
-        the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
-    """
-    cfg = copy.deepcopy(config or Config()).check()
-    _record_what_is_trained(cfg, split)
-    stop = stop if stop is not None else threading.Event()
-    with _determinism(cfg.train.deterministic), _stop_on_signal(stop):
-        return _train(split, cfg, out_dir, logdir, resume, progress, callbacks, stop)
-
-
 class TrainingStopped(KgrecError):
     """Training was stopped (Ctrl-C, SIGTERM) before any epoch was validated, so there is no
     model to keep; the ``last.*`` checkpoint of ``out_dir`` resumes it."""
@@ -252,196 +217,233 @@ def _record_what_is_trained(cfg: Config, split: Split) -> None:
             setattr(d, key, value)
 
 
-def _train(split: Split, cfg: Config, out_dir: str | Path | None, logdir: str | Path | None,
-           resume: bool, progress: bool, callbacks: Sequence[Callback],
-           stop: threading.Event) -> Recommender:
-    device = resolve_device(cfg.train.device)
-    torch.manual_seed(cfg.train.seed)
-    rng = np.random.default_rng(cfg.train.seed)
-    inputs = graph_inputs(split)
-    model = build_model(cfg.model, inputs, device=str(device), progress=progress).to(device)
-    model.objective = objective(cfg)
-    sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
-    if cfg.train.adv_eps > 0:
-        from kgrec.models.base import Adversary
+@dataclass
+class TrainedModel:
+    """What a :class:`Trainer` run gives: the model at its best validated epoch (in eval
+    mode), its per-epoch history, and the config and split it was trained with."""
 
-        model.adversary = Adversary(cfg.train.adv_eps, cfg.train.adv_weight,
-                                    cfg.train.adv_steps)
-    meta = None
-    if cfg.meta.mode != "off":
-        from kgrec.train.meta import MetaLearner, MetaObjective
+    model: RecModel
+    history: list[dict[str, Any]]
+    config: Config
+    split: Split
+    best_epoch: int = 0
 
-        # a submodule: optimised, checkpointed, resumed and kept at the best epoch with it
-        model.add_module("meta_learner", MetaLearner(
-            cfg.model.dim, cfg.meta.inner_steps, cfg.meta.inner_lr,
-            learn_lr=cfg.meta.mode == "meta" and cfg.meta.learn_inner_lr).to(device))
-        if cfg.meta.mode == "meta":
-            meta = MetaObjective(model, split, cfg.meta, model.meta_learner, sampler, rng)
-    opt = torch.optim.Adam([p for p in model.parameters() if p.requires_grad], lr=cfg.train.lr)
-    metric = "auc" if split.strategy == "ctr" else cfg.eval.metric
-    has_valid = len(split.valid) > 0 or split.strategy == "ctr"
-    out = Path(out_dir) if out_dir is not None else None
-    if out is not None:
-        out.mkdir(parents=True, exist_ok=True)
-        cfg.to_yaml(out / "config.yaml")  # `kgrec train --config <out>/config.yaml --resume`
 
-    state = _State()
-    best_state = copy.deepcopy(model.state_dict())
-    if resume and out is not None and (out / "last.safetensors").is_file():
-        state = _load_checkpoint(out, model, opt, rng)
-        if (out / "best.safetensors").is_file():
-            best_state = load_file(str(out / "best.safetensors"))
-        log.info("resumed %s at epoch %d (best %s=%.4f at %d)", out, state.epoch, metric,
-                 state.best, state.best_epoch)
+class Trainer:
+    """Trains ``config.model`` on ``split``'s training interactions.
 
-    writer = None
-    if logdir is not None:
-        from torch.utils.tensorboard import SummaryWriter
+    Each epoch passes once over the training positives in mini-batches, one uniformly sampled
+    non-positive item per positive, minimising the objective (:meth:`build_objective`: the
+    ranking loss, ``train.loss``, plus the terms the config enables). Every ``eval_every``
+    epochs the validation metric (``config.eval.metric``; AUC for the click-through
+    protocol) is computed; the best epoch's weights are kept and training stops after
+    ``patience`` evaluations without improvement.
 
-        writer = SummaryWriter(str(logdir))
+    Args:
+        split: from :func:`kgrec.split` (the test set is never looked at).
+        config: the configuration (default :class:`Config`).
+        out_dir: where to write ``config.yaml``, the best weights and the resumable
+            ``last.*`` checkpoint.
+        logdir: TensorBoard event directory.
+        resume: continue from ``out_dir``'s checkpoint when there is one.
+        progress: show a progress bar.
+        callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
+            (Optuna's pruning does).
+        stop: set it (from another thread) to stop training after the current step, as the
+            first Ctrl-C or SIGTERM does (the best validated epoch is kept;
+            :class:`TrainingStopped` if none was validated yet).
 
-    tu = torch.from_numpy(split.train_users)
-    ti = torch.from_numpy(split.train_items)
-    n_pos, bs = len(tu), cfg.train.batch_size
-    bar = progress_bar(cfg.train.epochs, f"train {cfg.model.name}", "epoch", enabled=progress,
-                       initial=state.epoch)
-    stopped = interrupted = False
-    last_valid = time.monotonic()
-    for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
-        model.train()
+    Override a step to change it: e.g. ``build_optimizer`` for another optimiser,
+    ``train_step`` for gradient clipping, ``on_epoch_end`` for your own logging.
+    """
+
+    def __init__(self, split: Split, config: Config | None = None, *,
+                 out_dir: str | Path | None = None, logdir: str | Path | None = None,
+                 resume: bool = False, progress: bool = True,
+                 callbacks: Sequence[Callback] = (),
+                 stop: threading.Event | None = None) -> None:
+        self.cfg = copy.deepcopy(config or Config()).check()
+        _record_what_is_trained(self.cfg, split)
+        self.split = split
+        self.out = Path(out_dir) if out_dir is not None else None
+        self.logdir, self.resume, self.progress = logdir, resume, progress
+        self.callbacks = list(callbacks)
+        self.stop = stop if stop is not None else threading.Event()
+        self.metric = "auc" if split.strategy == "ctr" else self.cfg.eval.metric
+        self.has_valid = len(split.valid) > 0 or split.strategy == "ctr"
+
+    # ------------------------------------------------------------- the parts of a run
+    def build_model(self) -> RecModel:
+        """The registered model ``model.name``, over the split's training view."""
+        return build_model(self.cfg.model, GraphInputs.from_split(self.split),
+                           device=str(self.device), progress=self.progress).to(self.device)
+
+    def build_objective(self) -> Objective:
+        """The objective's terms for this config and model
+        (:func:`kgrec.train.objectives.build_objective`)."""
+        return build_objective(self.model, self.cfg, self.split, self.sampler, self.rng)
+
+    def build_optimizer(self) -> torch.optim.Optimizer:
+        """Adam at ``train.lr`` over every trainable parameter (the objective's included:
+        they are the model's submodules)."""
+        return torch.optim.Adam([p for p in self.model.parameters() if p.requires_grad],
+                                lr=self.cfg.train.lr)
+
+    def train_step(self, batch: PairBatch) -> tuple[float, dict[str, float]]:
+        """One optimiser step on ``batch``; returns the loss and its logged parts."""
+        loss, parts = self.objective(self.model, batch)
+        self.opt.zero_grad(set_to_none=True)
+        loss.backward()
+        self.opt.step()
+        return float(loss.detach()), parts
+
+    def train_epoch(self, epoch: int) -> dict[str, Any] | None:
+        """One pass over the training pairs; the epoch's record, or ``None`` if stopped
+        during it (the unfinished epoch is not recorded)."""
+        self.model.train()
         start = time.perf_counter()
-        perm = torch.from_numpy(rng.permutation(n_pos))
+        n_pos, bs = len(self._tu), self.cfg.train.batch_size
+        perm = torch.from_numpy(self.rng.permutation(n_pos))
         total = 0.0
         part_sums: dict[str, float] = {}
         for b in range(0, n_pos, bs):
-            if stop.is_set():  # Ctrl-C / SIGTERM: this epoch is not finished, not recorded
-                interrupted = True
-                break
+            if self.stop.is_set():  # Ctrl-C / SIGTERM
+                return None
             idx = perm[b:b + bs]
-            u, i = tu[idx], ti[idx]
-            j = torch.from_numpy(sampler.sample(u.numpy()))
-            batch = PairBatch(u.to(device), i.to(device), j.to(device), idx.to(device))
-            loss, parts = model.loss(batch, cfg.train.reg)
-            if meta is not None:
-                lm, mparts = meta.loss()
-                loss = loss + cfg.meta.weight * lm
-                parts = {**parts, **mparts}
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            total += float(loss.detach()) * len(u)
+            u, i = self._tu[idx], self._ti[idx]
+            j = torch.from_numpy(self.sampler.sample(u.numpy()))
+            dev = self.device
+            batch = PairBatch(u.to(dev), i.to(dev), j.to(dev), idx.to(dev))
+            loss, parts = self.train_step(batch)
+            total += loss * len(u)
             for k, v in parts.items():
                 part_sums[k] = part_sums.get(k, 0.0) + v * len(u)
-            bar.update(len(u) / n_pos)  # a long epoch shows its progress too
-        if interrupted:
-            break
+            self.bar.update(len(u) / n_pos)  # a long epoch shows its progress too
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
                                   "seconds": time.perf_counter() - start}
-        if len(part_sums) > 1 or set(part_sums) - {model.objective.kind}:
+        if len(part_sums) > 1 or set(part_sums) - {self.objective.loss.kind}:
             record["parts"] = {k: v / max(1, n_pos) for k, v in part_sums.items()}
-        due = (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or (
-            cfg.train.eval_every_seconds > 0
-            and time.monotonic() - last_valid >= cfg.train.eval_every_seconds))
-        if has_valid and due:
-            last_valid = time.monotonic()
-            record["valid"] = validate(model, split, cfg)
-            value = record["valid"][metric]
-            if value > state.best:
-                state.best, state.best_epoch, state.bad = value, epoch, 0
-                best_state = copy.deepcopy(model.state_dict())
-                record["best"] = True
-                if out is not None:
-                    save_file({k: v.detach().cpu().contiguous() for k, v in best_state.items()},
-                              str(out / "best.safetensors"))
-            else:
-                state.bad += 1
-            bar.set_postfix(loss=f"{record['loss']:.4f}", **{metric: f"{value:.4f}"},
-                            best=f"{state.best:.4f}@{state.best_epoch}")
-        else:
-            bar.set_postfix(loss=f"{record['loss']:.4f}")
-        state.history.append(record)
-        state.epoch = epoch
-        if writer is not None:
-            writer.add_scalar("train/loss", record["loss"], epoch)
-            writer.add_scalar("train/seconds", record["seconds"], epoch)
+        return record
+
+    def validate(self) -> dict[str, float]:
+        """Validation metrics of the current model (:func:`validate`)."""
+        return validate(self.model, self.split, self.cfg)
+
+    def save_checkpoint(self) -> None:
+        """The resumable state after an epoch (``out_dir/last.*``)."""
+        if self.out is not None:
+            _save_checkpoint(self.out, self.model, self.opt, self.state, self.rng, self.cfg)
+
+    def on_epoch_end(self, record: dict[str, Any]) -> None:
+        """After each epoch: TensorBoard scalars, then the callbacks if it was validated."""
+        if self.writer is not None:
+            w, epoch = self.writer, record["epoch"]
+            w.add_scalar("train/loss", record["loss"], epoch)
+            w.add_scalar("train/seconds", record["seconds"], epoch)
             for k, v in record.get("parts", {}).items():
-                writer.add_scalar(f"train/{k}", v, epoch)
+                w.add_scalar(f"train/{k}", v, epoch)
             for k, v in record.get("valid", {}).items():
-                writer.add_scalar(f"valid/{k}", v, epoch)
-        if out is not None:
-            _save_checkpoint(out, model, opt, state, rng, cfg)
+                w.add_scalar(f"valid/{k}", v, epoch)
+        self.save_checkpoint()
         if "valid" in record:
-            for cb in callbacks:
-                cb(epoch, record)
-        if state.bad >= cfg.train.patience:
-            log.info("early stop at epoch %d; best %s=%.4f at epoch %d", epoch, metric,
+            for cb in self.callbacks:
+                cb(record["epoch"], record)
+
+    # ------------------------------------------------------------- the run
+    def fit(self) -> TrainedModel:
+        """Train until ``train.epochs``, early stopping or a stop request; the model at its
+        best validated epoch."""
+        with _determinism(self.cfg.train.deterministic), _stop_on_signal(self.stop):
+            return self._fit()
+
+    def _setup(self) -> None:
+        cfg = self.cfg
+        self.device = resolve_device(cfg.train.device)
+        torch.manual_seed(cfg.train.seed)
+        self.rng = np.random.default_rng(cfg.train.seed)
+        self.model = self.build_model()
+        self.sampler = NegativeSampler(self.split.train_users, self.split.train_items,
+                                       self.split.num_items, self.rng)
+        self.objective = self.build_objective()
+        self.opt = self.build_optimizer()
+        if self.out is not None:
+            self.out.mkdir(parents=True, exist_ok=True)
+            cfg.to_yaml(self.out / "config.yaml")  # `kgrec train --config <out>/config.yaml`
+        self.state = _State()
+        self.best_state = copy.deepcopy(self.model.state_dict())
+        out = self.out
+        if self.resume and out is not None and (out / "last.safetensors").is_file():
+            self.state = _load_checkpoint(out, self.model, self.opt, self.rng)
+            if (out / "best.safetensors").is_file():
+                self.best_state = load_file(str(out / "best.safetensors"))
+            log.info("resumed %s at epoch %d (best %s=%.4f at %d)", out, self.state.epoch,
+                     self.metric, self.state.best, self.state.best_epoch)
+        self.writer = None
+        if self.logdir is not None:
+            from torch.utils.tensorboard import SummaryWriter
+
+            self.writer = SummaryWriter(str(self.logdir))
+        self._tu = torch.from_numpy(self.split.train_users)
+        self._ti = torch.from_numpy(self.split.train_items)
+
+    def _fit(self) -> TrainedModel:
+        self._setup()
+        cfg, state, metric = self.cfg, self.state, self.metric
+        self.bar = progress_bar(cfg.train.epochs, f"train {cfg.model.name}", "epoch",
+                                enabled=self.progress, initial=state.epoch)
+        stopped = interrupted = False
+        last_valid = time.monotonic()
+        for epoch in range(state.epoch + 1, cfg.train.epochs + 1):
+            record = self.train_epoch(epoch)
+            if record is None:
+                interrupted = True
+                break
+            due = (epoch % cfg.train.eval_every == 0 or epoch == cfg.train.epochs or (
+                cfg.train.eval_every_seconds > 0
+                and time.monotonic() - last_valid >= cfg.train.eval_every_seconds))
+            if self.has_valid and due:
+                last_valid = time.monotonic()
+                record["valid"] = self.validate()
+                value = record["valid"][metric]
+                if value > state.best:
+                    state.best, state.best_epoch, state.bad = value, epoch, 0
+                    self.best_state = copy.deepcopy(self.model.state_dict())
+                    record["best"] = True
+                    if self.out is not None:
+                        save_file({k: v.detach().cpu().contiguous()
+                                   for k, v in self.best_state.items()},
+                                  str(self.out / "best.safetensors"))
+                else:
+                    state.bad += 1
+                self.bar.set_postfix(loss=f"{record['loss']:.4f}", **{metric: f"{value:.4f}"},
+                                     best=f"{state.best:.4f}@{state.best_epoch}")
+            else:
+                self.bar.set_postfix(loss=f"{record['loss']:.4f}")
+            state.history.append(record)
+            state.epoch = epoch
+            self.on_epoch_end(record)
+            if state.bad >= cfg.train.patience:
+                log.info("early stop at epoch %d; best %s=%.4f at epoch %d", epoch, metric,
+                         state.best, state.best_epoch)
+                stopped = True
+                break
+        self.bar.close()
+        if self.writer is not None:
+            self.writer.close()
+        out = self.out
+        if interrupted:
+            if self.has_valid and not state.best_epoch:
+                raise TrainingStopped(
+                    f"training stopped at epoch {state.epoch + 1} before any epoch was "
+                    f"validated (every {cfg.train.eval_every} epochs): no model to keep"
+                    + (f"; `kgrec train --config {out / 'config.yaml'} --out {out} --resume` "
+                       "continues it" if out is not None else ""))
+            log.warning("training stopped during epoch %d; keeping the best validated epoch "
+                        "(%d, %s=%.4f)", state.epoch + 1, state.best_epoch, metric, state.best)
+        elif not stopped:
+            log.info("ran %d epochs; best %s=%.4f at epoch %d", state.epoch, metric,
                      state.best, state.best_epoch)
-            stopped = True
-            break
-    bar.close()
-    if writer is not None:
-        writer.close()
-    if interrupted:
-        if has_valid and not state.best_epoch:
-            raise TrainingStopped(
-                f"training stopped at epoch {state.epoch + 1} before any epoch was validated "
-                f"(every {cfg.train.eval_every} epochs): no model to keep"
-                + (f"; `kgrec train --config {out / 'config.yaml'} --out {out} --resume` "
-                   "continues it" if out is not None else ""))
-        log.warning("training stopped during epoch %d; keeping the best validated epoch (%d, "
-                    "%s=%.4f)", state.epoch + 1, state.best_epoch, metric, state.best)
-    elif not stopped:
-        log.info("ran %d epochs; best %s=%.4f at epoch %d", state.epoch, metric, state.best,
-                 state.best_epoch)
-    if has_valid:
-        model.load_state_dict(best_state)
-    rec = recommender_from(model, split, cfg, state.history)
-    if out is not None:
-        rec.save(out)
-        (out / "history.json").write_text(json.dumps(state.history, indent=1))
-        from kgrec.plot import plot_history
-
-        plot_history(state.history, out / "curves.png",
-                     f"{cfg.model.name} on {split.graph.name} ({split.strategy})", metric)
-    return rec
-
-
-def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
-    """Rebuild the trained model behind a saved recommender (its config and weights) over
-    ``split``'s training graph, e.g. to attack its inputs at test time."""
-    cfg = rec.config
-    model = build_model(cfg.model, graph_inputs(split), device=device, progress=False)
-    model.objective = objective(cfg)
-    state = {k: v for k, v in rec.state.items() if not k.startswith("meta_learner.")}
-    model.load_state_dict(state)
-    return model.to(device).eval()
-
-
-@torch.no_grad()
-def recommender_from(model: RecModel, split: Split, cfg: Config,
-                     history: list[dict[str, Any]]) -> Recommender:
-    """Freeze a trained model's embeddings into a :class:`Recommender`, with what
-    :meth:`Recommender.add_users` builds new users from."""
-    trace: list[Tensor] = []
-    users, items = outputs(model, split, cfg, trace)
-    parts = model.new_user()
-    fold_in = None
-    if parts is not None and trace:
-        # a user's propagated vector reads the items' layer-l vectors at layer l + 1 only
-        # (the graph is bipartite), so their sum is all a new user needs
-        n = len(trace) + 1
-        fold_in = UserFoldIn(parts[0] / n, parts[1], torch.stack(trace).sum(0) / n)
-    g = split.graph
-    ent = g.nodes.get(ENTITY)
-    kg = g.knowledge()
-    return Recommender(users, items, config=cfg, user_ids=g.users.ids.tolist(),
-                       item_ids=g.items.ids.tolist(), item_names=g.item_text().tolist(),
-                       item_domains=g.items.attrs.get("domain", np.full(g.num_items, "")).tolist(),
-                       seen=split.train_matrix(), kg=kg if len(kg) else None,
-                       entity_ids=ent.ids.tolist() if ent is not None else [],
-                       entity_names=(ent.attrs["name"].tolist() if ent is not None
-                                     and "name" in ent.attrs else []),
-                       state={k: v for k, v in model.state_dict().items() if not v.is_sparse
-                              and v.layout == torch.strided},
-                       history=history, dataset=g.name, split_fingerprint=fingerprint(split),
-                       fold_in=fold_in, user_profile=model.user_profile(), device=users.device)
+        if self.has_valid:
+            self.model.load_state_dict(self.best_state)
+        self.model.eval()
+        return TrainedModel(self.model, state.history, cfg, self.split, state.best_epoch)

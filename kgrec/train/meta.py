@@ -37,7 +37,9 @@ from torch import Tensor, nn
 from kgrec.config import MetaConfig
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
-from kgrec.models.base import Isolation, Objective, RecModel, bipartite_adjacency
+from kgrec.models.base import Isolation, bipartite_adjacency
+from kgrec.models.capabilities import FewShot
+from kgrec.models.losses import RankingLoss
 from kgrec.train.sampling import NegativeSampler
 
 SIDES = ("user", "item")
@@ -183,7 +185,7 @@ def _vectors(users: Tensor, items: Tensor, side: str) -> Tensor:
 
 def _adapted_scores(learner: MetaLearner, users: Tensor, items: Tensor, ep: Episodes,
                     neg_support: np.ndarray, neg_query: np.ndarray,
-                    objective: Objective) -> Tensor:
+                    objective: RankingLoss) -> Tensor:
     """Query loss of the episode's adapted vectors: the model's ranking loss
     (``objective``), so meta-training pulls the same way as the main loss (the inner
     adaptation steps stay BPR)."""
@@ -220,18 +222,21 @@ class MetaObjective:
     """The meta-training term added to each training step.
 
     Args:
-        model: a model whose ``forward`` takes ``isolate`` (``hgnn``).
+        model: a :class:`~kgrec.models.capabilities.FewShot` model (``hgnn``).
         split: the training links are taken from it (nothing else).
         cfg: ``meta`` section.
         learner: the :class:`MetaLearner` (a submodule of ``model``, so it is optimised,
             checkpointed and resumed with it).
         negatives: the run's negative sampler.
         rng: the run's generator.
+        loss: the run's ranking loss (the query loss; the inner steps stay BPR).
     """
 
-    def __init__(self, model: RecModel, split: Split, cfg: MetaConfig, learner: MetaLearner,
-                 negatives: NegativeSampler, rng: np.random.Generator) -> None:
+    def __init__(self, model: FewShot, split: Split, cfg: MetaConfig, learner: MetaLearner,
+                 negatives: NegativeSampler, rng: np.random.Generator,
+                 loss: RankingLoss) -> None:
         self.model, self.cfg, self.learner, self.negatives = model, cfg, learner, negatives
+        self.ranking_loss = loss
         self.split = split
         sides = resolve_sides(cfg.side, split)
         self.samplers = [EpisodeSampler(split.train_users, split.train_items, split.num_users,
@@ -251,11 +256,11 @@ class MetaObjective:
             adj = adj.to(next(self.model.parameters()).device)
             isolate = (Isolation(users=nodes, adjacency=adj) if ep.side == "user"
                        else Isolation(items=nodes, adjacency=adj))
-            users, items = self.model(isolate=isolate)
+            users, items = self.model.encode_isolated(isolate)
             _, us, _ = ep.pairs("support")
             _, uq, _ = ep.pairs("query")
             lq = _adapted_scores(self.learner, users, items, ep, self.negatives.sample(us),
-                                 self.negatives.sample(uq), self.model.objective)
+                                 self.negatives.sample(uq), self.ranking_loss)
             parts[f"meta_{ep.side}"] = float(lq.detach())
             total = lq if total is None else total + lq
         assert total is not None
@@ -280,7 +285,7 @@ def _eval_negatives(split: Split, users: np.ndarray, seed: int) -> np.ndarray:
                            rng).sample(users)
 
 
-def fewshot_outputs(model: RecModel, learner: MetaLearner, split: Split,
+def fewshot_outputs(model: FewShot, learner: MetaLearner, split: Split,
                     seed: int = 0, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
     """Users ``[U, d]`` and items ``[I, d]`` for ranking, with the split's held-out nodes
     encoded as few-shot nodes (no id; they hear their training links, which are their
@@ -292,10 +297,10 @@ def fewshot_outputs(model: RecModel, learner: MetaLearner, split: Split,
     held_u = np.flatnonzero(split.test.heldout_users) if split.test.heldout_users.any() else None
     held_i = np.flatnonzero(split.test.heldout_items) if split.test.heldout_items.any() else None
     if held_u is None and held_i is None:
-        return model(trace=trace)
+        return model.encode_isolated(None, trace=trace)
     isolate = Isolation(users=None if held_u is None else torch.as_tensor(held_u),
                         items=None if held_i is None else torch.as_tensor(held_i))
-    users, items = model(isolate=isolate, trace=trace)
+    users, items = model.encode_isolated(isolate, trace=trace)
     users, items = users.detach(), items.detach()
     dev = users.device
     tu, ti = split.train_users, split.train_items

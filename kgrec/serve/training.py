@@ -1,0 +1,117 @@
+"""Training, as a user calls it: :func:`train` runs a :class:`~kgrec.train.Trainer` and wraps
+the trained model in a :class:`Recommender` (saved with its curves when ``out_dir`` is
+given); :func:`model_from` rebuilds the model behind a saved recommender.
+
+This lives in serve, above the trainer, because what it returns is serve's: the trainer
+returns a model and its history and knows nothing of recommenders.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+from collections.abc import Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import Tensor
+
+from kgrec.config import Config
+from kgrec.data.split import Split, fingerprint
+from kgrec.graph import ENTITY
+from kgrec.models import GraphInputs, RecModel, build_model
+from kgrec.serve.newusers import UserFoldIn
+from kgrec.serve.recommender import Recommender
+from kgrec.train.loop import Callback, Trainer, outputs
+
+
+def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
+          logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
+          callbacks: Sequence[Callback] = (), stop: threading.Event | None = None
+          ) -> Recommender:
+    """Train ``config.model`` on ``split``'s training interactions (:class:`Trainer`).
+
+    Each epoch passes once over the training positives in mini-batches, one uniformly sampled
+    non-positive item per positive, with the ranking loss (``train.loss``: BPR, or sampled
+    softmax over the batch's items) plus L2 on the batch's input embeddings and the terms
+    the config enables (:mod:`kgrec.train.objectives`). Every ``eval_every`` epochs the
+    validation metric (``config.eval.metric``; AUC for the click-through protocol) is
+    computed; the best epoch's weights are kept and training stops after ``patience``
+    evaluations without improvement.
+
+    Args:
+        split: from :func:`kgrec.split` (the test set is never looked at).
+        config: the configuration (default :class:`Config`).
+        out_dir: where to save the recommender, ``curves.png``, ``history.json`` and the
+            resumable ``last.*`` checkpoint.
+        logdir: TensorBoard event directory.
+        resume: continue from ``out_dir``'s checkpoint when there is one.
+        progress: show a progress bar.
+        callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
+            (Optuna's pruning does).
+        stop: set it (from another thread) to stop training after the current step, as the
+            first Ctrl-C or SIGTERM does: the best validated epoch is kept and saved, a
+            complete run (:class:`~kgrec.train.TrainingStopped` if none was validated yet).
+            After ``train`` returns, ``stop.is_set()`` tells whether it was stopped so.
+
+    Returns:
+        the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
+    """
+    trainer = Trainer(split, config, out_dir=out_dir, logdir=logdir, resume=resume,
+                      progress=progress, callbacks=callbacks, stop=stop)
+    trained = trainer.fit()
+    cfg = trained.config
+    rec = recommender_from(trained.model, split, cfg, trained.history)
+    if out_dir is not None:
+        out = Path(out_dir)
+        rec.save(out)
+        (out / "history.json").write_text(json.dumps(trained.history, indent=1))
+        from kgrec.plot import plot_history
+
+        plot_history(trained.history, out / "curves.png",
+                     f"{cfg.model.name} on {split.graph.name} ({split.strategy})",
+                     trainer.metric)
+    return rec
+
+
+def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
+    """Rebuild the trained model behind a saved recommender (its config and weights) over
+    ``split``'s training graph, e.g. to attack its inputs at test time."""
+    cfg = rec.config
+    model = build_model(cfg.model, GraphInputs.from_split(split), device=device,
+                        progress=False)
+    state = {k: v for k, v in rec.state.items() if not k.startswith("meta_learner.")}
+    model.load_state_dict(state)
+    return model.to(device).eval()
+
+
+@torch.no_grad()
+def recommender_from(model: RecModel, split: Split, cfg: Config,
+                     history: list[dict[str, Any]]) -> Recommender:
+    """Freeze a trained model's embeddings into a :class:`Recommender`, with what
+    :meth:`Recommender.add_users` builds new users from."""
+    trace: list[Tensor] = []
+    users, items = outputs(model, split, cfg, trace)
+    parts = model.new_user()
+    fold_in = None
+    if parts is not None and trace:
+        # a user's propagated vector reads the items' layer-l vectors at layer l + 1 only
+        # (the graph is bipartite), so their sum is all a new user needs
+        n = len(trace) + 1
+        fold_in = UserFoldIn(parts[0] / n, parts[1], torch.stack(trace).sum(0) / n)
+    g = split.graph
+    ent = g.nodes.get(ENTITY)
+    kg = g.knowledge()
+    return Recommender(users, items, config=cfg, user_ids=g.users.ids.tolist(),
+                       item_ids=g.items.ids.tolist(), item_names=g.item_text().tolist(),
+                       item_domains=g.items.attrs.get("domain", np.full(g.num_items, "")).tolist(),
+                       seen=split.train_matrix(), kg=kg if len(kg) else None,
+                       entity_ids=ent.ids.tolist() if ent is not None else [],
+                       entity_names=(ent.attrs["name"].tolist() if ent is not None
+                                     and "name" in ent.attrs else []),
+                       state={k: v for k, v in model.state_dict().items() if not v.is_sparse
+                              and v.layout == torch.strided},
+                       history=history, dataset=g.name, split_fingerprint=fingerprint(split),
+                       fold_in=fold_in, user_profile=model.user_profile(), device=users.device)
