@@ -169,7 +169,8 @@ def test_fewshot_adaptation_lowers_support_loss_of_held_out_users(fewshot):
 
 
 def test_meta_config_is_validated():
-    with pytest.raises(ConfigError, match="needs model hgnn"):
+    with pytest.raises(ConfigError,
+                       match=r"needs a model that encodes a node from content \(hgnn\)"):
         kgrec.Config(model="lightgcn", meta={"mode": "meta"})
     with pytest.raises(ConfigError, match=r"meta\.mode"):
         kgrec.Config(model="hgnn", meta={"mode": "maml"})

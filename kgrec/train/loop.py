@@ -193,13 +193,13 @@ def _record_what_is_trained(cfg: Config, split: Split) -> None:
     """Make ``cfg.data`` name the data the model is trained on, so that the saved run
     rebuilds exactly this split (``kgrec evaluate RUN``): a config built in Python may still
     name the default dataset while the split came from a recipe."""
-    from kgrec.ingest import list_datasets
+    from kgrec.ingest import is_neo4j_uri, list_datasets
     from kgrec.ingest.recipe import recipe_path
 
     g, d = split.graph, cfg.data
     source = str(g.meta.get("source", ""))
     recipe_file = g.meta.get("recipe_file")
-    if source.startswith(("bolt://", "bolt+s://", "neo4j://", "neo4j+s://")):
+    if is_neo4j_uri(source):
         trained_on = f"{source}#{g.meta.get('dataset', g.name)}"
     elif g.name in list_datasets() and recipe_file and Path(recipe_file).is_file() \
             and Path(recipe_file).resolve() == recipe_path(g.name).resolve():
