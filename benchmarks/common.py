@@ -139,7 +139,8 @@ def write_run(out: Path, doc: dict[str, Any], cfg: Any = None, split: Any = None
 INFRASTRUCTURE = {"benchmarks/common.py"}
 #: file-name prefixes of the run kinds (a baseline run's name starts with its dataset)
 KINDS = ("ctr-", "cold-", "generalise-", "temporal-", "cross-", "model-random-",
-         "model-longtail-", "robust-", "neo4j-io-", "explain-", "text-", "recbole-")
+         "model-longtail-", "robust-", "neo4j-io-", "explain-", "text-", "recbole-",
+         "kglayer-")
 
 
 def run_kind(doc: dict[str, Any]) -> tuple[str, str]:

@@ -16,13 +16,13 @@ model fits the KG's item similarities faster than the users' and stops early on 
 
 from __future__ import annotations
 
-import numpy as np
 import torch
 from torch import Tensor, nn
 
 from kgrec.config import ModelConfig
 from kgrec.models.base import Encoded, GraphInputs, RecModel, bipartite_adjacency
-from kgrec.models.ops import WeightedAdjacency, gather_rows, propagate, scatter_mean, segment_mean
+from kgrec.models.layers import RelationalMessages
+from kgrec.models.ops import WeightedAdjacency, propagate
 from kgrec.models.registry import MODELS
 
 
@@ -66,15 +66,7 @@ class KGGNN(RecModel):
         self.has_kg = n_rel > 0
         if self.has_kg:
             assert kg is not None
-            head = np.concatenate([kg.head, kg.tail])
-            tail = np.concatenate([kg.tail, kg.head])
-            rel = np.concatenate([kg.relation, kg.relation + n_rel])
-            self.register_buffer("kg_head", torch.from_numpy(head), persistent=False)
-            self.register_buffer("kg_tail", torch.from_numpy(tail), persistent=False)
-            self.register_buffer("kg_rel", torch.from_numpy(rel), persistent=False)
-            # the edges in head order, for the segment-sum aggregation used on CUDA
-            self.register_buffer("kg_order", torch.from_numpy(np.argsort(head, kind="stable")),
-                                 persistent=False)
+            self.kg_messages = RelationalMessages(kg, kg_dropout)
             # Small relation vectors: KG messages start weak and grow where they help ranking.
             self.relation = nn.Embedding(2 * n_rel, dim)
             nn.init.normal_(self.relation.weight, std=0.1)
@@ -92,34 +84,14 @@ class KGGNN(RecModel):
         """``[2R, d]``: one vector per relation and per reversed relation."""
         return self.relation.weight
 
-    def _kg_messages(self, x: Tensor, rel_vecs: Tensor, into: Tensor | None = None) -> Tensor:
-        """Mean over each node's KG neighbours of ``x[tail] * r``: ``[I + E, d]``.
+    @property
+    def kg_head(self) -> Tensor:
+        """``[2T]`` the KG edges' heads (both directions)."""
+        return self.kg_messages.head
 
-        ``into [I + E]`` (bool, optional): the nodes whose messages are needed; the rows of
-        the others are left zero and their edges are not computed."""
-        head, tail, rel = self.kg_head, self.kg_tail, self.kg_rel
-        keep = None
-        if self.training and self.kg_dropout > 0:
-            keep = torch.rand(len(head), device=head.device) >= self.kg_dropout
-        sort = x.is_cuda
-        # (kept in their original order otherwise: sorted, the CPU backward would sum a
-        # tail's gradients in another order, and seeds would stop reproducing earlier runs)
-        if sort:  # the same edges (and dropout draw), in head order
-            o = self.kg_order
-            head, tail, rel = head[o], tail[o], rel[o]
-            keep = keep[o] if keep is not None else None
-        if keep is not None:
-            head, tail, rel = head[keep], tail[keep], rel[keep]
-        if into is not None:
-            keep = into.index_select(0, head)
-            head, tail, rel = head[keep], tail[keep], rel[keep]
-        # gather_rows (index_select on CPU), not x[tail]: its backward is an index_add, 2.4x
-        # faster on CPU than advanced indexing's accumulate-put for ~10^5 edges (a
-        # micro-benchmark, 1 thread)
-        msg = gather_rows(x, tail) * gather_rows(rel_vecs, rel)
-        if sort:
-            return segment_mean(msg, head, x.shape[0])
-        return scatter_mean(msg, head, x.shape[0])
+    def _kg_messages(self, x: Tensor, rel_vecs: Tensor, into: Tensor | None = None) -> Tensor:
+        """Relational KG messages into ``into``'s nodes (:class:`RelationalMessages`)."""
+        return self.kg_messages(x, rel_vecs, into)
 
     def forward(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
         return self.encode(*self.embed(), trace=trace)
