@@ -42,6 +42,15 @@ def mean_std(xs: list[float]) -> str:
     return f"{statistics.mean(xs):.4f} ± {statistics.stdev(xs):.4f}"
 
 
+def model_section(flat: dict[str, Any]) -> dict[str, Any]:
+    """A model section from a flat dict (``name``, ``dim``, ``layers`` and the model's own
+    options side by side, as the variants are written): the options moved under the model's
+    name, as the config keeps them (``{"name": "hgnn", "hgnn": {"kg_items": "cold"}}``)."""
+    fixed = {k: v for k, v in flat.items() if k in ("name", "dim", "layers")}
+    options = {k: v for k, v in flat.items() if k not in fixed}
+    return {**fixed, **({fixed["name"]: options} if options else {})}
+
+
 def one_thread() -> None:
     """One thread per run, so two runs share the 2-core machine without stepping on each
     other (the run loop also sets ``OMP_NUM_THREADS=1`` for its child processes)."""

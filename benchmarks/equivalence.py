@@ -37,13 +37,14 @@ for _ds in (LASTFM, ML100K):
         (f"{_ds}/hgnn-adv", _ds, {"strategy": "random"},
          {"model.name": "hgnn", "train.adv_eps": 0.1, "train.adv_steps": 2}),
         (f"{_ds}/hgnn-cold-item", _ds, {"strategy": "cold_item", "warm": True},
-         {"model.name": "hgnn", "model.kg_items": "cold"}),
+         {"model.name": "hgnn", "model.hgnn.kg_items": "cold"}),
         (f"{_ds}/hgnn-meta-user-k3", _ds, {"strategy": "cold_user", "shots": 3},
          {"model.name": "hgnn", "meta.mode": "meta", "meta.tasks": 16}),
         (f"{_ds}/hgnn-finetune-item-k3", _ds, {"strategy": "cold_item", "shots": 3},
          {"model.name": "hgnn", "meta.mode": "finetune"}),
         (f"{_ds}/hgnn-fixed-tasks", _ds, {"strategy": "random"},
-         {"model.name": "hgnn", "model.task_weighting": "fixed", "model.tasks": ["all", "kg"]}),
+         {"model.name": "hgnn", "model.hgnn.task_weighting": "fixed",
+          "model.hgnn.tasks": ["all", "kg"]}),
     ]
 VARIANTS.append((f"{LASTFM}/kggnn-ctr", LASTFM, {"strategy": "ctr"}, {"model.name": "kggnn"}))
 

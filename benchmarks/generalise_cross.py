@@ -8,10 +8,10 @@ items only. ``joint`` trains on the joint graph (one head per domain, the target
 ranks), ``target`` on the target domain's links alone (the same held-out links); each for
 ``hgnn`` (default config: the pairs have ids only, and the items' one attribute, their
 domain, tells 2 of ~70k items apart, so hgnn places items by ids), ``hgnn-content`` (hgnn
-made to use the domain as content, ``model.content_min_distinct=0``) and LightGCN; two
+made to use the domain as content, ``model.hgnn.content_min_distinct=0``) and LightGCN; two
 remedies for negative transfer are joint-only variants of hgnn: ``hgnn-taskusers`` (a
-per-user offset per domain head, ``model.task_users``) and ``hgnn-src<w>`` (the target head
-propagates over its own graph with the source links weighted by ``model.source_weight``
+per-user offset per domain head, ``model.hgnn.task_users``) and ``hgnn-src<w>`` (the target head
+propagates over its own graph with the source links weighted by ``model.hgnn.source_weight``
 w = 0 or 0.3; ``srclearn``: learned from 1, its value at the selected epoch reported).
 Runs write
 ``benchmarks/results/runs/cross-<dataset>-<target>-k<K>-<variant>-<seed>.json``.
@@ -30,7 +30,7 @@ import statistics
 import time
 from pathlib import Path
 
-from common import RUNS, Runs, one_thread, write_run
+from common import RUNS, Runs, model_section, one_thread, write_run
 from generalise_common import Panel, one_main, paired, series, shots_table
 
 CROSS = {"amazon-cdr-sport-cloth": "cloth", "amazon-cdr-phone-sport": "sport"}
@@ -39,16 +39,16 @@ CROSS_VARIANTS: dict[str, dict] = {
     "hgnn-joint": {"model": {"name": "hgnn"}},
     "hgnn-target": {"model": {"name": "hgnn"}, "target_only": True},
     # The same model keeping the items' one attribute, the domain, as content
-    # (model.content_min_distinct=0; by default content that tells fewer than 1% of the
+    # (model.hgnn.content_min_distinct=0; by default content that tells fewer than 1% of the
     # items apart is dropped): every item unseen in training then gets one vector.
     "hgnn-content-joint": {"model": {"name": "hgnn", "content_min_distinct": 0.0}},
     "hgnn-content-target": {"model": {"name": "hgnn", "content_min_distinct": 0.0},
                             "target_only": True},
-    # hgnn with a per-user offset for each domain head (model.task_users): the target head
+    # hgnn with a per-user offset for each domain head (model.hgnn.task_users): the target head
     # may move a user away from where the source domain's links put them.
     "hgnn-taskusers-joint": {"model": {"name": "hgnn", "task_users": True}},
     # hgnn whose target head propagates over its own graph, the source links weighted by
-    # model.source_weight: 0 (the target's links alone), 0.3, or learned from 1
+    # model.hgnn.source_weight: 0 (the target's links alone), 0.3, or learned from 1
     "hgnn-src0-joint": {"model": {"name": "hgnn", "source_weight": 0.0}},
     "hgnn-src0.3-joint": {"model": {"name": "hgnn", "source_weight": 0.3}},
     "hgnn-srclearn-joint": {"model": {"name": "hgnn", "source_weight": 1.0,
@@ -74,7 +74,7 @@ def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> N
     model = dict(v["model"])
     if model["name"] == "hgnn" and not data["target_only"]:
         model["rank_task"] = f"domain={target}"
-    cfg = kgrec.Config(data=data, model=model,
+    cfg = kgrec.Config(data=data, model=model_section(model),
                        train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500})
     rec = kgrec.train(split, cfg, progress=False)
     test = kgrec.evaluate(rec, split.test, k=[20])

@@ -30,7 +30,7 @@ DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec", "book-crossing-kg", "kgat-amaz
 DIM = 64
 
 
-def _pyg_layer():  # noqa: ANN202 (defined on demand: importing PyG is what is measured)
+def _pyg_layer():
     from torch_geometric.nn import MessagePassing
 
     class PyGRelational(MessagePassing):
@@ -39,16 +39,16 @@ def _pyg_layer():  # noqa: ANN202 (defined on demand: importing PyG is what is m
         def __init__(self) -> None:
             super().__init__(aggr="mean")
 
-        def forward(self, x, edge_index, r):  # noqa: ANN001, ANN201
+        def forward(self, x, edge_index, r):
             return self.propagate(edge_index, x=x, r=r)
 
-        def message(self, x_j, r):  # noqa: ANN001, ANN201
+        def message(self, x_j, r):
             return x_j * r
 
     return PyGRelational()
 
 
-def _time(fn, reps: int) -> float:  # noqa: ANN001
+def _time(fn, reps: int) -> float:
     fn()  # warm-up
     times = []
     for _ in range(reps):

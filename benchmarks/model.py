@@ -9,7 +9,7 @@ Ablations (``--variants``, the random split, lr 5e-3, at most 500 epochs):
 - ``no-text``, ``no-kg``, ``no-multitask`` (the ``all`` head only), ``no-fusion`` (mean of
   the modalities instead of attention), ``no-id-dropout`` (no cold-node simulation), and
   ``ids-only`` (no content, no KG, one task: a LightGCN-like id model);
-- ``kg-cold``: KG messages into items without an id only (``model.kg_items: cold``;
+- ``kg-cold``: KG messages into items without an id only (``model.hgnn.kg_items: cold``;
   ``kg-cold-softmax``: the same with the ``softmax`` loss);
 - ``batch-8192``: 8192 training pairs per step instead of 2048;
 - ``softmax``: the sampled-softmax loss (``train.loss: softmax``) instead of BPR, and
@@ -52,7 +52,16 @@ import statistics
 import time
 from pathlib import Path
 
-from common import RESULTS, RUNS, Runs, mean_std, one_thread, run_missing, write_run
+from common import (
+    RESULTS,
+    RUNS,
+    Runs,
+    mean_std,
+    model_section,
+    one_thread,
+    run_missing,
+    write_run,
+)
 
 DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec", "book-crossing-kg"]
 COLD_DATASETS = ["ml-100k-kb4rec", "ml-latest-small"]
@@ -88,8 +97,9 @@ def _config(dataset: str, seed: int, split: str, model: dict, train: dict | None
     import kgrec
 
     return kgrec.Config(data={"dataset": dataset, "seed": seed, "split": split, **data},
-                        model=model, train={"seed": seed, "device": "cpu", "lr": 5e-3,
-                                            "epochs": 500, **(train or {})})
+                        model=model_section(model),
+                        train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500,
+                               **(train or {})})
 
 
 def _trained(rec, train_s: float) -> dict:

@@ -29,8 +29,8 @@ from typing import Any
 from common import HERE, RESULTS, RUNS, Runs, run_kind
 
 REPRO = RESULTS / "repro"
-# kinds whose figures are timings (Neo4j, the KG layer), come from another program (RecBole) or are made
-# at the current commit anyway (explanations): not rerun here
+# kinds whose figures are timings (Neo4j, the KG layer), come from another program (RecBole)
+# or are made at the current commit anyway (explanations): not rerun here
 NOT_RERUN = {"neo4j-io", "recbole", "explain", "robust", "text", "kglayer"}
 # what a rerun may change: how long it took, where and when
 TIMING = {"wall_s", "train_s", "sec_per_epoch", "peak_rss_mb", "seconds", "provenance",

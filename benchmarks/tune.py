@@ -28,7 +28,7 @@ SPACE = {
     "model.dim": {"choice": [32, 64, 128]},
     "model.layers": {"choice": [1, 2, 3]},
     "train.reg": {"float": [1e-6, 1e-2], "log": True},
-    "model.kg_dropout": {"float": [0.0, 0.9]},
+    "model.kggnn.kg_dropout": {"float": [0.0, 0.9]},
 }
 
 

@@ -81,3 +81,8 @@ class UnknownIdError(KgrecError):
 
 class ModelError(KgrecError):
     """A model produced something that cannot be used: NaN or infinite scores, say."""
+
+
+class KgrecDeprecationWarning(FutureWarning):
+    """An old name that still works, for now (a ``FutureWarning``, so Python shows it to
+    users by default; a ``DeprecationWarning`` raised inside a library is hidden)."""

@@ -56,7 +56,7 @@ def test_perturbation_stays_in_the_ball_and_raises_the_loss(setup, steps):
 def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
     for model in ({"name": "kggnn", "dim": 16}, {"name": "hgnn", "dim": 16,
-                                                  "features": ["text"]}):
+                                                  "hgnn": {"features": ["text"]}}):
         cfg = kgrec.Config(model=model, train={"epochs": 2, "eval_every": 2, "device": "cpu",
                                                "adv_eps": 0.1, "adv_steps": 2})
         rec = kgrec.train(s, cfg, progress=False)

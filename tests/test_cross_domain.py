@@ -2,7 +2,6 @@
 per-domain items): what the target domain's held-out users keep, what is ranked, and that
 the source domain's links carry over."""
 
-import dataclasses
 
 import numpy as np
 import pytest
@@ -98,7 +97,8 @@ def test_cross_domain_config_errors(pair):
         kgrec.split(kgrec.load_dataset("ml-100k-kb4rec"), "cross_domain", target="movie")
     with pytest.raises(kgrec.ConfigError, match="only the cross_domain split"):
         kgrec.split(pair, "random", target=TARGET)
-    with pytest.raises(kgrec.ConfigError, match="only hgnn"):
+    with pytest.raises(kgrec.ConfigError, match=r"it is an option of hgnn \(model\.hgnn\."
+                                                "rank_task"):
         kgrec.Config(model={"name": "lightgcn", "rank_task": "domain=sport"}).check()
 
 
@@ -108,7 +108,7 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
 
     joint = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     alone = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0, target_only=True)
-    cfg = kgrec.Config(model={"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"rank_task": f"domain={TARGET}"}})
     m = build_model(cfg.model, graph_inputs(joint), device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=phone", "domain=sport"]
     m.eval()
@@ -123,7 +123,8 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
                     device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=sport"]
     with pytest.raises(kgrec.ConfigError, match="rank_task: 'domain=phone' is not one"):
-        build_model(kgrec.Config(model={"name": "hgnn", "rank_task": "domain=phone"}).model,
+        build_model(kgrec.Config(model={"name": "hgnn",
+                                        "hgnn": {"rank_task": "domain=phone"}}).model,
                     graph_inputs(alone), device="cpu", progress=False)
 
 
@@ -153,11 +154,12 @@ def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
 
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     inputs = graph_inputs(s)
-    cfg = kgrec.Config(model={"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8,
-                              "task_users": True, "id_dropout": 0.0})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
+        "rank_task": f"domain={TARGET}", "task_users": True, "id_dropout": 0.0}})
     torch.manual_seed(0)
     m = build_model(cfg.model, inputs, device="cpu", progress=False)
-    plain_cfg = kgrec.Config(model={**dataclasses.asdict(cfg.model), "task_users": False})
+    plain_cfg = kgrec.Config(model=cfg.model.to_dict())
+    plain_cfg.set("model.hgnn.task_users", False)
     torch.manual_seed(0)
     plain = build_model(plain_cfg.model, inputs, device="cpu", progress=False)
     m.eval()
@@ -191,12 +193,13 @@ def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
 
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     inputs = graph_inputs(s)
-    model = {"name": "hgnn", "rank_task": f"domain={TARGET}", "dim": 8}
+    model = {"name": "hgnn", "dim": 8}
+    opts = {"rank_task": f"domain={TARGET}"}
 
     def build(**extra):
         torch.manual_seed(0)
-        m = build_model(kgrec.Config(model={**model, **extra}).model, inputs, device="cpu",
-                        progress=False)
+        m = build_model(kgrec.Config(model={**model, "hgnn": {**opts, **extra}}).model, inputs,
+                        device="cpu", progress=False)
         return m.eval()
 
     plain, whole, alone = build(), build(source_weight=1.0), build(source_weight=0.0)
@@ -223,10 +226,11 @@ def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
     assert parts["source_weight"] == pytest.approx(0.5)
     assert float(learned.source_log_weight.grad) != 0.0
     for bad, match in [({"source_weight": 0.5}, "source_weight: needs a domain head"),
-                       ({**model, "source_weight": -1.0}, "must be >= 0"),
-                       ({**model, "source_weight": 0.0, "learn_source_weight": True},
-                        "needs a starting model.source_weight > 0")]:
+                       ({**opts, "source_weight": -1.0}, "must be >= 0"),
+                       ({**opts, "source_weight": 0.0, "learn_source_weight": True},
+                        r"needs a starting model\.hgnn\.source_weight > 0")]:
         with pytest.raises(kgrec.ConfigError, match=match):
-            kgrec.Config(model={"name": "hgnn", **bad})
+            kgrec.Config(model={"name": "hgnn", "hgnn": bad})
     with pytest.raises(kgrec.ConfigError, match="source_weight: not with few-shot"):
-        kgrec.Config(model={**model, "source_weight": 0.5}, meta={"mode": "meta"})
+        kgrec.Config(model={**model, "hgnn": {**opts, "source_weight": 0.5}},
+                     meta={"mode": "meta"})

@@ -44,3 +44,39 @@ def test_config_shorthand_dotted_access_and_errors(tmp_path):
         kgrec.Config.from_dict({"train": {"epochs": "many"}})
     with pytest.raises(ConfigError, match=r"data\.valid"):
         kgrec.Config(data={"valid": 1.5})
+
+
+def test_a_model_s_options_live_under_its_name_and_the_old_names_still_work(tmp_path):
+    from kgrec.errors import KgrecDeprecationWarning
+
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"kg_items": "cold"}})
+    assert cfg.model.options.kg_items == "cold" and cfg.model.hgnn.id_dropout == 0.1
+    assert cfg.to_dict()["model"]["hgnn"]["kg_items"] == "cold"
+    assert "kg_items" not in cfg.to_dict()["model"]
+    cfg.set("model.hgnn.id_dropout", 0.2)
+    assert cfg.get("model.hgnn.id_dropout") == 0.2
+    assert "model.hgnn.id_dropout" in kgrec.Config.fields()
+    # another model: its own options (none for lightgcn), and hgnn's are refused by name
+    cfg.set("model.name", "lightgcn")
+    assert cfg.model.options is None and cfg.to_dict()["model"] == {
+        "name": "lightgcn", "dim": 16, "layers": 2}
+    with pytest.raises(ConfigError, match=r"it is an option of hgnn \(model\.hgnn\.kg_items"):
+        cfg.set("model.kg_items", "cold")
+    # the old flat layout: a saved run's config, --set, attribute access; each one warns
+    old = tmp_path / "old.yaml"
+    old.write_text("model:\n  name: hgnn\n  kg_items: cold\n  id_dropout: 0.0\n")
+    with pytest.warns(KgrecDeprecationWarning) as said:
+        loaded = kgrec.Config.load(old)
+    assert [str(w.message) for w in said] == [
+        "config field model.kg_items is now model.hgnn.kg_items",
+        "config field model.id_dropout is now model.hgnn.id_dropout"]
+    assert loaded.model.options.kg_items == "cold" and loaded.model.options.id_dropout == 0.0
+    with pytest.warns(KgrecDeprecationWarning):
+        loaded.set("model.fusion", "mean")
+    with pytest.warns(KgrecDeprecationWarning):
+        assert loaded.model.fusion == "mean"
+    # a bad option is named with its new path and its line
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("model:\n  name: hgnn\n  hgnn:\n    kg_items: warm\n")
+    with pytest.raises(ConfigError, match=r"bad\.yaml.*model\.hgnn\.kg_items: 'warm'"):
+        kgrec.Config.load(bad)

@@ -85,7 +85,7 @@ def test_episode_graph_holds_the_support_links_and_no_query_link(lastfm):
 
 def test_isolated_node_ignores_its_id_embedding(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "features": ["text"]})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"features": ["text"]}})
     model = HGNN(graph_inputs(s), cfg.model, device="cpu", progress=False).eval()
     iso = Isolation(users=torch.tensor([0, 5, 17]))
     with torch.no_grad():
@@ -116,7 +116,7 @@ def test_meta_learner_adaptation_lowers_the_support_loss():
 
 @pytest.fixture(scope="module")
 def meta_rec(fewshot):
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["text"]},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "hgnn": {"features": ["text"]}},
                        train={"epochs": 40, "eval_every": 10, "device": "cpu", "patience": 2},
                        meta={"mode": "meta", "tasks": 32})
     return kgrec.train(fewshot, cfg, progress=False)
@@ -151,7 +151,7 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
 
 
 def test_fewshot_adaptation_lowers_support_loss_of_held_out_users(fewshot):
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "features": ["text"]})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"features": ["text"]}})
     model = HGNN(graph_inputs(fewshot), cfg.model, device="cpu", progress=False)
     held = np.flatnonzero(fewshot.test.heldout_users)
     base = fewshot_outputs(model, MetaLearner(16, steps=0), fewshot)
@@ -250,8 +250,8 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     from kgrec.serve import Recommender, model_from
 
     s = kgrec.split(ml100k, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "features": ["categorical", "numeric"],
-                              "use_kg": False},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {
+                              "features": ["categorical", "numeric"], "use_kg": False}},
                        train={"epochs": 2, "eval_every": 2, "device": "cpu"},
                        meta={"mode": "finetune"})  # held-out users encoded as few-shot users
     rec = kgrec.train(s, cfg, progress=False)
@@ -329,7 +329,7 @@ def test_add_users_encodes_a_profile_text_and_vector_as_training_does():
 
     g = _profiled_graph()
     s = kgrec.split(g, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "use_kg": False},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"use_kg": False}},
                        train={"epochs": 2, "eval_every": 2, "device": "cpu"},
                        meta={"mode": "finetune"})
     rec = kgrec.train(s, cfg, progress=False)

@@ -174,12 +174,13 @@ def test_ml100k_like_task_is_rating_at_least_4(ml100k):
 
 
 def test_model_config_validation():
-    with pytest.raises(ConfigError, match=r"model\.features"):
-        kgrec.Config(model={"name": "hgnn", "features": ["audio"]})
-    with pytest.raises(ConfigError, match=r"model\.fusion"):
-        kgrec.Config(model={"name": "hgnn", "fusion": "concat"})
+    with pytest.raises(ConfigError, match=r"model\.hgnn\.features"):
+        kgrec.Config(model={"name": "hgnn", "hgnn": {"features": ["audio"]}})
+    with pytest.raises(ConfigError, match=r"model\.hgnn\.fusion"):
+        kgrec.Config(model={"name": "hgnn", "hgnn": {"fusion": "concat"}})
     s = kgrec.split(_tiny(), "random", valid=0.0, test=0.0, seed=0)
-    bad = kgrec.Config(model={"name": "hgnn", "features": [], "task_weights": ["nope=1"]})
+    bad = kgrec.Config(model={"name": "hgnn", "hgnn": {"features": [],
+                                                          "task_weights": ["nope=1"]}})
     with pytest.raises(ConfigError, match="no task 'nope'"):
         HGNN(graph_inputs(s), bad.model, device="cpu", progress=False)
 
@@ -202,8 +203,8 @@ def test_hgnn_ranks_cold_items_from_content_and_ids_alone_cannot(cold):
     train = {"epochs": 20, "eval_every": 10, "device": "cpu", "patience": 2}
     content = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32}, train=train),
                           progress=False)
-    ids = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32, "features": [],
-                                                "use_kg": False}, train=train),
+    ids = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32, "hgnn": {
+                                                "features": [], "use_kg": False}}, train=train),
                       progress=False)
     chance = 20 / cold.test.cold_items.sum()
     r_content, r_ids = _cold_recall(content, cold), _cold_recall(ids, cold)
@@ -232,7 +233,7 @@ def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
     warm = torch.from_numpy(~cold.test.cold_items)
     moved = {}
     for mode in ("all", "cold"):
-        cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "kg_items": mode})
+        cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"kg_items": mode}})
         torch.manual_seed(0)
         model = HGNN(graph_inputs(cold), cfg.model, device="cpu", progress=False).eval()
         with torch.no_grad():
@@ -243,14 +244,14 @@ def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
                        for a, b in ((users, users2), (items[warm], items2[warm]),
                                     (items[~warm], items2[~warm]))]
     assert moved == {"all": [True, True, True], "cold": [False, False, True]}
-    with pytest.raises(ConfigError, match=r"model\.kg_items"):
-        kgrec.Config(model={"name": "hgnn", "kg_items": "warm"})
+    with pytest.raises(ConfigError, match=r"model\.hgnn\.kg_items"):
+        kgrec.Config(model={"name": "hgnn", "hgnn": {"kg_items": "warm"}})
 
 
 def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     s = kgrec.split(ml100k, "random", seed=0)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "features": ["categorical",
-                                                                     "numeric"]},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32,
+                                 "hgnn": {"features": ["categorical", "numeric"]}},
                        train={"epochs": 3, "eval_every": 3, "device": "cpu",
                               "batch_size": 4096, "lr": 0.02})
     rec = kgrec.train(s, cfg, progress=False)
@@ -264,8 +265,8 @@ def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
 
     popular = kgrec.evaluate(Popularity(), s.valid, k=[20])["recall@20"]
     assert last["valid"]["recall@20"] > 1.2 * popular, (last["valid"]["recall@20"], popular)
-    fixed = kgrec.Config(model={"name": "hgnn", "dim": 8, "features": ["categorical"],
-                                "task_weighting": "fixed", "task_weights": ["kg=0.5"]})
+    fixed = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
+        "features": ["categorical"], "task_weighting": "fixed", "task_weights": ["kg=0.5"]}})
     m = HGNN(graph_inputs(s), fixed.model, device="cpu", progress=False)
     assert m.task_weights() == {"all": 1.0, "weight>=4": 1.0, "kg": 0.5}
     assert m.modalities["users"] == ["categorical"]  # the ablation switch holds
@@ -274,7 +275,7 @@ def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
 def test_add_items_places_new_items_exactly_as_the_model_encodes_unseen_ones(cold, lastfm):
     """A cold item's embedding inside the model (no KG here, so content is all it has)
     equals what ``add_items`` computes from its text alone, and it becomes recommendable."""
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "use_kg": False},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"use_kg": False}},
                        train={"epochs": 2, "eval_every": 2, "device": "cpu"})
     rec = kgrec.train(cold, cfg, progress=False)
     c = np.flatnonzero(cold.test.cold_items)[:3]
@@ -287,7 +288,7 @@ def test_add_items_places_new_items_exactly_as_the_model_encodes_unseen_ones(col
     assert abs(top.index("new-1") - top.index(str(lastfm.items.ids[c[0]]))) == 1
     with pytest.raises(kgrec.UnknownIdError, match="already present"):
         rec.add_items(["new-1"], ["x"])
-    ids_only = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "features": []},
+    ids_only = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "hgnn": {"features": []}},
                                               train=cfg.train), progress=False)
     with pytest.raises(ConfigError, match="trained with text"):
         ids_only.add_items(["n"], ["some text"])
@@ -307,7 +308,7 @@ def test_content_that_cannot_tell_nodes_apart_is_not_used(data_dir):
                     device="cpu", progress=False)
     assert m.modalities["items"] == []
     kept = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
-                                           "content_min_distinct": 0.0}).model,
+                                           "hgnn": {"content_min_distinct": 0.0}}).model,
                        graph_inputs(s), device="cpu", progress=False)
     assert kept.modalities["items"] == ["categorical"]
     kept.eval()

@@ -7,8 +7,8 @@ import torch
 import torch.nn.functional as F
 
 import kgrec
-from kgrec.errors import ConfigError
-from kgrec.models.base import Objective, bpr_loss
+from kgrec.errors import ConfigError, KgrecDeprecationWarning
+from kgrec.models.losses import BPR, LOSSES, SampledSoftmax, bpr_loss
 
 pytestmark = pytest.mark.cost(11)  # seconds on 2 idle cores: scheduled by it
 
@@ -37,22 +37,27 @@ def test_softmax_matches_the_definition_and_skips_duplicate_positives():
     neg_ids = torch.tensor([5, 3, 8, 2, 0, 4])  # row 1's negative is rows 0/2's positive
     pos[2], pos[5] = pos[0], pos[1]
     neg[1] = pos[0]
-    got = Objective("softmax", 0.3)(u, pos, neg, pos_ids, neg_ids)
+    got = SampledSoftmax(0.3)(u, pos, neg, pos_ids, neg_ids)
     assert float(got) == pytest.approx(_by_hand(u, pos, neg, 0.3, pos_ids, neg_ids), rel=1e-5)
     # without ids the duplicates count as negatives: a larger loss
-    assert float(Objective("softmax", 0.3)(u, pos, neg)) > float(got)
+    assert float(SampledSoftmax(0.3)(u, pos, neg)) > float(got)
 
 
 def test_bpr_is_the_default_and_unchanged():
     g = torch.Generator().manual_seed(1)
     u, pos, neg = (torch.randn(5, 3, generator=g) for _ in range(3))
-    assert torch.equal(Objective()(u, pos, neg), bpr_loss(u, pos, neg))
+    assert LOSSES.names()[0] == "bpr" and kgrec.Config().train.loss == "bpr"
+    assert torch.equal(BPR()(u, pos, neg), bpr_loss(u, pos, neg))
+    # the old name still works, with a warning
+    with pytest.warns(KgrecDeprecationWarning, match="LOSSES"):
+        from kgrec.models.base import Objective
+    assert torch.equal(Objective("softmax", 0.3)(u, pos, neg), SampledSoftmax(0.3)(u, pos, neg))
 
 
 def test_softmax_is_blind_to_norms_bpr_is_not():
     g = torch.Generator().manual_seed(2)
     u, pos, neg = (torch.randn(8, 4, generator=g) for _ in range(3))
-    soft = Objective("softmax", 0.5)
+    soft = LOSSES.get("softmax")(0.5)
     assert torch.allclose(soft(u, pos, neg), soft(3 * u, 5 * pos, 0.2 * neg))
     assert not torch.allclose(bpr_loss(u, pos, neg), bpr_loss(u, 5 * pos, neg))
 

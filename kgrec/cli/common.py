@@ -30,8 +30,8 @@ class Parser(argparse.ArgumentParser):
 
 
 def _plain(text: str) -> str:
-    """A docstring line as help text: no reST markup, ``%`` escaped for argparse."""
-    return text.replace("``", "").replace("%", "%%")
+    """A docstring line as help text: no reST markup."""
+    return text.replace("``", "")
 
 
 def models_help() -> str:
@@ -70,8 +70,9 @@ def registries_epilog() -> str:
 
 
 def lazy(fn: Callable[[], str], template: str = "{}") -> Callable[[], str]:
-    """Help text ``template`` with ``fn()`` filled in when the help is shown."""
-    return lambda: template.format(_plain(fn()))
+    """Help text ``template`` with ``fn()`` filled in when the help is shown (``%`` escaped:
+    argparse formats an option's help with ``%``)."""
+    return lambda: template.format(_plain(fn()).replace("%", "%%"))
 
 
 def add_format(p: argparse.ArgumentParser, default: Any = argparse.SUPPRESS) -> None:

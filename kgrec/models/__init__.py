@@ -21,15 +21,17 @@ from __future__ import annotations
 from kgrec.config import Config, ModelConfig, add_check
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch, RecModel
-from kgrec.models.capabilities import Attackable, FewShot, MultiTask, PlacesItems, has
-from kgrec.models.hgnn import HGNN
-from kgrec.models.kggnn import KGGNN
-from kgrec.models.lightgcn import LightGCN
+from kgrec.models.capabilities import Attackable, FewShot, PlacesItems, has
 from kgrec.models.losses import LOSSES
-
-# the built-in models register themselves on import (in this order: the CLI lists them so)
-from kgrec.models.mf import MF
 from kgrec.models.registry import MODELS
+
+# the built-in models register themselves on import, in this order (the CLI lists them so)
+# isort: off
+from kgrec.models.mf import MF
+from kgrec.models.lightgcn import LightGCN
+from kgrec.models.kggnn import KGGNN
+from kgrec.models.hgnn import HGNN
+# isort: on
 
 __all__ = ["HGNN", "KGGNN", "LOSSES", "MF", "MODELS", "Encoded", "GraphInputs", "Isolation",
            "LightGCN", "PairBatch", "RecModel", "build_model", "check_config", "model_class"]
@@ -50,10 +52,12 @@ def build_model(cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
 
 @add_check
 def check_config(cfg: Config) -> None:
-    """The config's demands on the model: a registered ``model.name``, whose class has the
-    capabilities the other sections ask for, and the class's own checks. Installed as a
+    """The config's demands on the model: a registered ``model.name`` with valid options
+    (its ``model.<name>`` section), whose class has the capabilities the other sections ask
+    for, and the class's own checks. Installed as a
     :func:`kgrec.config.add_check`, so :meth:`Config.check` runs it once models are loaded."""
     cls = model_class(cfg.model.name)
+    cfg.model.check()  # its options, typed now that the model is registered
     LOSSES.check(cfg.train.loss)
     name = cfg.model.name
     if cfg.train.adv_eps > 0 and not has(cls, Attackable):
@@ -66,10 +70,6 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(f"meta.mode: {cfg.meta.mode!r} needs a model that encodes a node "
                           f"from content ({' or '.join(able)}); model.name is {name!r}",
                           field="meta.mode")
-    if cfg.model.rank_task != "all" and not has(cls, MultiTask):
-        able = [n for n in MODELS if has(MODELS.get(n), MultiTask)]
-        raise ConfigError(f"model.rank_task: only {' and '.join(able)} has one head per "
-                          f"task; {name} ranks with its one scorer", field="model.rank_task")
     cls.check_config(cfg)
 
 

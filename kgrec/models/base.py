@@ -144,6 +144,9 @@ class RecModel(nn.Module):
     """
 
     name = "model"
+    #: the model's options dataclass (its config sub-section ``model.<name>``, with a
+    #: ``check()``), or ``None``; registered with the model
+    Options: type | None = None
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
@@ -203,6 +206,7 @@ def __getattr__(name: str) -> Any:
     # the ranking losses moved to kgrec.models.losses (a registry); old names keep working
     import warnings
 
+    from kgrec.errors import KgrecDeprecationWarning
     from kgrec.models import losses
 
     if name in ("bpr_loss", "softmax_loss"):
@@ -210,7 +214,7 @@ def __getattr__(name: str) -> Any:
     if name == "Objective":
         warnings.warn("kgrec.models.base.Objective is deprecated: use "
                       "kgrec.models.losses.LOSSES (e.g. LOSSES.get('softmax')(0.3))",
-                      DeprecationWarning, stacklevel=2)
+                      KgrecDeprecationWarning, stacklevel=2)
         return _objective
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 

@@ -17,12 +17,12 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from kgrec.config import ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.graph import RecGraph
 from kgrec.models.base import Encoded, GraphInputs, PairBatch, bipartite_adjacency
 from kgrec.models.losses import RankingLoss
 from kgrec.models.ops import WeightedAdjacency
+from kgrec.models.options import HGNNOptions
 from kgrec.models.tasks import resolve_tasks
 
 log = logging.getLogger("kgrec.models.hgnn")
@@ -37,12 +37,12 @@ class TaskHeads:
     dim: int
     has_kg: bool
 
-    def _init_heads(self, cfg: ModelConfig, graph: RecGraph, inputs: GraphInputs) -> None:
-        """The tasks ``cfg.tasks`` resolves to on the training view, one head each, the
-        ranking head (``cfg.rank_task``), per-task user offsets (``cfg.task_users``), the
-        source weighting (``cfg.source_weight``), the KG-completion head and the weights."""
+    def _init_heads(self, opts: HGNNOptions, graph: RecGraph, inputs: GraphInputs) -> None:
+        """The tasks ``opts.tasks`` resolves to on the training view, one head each, the
+        ranking head (``opts.rank_task``), per-task user offsets (``opts.task_users``), the
+        source weighting (``opts.source_weight``), the KG-completion head and the weights."""
         U = self.num_users
-        tasks = resolve_tasks(cfg.tasks, graph, inputs.train_users, inputs.train_items,
+        tasks = resolve_tasks(opts.tasks, graph, inputs.train_users, inputs.train_items,
                               use_kg=self.has_kg)
         self.task_names = [t.name for t in tasks]
         link = [t for t in tasks if t.mask is not None]
@@ -50,16 +50,16 @@ class TaskHeads:
         self.register_buffer("task_mask", torch.from_numpy(np.stack([t.mask for t in link])),
                              persistent=False)
         self.heads = nn.Parameter(torch.ones(len(link), self.dim))
-        if cfg.rank_task not in self.link_tasks:
-            raise ConfigError(f"model.rank_task: {cfg.rank_task!r} is not one of this model's "
-                              f"link tasks {self.link_tasks}")
-        self.rank_head = self.link_tasks.index(cfg.rank_task)
+        if opts.rank_task not in self.link_tasks:
+            raise ConfigError(f"model.hgnn.rank_task: {opts.rank_task!r} is not one of this "
+                              f"model's link tasks {self.link_tasks}")
+        self.rank_head = self.link_tasks.index(opts.rank_task)
         # [T, U, d] per-task user offsets (row 0, the ``all`` head, stays zero: the shared
         # vector is that head's own); zero at the start, so the model starts as without them
         self.task_user = (nn.Parameter(torch.zeros(len(link), U, self.dim))
-                          if cfg.task_users and len(link) > 1 else None)
-        if cfg.source_weight is not None:
-            self._init_source_weight(cfg, graph, inputs)  # sets source_log_weight
+                          if opts.task_users and len(link) > 1 else None)
+        if opts.source_weight is not None:
+            self._init_source_weight(opts, graph, inputs)  # sets source_log_weight
         else:
             self.source_log_weight = None
         self.kg_task = "kg" in self.task_names
@@ -69,8 +69,8 @@ class TaskHeads:
             kg = inputs.kg
             self.register_buffer("kgc_triples", torch.from_numpy(
                 np.stack([kg.head, kg.relation, kg.tail], 1)), persistent=False)
-        self.weighting = cfg.task_weighting
-        fixed = _parse_weights(cfg.task_weights, self.task_names)
+        self.weighting = opts.task_weighting
+        fixed = _parse_weights(opts.task_weights, self.task_names)
         self.register_buffer("task_weight", torch.tensor(
             [fixed.get(n, 1.0) for n in self.task_names]), persistent=False)
         if self.weighting == "uncertainty":
@@ -82,29 +82,29 @@ class TaskHeads:
             self.log_var_raw = nn.Parameter(torch.full((len(self.task_names),), -2.0))
         log.info("hgnn tasks: %s (%s weighting)", self.task_names, self.weighting)
 
-    def _init_source_weight(self, cfg: ModelConfig, graph: RecGraph,
+    def _init_source_weight(self, opts: HGNNOptions, graph: RecGraph,
                             inputs: GraphInputs) -> None:
         """The ranking head's graph: the target domain's links plus the other domains'
-        links weighted by ``cfg.source_weight`` (a parameter under ``learn_source_weight``,
+        links weighted by ``opts.source_weight`` (a parameter under ``learn_source_weight``,
         kept as its log so it stays positive)."""
-        target = cfg.rank_task.partition("=")[2]
+        target = opts.rank_task.partition("=")[2]
         domains = graph.items.attrs.get("domain")
         if domains is None:
-            raise ConfigError(f"model.source_weight: {graph.name}'s items have no domain")
+            raise ConfigError(f"model.hgnn.source_weight: {graph.name}'s items have no domain")
         in_target = np.asarray(domains) == target
         parts = [bipartite_adjacency(inputs.train_users, inputs.train_items, self.num_users,
                                      self.num_items, keep_items=keep)
                  for keep in (in_target, ~in_target)]
         self.register_buffer("adj_target", parts[0], persistent=False)
         self.register_buffer("adj_source", parts[1], persistent=False)
-        log_w = torch.tensor(float(cfg.source_weight)).log()  # -inf for 0: exp gives 0 back
-        if cfg.learn_source_weight:
+        log_w = torch.tensor(float(opts.source_weight)).log()  # -inf for 0: exp gives 0 back
+        if opts.learn_source_weight:
             self.source_log_weight = nn.Parameter(log_w)
         else:
             self.register_buffer("source_log_weight", log_w, persistent=False)
 
     def _rank_adjacency(self) -> WeightedAdjacency | None:
-        """The ranking head's graph under ``model.source_weight`` (else the shared one)."""
+        """The ranking head's graph under ``model.hgnn.source_weight`` (else the shared one)."""
         if self.source_log_weight is None:
             return None
         one = torch.ones((), device=self.heads.device)
@@ -112,12 +112,12 @@ class TaskHeads:
                                   (self.adj_source, self.source_log_weight.exp())])
 
     def readout(self, users: Tensor, items: Tensor) -> tuple[Tensor, Tensor]:
-        """Users through the ranking head (``model.rank_task``, default ``all``)."""
+        """Users through the ranking head (``model.hgnn.rank_task``, default ``all``)."""
         return self._task_users(users, self.rank_head) * self.heads[self.rank_head], items
 
     def _task_users(self, users: Tensor, task: int, index: Tensor | None = None) -> Tensor:
         """``users`` (all ``[U, d]``, or the rows ``index`` of them) as task ``task`` sees
-        them: plus the task's own offset under ``model.task_users``."""
+        them: plus the task's own offset under ``model.hgnn.task_users``."""
         if self.task_user is None or self.link_tasks[task] == "all":
             return users
         off = self.task_user[task]
@@ -184,8 +184,8 @@ def _parse_weights(spec: list[str], names: list[str]) -> dict[str, float]:
         except ValueError:
             w = -1.0
         if not sep or w < 0:
-            raise ConfigError(f"model.task_weights: {item!r} is not <task>=<weight >= 0>")
+            raise ConfigError(f"model.hgnn.task_weights: {item!r} is not <task>=<weight >= 0>")
         if name not in names:
-            raise ConfigError(f"model.task_weights: no task {name!r}; tasks are {names}")
+            raise ConfigError(f"model.hgnn.task_weights: no task {name!r}; tasks are {names}")
         out[name] = w
     return out

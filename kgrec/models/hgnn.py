@@ -9,7 +9,7 @@ Data path, per training step::
                               │ layer-0 inputs: users [U, d], items+entities [I + E, d]
                               ▼
           KGGNN propagation: user<->item (symmetric) + relation-aware KG messages
-          (into every item, or under model.kg_items=cold into items without an id only),
+          (into every item, or under model.hgnn.kg_items=cold into items without an id only),
           relation vectors = learned + projected relation-name text
                               │ users [U, d], items [I, d]
                               ▼
@@ -21,9 +21,9 @@ At evaluation a node's id embedding is used only when it had training edges, so 
 user or item is placed by its content and its KG neighbours alone. In training a random
 ``id_dropout`` share of users and items is encoded the same way at each step (no id, no
 interaction messages in; DropoutNet's idea on a GNN), so the content path learns to carry
-them. Ranking uses the ``model.rank_task`` head (``all`` by default); on cross-domain data
-``model.source_weight`` gives that head its own propagation, with the source domains' links
-down-weighted, and ``model.task_users`` gives each domain head per-user offsets.
+them. Ranking uses the ``model.hgnn.rank_task`` head (``all`` by default); on cross-domain data
+``model.hgnn.source_weight`` gives that head its own propagation, with the source domains' links
+down-weighted, and ``model.hgnn.task_users`` gives each domain head per-user offsets.
 """
 
 from __future__ import annotations
@@ -43,6 +43,7 @@ from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch
 from kgrec.models.fusion import Fusion
 from kgrec.models.heads import TaskHeads
 from kgrec.models.kggnn import KGGNN
+from kgrec.models.options import HGNNOptions
 from kgrec.models.registry import MODELS
 
 log = logging.getLogger(__name__)
@@ -55,36 +56,38 @@ class HGNN(TaskHeads, KGGNN):
     Args:
         inputs: sizes, training interactions, KG and the graph (``inputs.graph`` is required:
             node content comes from it).
-        cfg: the model section of the config (``dim``, ``layers``, ``features``,
-            ``text_model``, ``fusion``, ``id_embeddings``, ``id_dropout``, ``use_kg``,
-            ``tasks``, ``task_weighting``, ``task_weights``).
+        cfg: the model section of the config (``dim``, ``layers``, and hgnn's options,
+            :class:`~kgrec.models.options.HGNNOptions`, in ``cfg.options``).
         device: where the text encoder runs (``auto``: CUDA when available).
         progress: progress bar while encoding text.
     """
+
+    Options = HGNNOptions
 
     def __init__(self, inputs: GraphInputs, cfg: ModelConfig, *, device: str = "auto",
                  progress: bool = True) -> None:
         if inputs.graph is None:
             raise ConfigError("model hgnn needs the graph (node content) in its inputs")
-        super().__init__(inputs, cfg.dim, cfg.layers, cfg.kg_layers, cfg.kg_dropout,
-                         use_kg=cfg.use_kg, id_embeddings=False)
+        o: HGNNOptions = cfg.options
+        super().__init__(inputs, cfg.dim, cfg.layers, o.kg_layers, o.kg_dropout,
+                         use_kg=o.use_kg, id_embeddings=False)
         graph, dim = inputs.graph, cfg.dim
         U, I, E = self.num_users, self.num_items, self.num_entities
-        feats = build_features(graph, modalities=tuple(cfg.features), text_model=cfg.text_model,
+        feats = build_features(graph, modalities=tuple(o.features), text_model=o.text_model,
                                device=device, progress=progress)
         for kind in ("users", "items"):
             m = getattr(feats, kind)
             distinct = m.distinct_rows()
-            if m.names() and distinct < cfg.content_min_distinct * m.num_nodes:
+            if m.names() and distinct < o.content_min_distinct * m.num_nodes:
                 log.warning("hgnn: the %s' content (%s) tells only %d of %d apart; they are "
-                            "placed by their ids alone (model.content_min_distinct=%g)", kind,
+                            "placed by their ids alone (model.hgnn.content_min_distinct=%g)", kind,
                             "+".join(m.names()), distinct, m.num_nodes,
-                            cfg.content_min_distinct)
+                            o.content_min_distinct)
                 setattr(feats, kind, Modalities(m.num_nodes))
-        self.user_content = Fusion(feats.users, dim, cfg.fusion)
+        self.user_content = Fusion(feats.users, dim, o.fusion)
         self._user_schema = feats.users.schema
-        self.item_content = Fusion(feats.items, dim, cfg.fusion)
-        self.entity_content = Fusion(feats.entities, dim, cfg.fusion) if E else None
+        self.item_content = Fusion(feats.items, dim, o.fusion)
+        self.entity_content = Fusion(feats.entities, dim, o.fusion) if E else None
         self.modalities = {"users": self.user_content.kinds, "items": self.item_content.kinds,
                            "entities": self.entity_content.kinds if E else []}
         log.info("hgnn inputs: %s", self.modalities)
@@ -94,11 +97,11 @@ class HGNN(TaskHeads, KGGNN):
         self.content_scale = nn.Parameter(torch.zeros(3))
 
         # Id embeddings: on request, and always for a node type without any content.
-        self.user_ids = cfg.id_embeddings or self.user_content.empty
-        self.node_ids = (cfg.id_embeddings or self.item_content.empty
+        self.user_ids = o.id_embeddings or self.user_content.empty
+        self.node_ids = (o.id_embeddings or self.item_content.empty
                          or (E > 0 and self.entity_content.empty))
-        self.id_dropout = cfg.id_dropout
-        self.kg_cold_only = cfg.kg_items == "cold"
+        self.id_dropout = o.id_dropout
+        self.kg_cold_only = o.kg_items == "cold"
         if self.user_ids:
             self.user = nn.Embedding(U, dim)
             nn.init.xavier_normal_(self.user.weight)
@@ -119,7 +122,7 @@ class HGNN(TaskHeads, KGGNN):
         if self.has_kg and feats.relation_text is not None:
             self._init_relations(feats.relation_text)
 
-        self._init_heads(cfg, graph, inputs)
+        self._init_heads(o, graph, inputs)
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
@@ -128,21 +131,21 @@ class HGNN(TaskHeads, KGGNN):
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
-        """``model.source_weight`` needs a domain head to rank and no few-shot adaptation;
+        """``source_weight`` needs a domain head to rank and no few-shot adaptation;
         ``learn_source_weight`` a starting weight."""
-        m = cfg.model
+        m: HGNNOptions = cfg.model.options
         if m.source_weight is not None and not m.rank_task.startswith("domain="):
-            raise ConfigError(f"model.source_weight: needs a domain head to rank "
-                              f"(model.rank_task: domain=X); rank_task is {m.rank_task!r}",
-                              field="model.source_weight")
+            raise ConfigError(f"model.hgnn.source_weight: needs a domain head to rank "
+                              f"(model.hgnn.rank_task: domain=X); rank_task is "
+                              f"{m.rank_task!r}", field="model.hgnn.source_weight")
         if m.source_weight is not None and cfg.meta.mode != "off":
-            raise ConfigError("model.source_weight: not with few-shot adaptation (meta.mode "
-                              f"{cfg.meta.mode!r}); set meta.mode=off",
-                              field="model.source_weight")
+            raise ConfigError("model.hgnn.source_weight: not with few-shot adaptation "
+                              f"(meta.mode {cfg.meta.mode!r}); set meta.mode=off",
+                              field="model.hgnn.source_weight")
         if m.learn_source_weight and not (m.source_weight or 0) > 0:
-            raise ConfigError(f"model.learn_source_weight: needs a starting "
-                              f"model.source_weight > 0 (it is {m.source_weight})",
-                              field="model.learn_source_weight")
+            raise ConfigError(f"model.hgnn.learn_source_weight: needs a starting "
+                              f"model.hgnn.source_weight > 0 (it is {m.source_weight})",
+                              field="model.hgnn.learn_source_weight")
 
     # ---------------------------------------------------------------- inputs
     def _warm(self) -> tuple[Tensor, Tensor]:
@@ -203,7 +206,7 @@ class HGNN(TaskHeads, KGGNN):
                 ) -> tuple[Tensor, Tensor, _View, _View]:
         """Layer-0 inputs and two views of them propagated: the shared graph's (every head
         but the ranking one) and the ranking head's (the same view unless
-        ``model.source_weight``). A view carries its propagation (this step's id dropout and
+        ``model.hgnn.source_weight``). A view carries its propagation (this step's id dropout and
         graph), so an adversarial pass sees the same graph. ``trace`` records the ranking
         view's layers (:meth:`RecModel.forward`)."""
         user_warm, node_warm = self._warm()
@@ -248,7 +251,7 @@ class HGNN(TaskHeads, KGGNN):
                            item_kg=self._item_kg(self.node_known))
 
     def _item_kg(self, node_warm: Tensor) -> Tensor | None:
-        """``[I]`` bool, the items that take KG messages under ``model.kg_items: cold``: those
+        """``[I]`` bool, the items that take KG messages under ``model.hgnn.kg_items: cold``: those
         encoded without an id (``None``: all items, the default)."""
         return ~node_warm[:self.num_items] if self.kg_cold_only else None
 
@@ -292,7 +295,7 @@ class HGNN(TaskHeads, KGGNN):
     def new_user(self) -> tuple[Tensor, Tensor] | None:
         """A new user starts as an isolated one does: no id, and no profile (the fused
         content's 'unknown' vector where users have content, else the learned default);
-        the ranking head scales it. ``None`` under ``model.source_weight`` (the ranking
+        the ranking head scales it. ``None`` under ``model.hgnn.source_weight`` (the ranking
         propagates over its own weighted graph)."""
         if self.source_log_weight is not None:
             return None
@@ -317,8 +320,8 @@ class HGNN(TaskHeads, KGGNN):
         w = state.get("item_content.text_proj.weight")
         if w is None:
             raise ConfigError("add_items needs an hgnn model trained with text features "
-                              f"(this one has features {cfg.features})")
-        vec = torch.from_numpy(TextEncoder(cfg.text_model, device=str(device))
+                              f"(this one has features {cfg.options.features})")
+        vec = torch.from_numpy(TextEncoder(cfg.options.text_model, device=str(device))
                                .encode(texts, progress=False)).to(device)
         content = vec @ w.to(device).T + state["item_content.text_proj.bias"].to(device)
         return content / (cfg.layers + 1)
@@ -338,10 +341,10 @@ class HGNN(TaskHeads, KGGNN):
             columns.text_mask = torch.as_tensor([bool(t) for t in texts])
             columns.text = torch.zeros(len(texts), dt)
             if columns.text_mask.any():
-                enc = TextEncoder(cfg.text_model, device=str(device))
+                enc = TextEncoder(cfg.options.text_model, device=str(device))
                 columns.text[columns.text_mask] = torch.from_numpy(
                     enc.encode([t for t in texts if t], progress=False))
-        fusion = Fusion(columns, cfg.dim, cfg.fusion)
+        fusion = Fusion(columns, cfg.dim, cfg.options.fusion)
         prefix = "user_content."
         fusion.load_state_dict({k[len(prefix):]: v for k, v in state.items()
                                 if k.startswith(prefix)})

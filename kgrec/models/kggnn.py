@@ -23,6 +23,7 @@ from kgrec.config import ModelConfig
 from kgrec.models.base import Encoded, GraphInputs, RecModel, bipartite_adjacency
 from kgrec.models.layers import RelationalMessages
 from kgrec.models.ops import WeightedAdjacency, propagate
+from kgrec.models.options import KGGNNOptions
 from kgrec.models.registry import MODELS
 
 
@@ -41,6 +42,8 @@ class KGGNN(RecModel):
         id_embeddings: learn one embedding per user, item and entity (subclasses that build
             inputs from content may turn this off).
     """
+
+    Options = KGGNNOptions
 
     def __init__(self, inputs: GraphInputs, dim: int = 64, layers: int = 2,
                  kg_layers: int | None = None, kg_dropout: float = 0.5, *,
@@ -74,7 +77,8 @@ class KGGNN(RecModel):
     @classmethod
     def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
                     progress: bool = True) -> KGGNN:
-        return cls(inputs, cfg.dim, cfg.layers, cfg.kg_layers, cfg.kg_dropout)
+        return cls(inputs, cfg.dim, cfg.layers, cfg.options.kg_layers,
+                   cfg.options.kg_dropout)
 
     def embed(self) -> tuple[Tensor, Tensor]:
         """Layer-0 inputs: users ``[U, d]`` and items+entities ``[I + E, d]``."""

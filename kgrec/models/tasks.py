@@ -91,14 +91,15 @@ def resolve_tasks(spec: list[str], graph: RecGraph, users: np.ndarray, items: np
     for name in names:
         m = _EXPR.match(name)
         if m is None:
-            raise ConfigError(f"model.tasks: {name!r} is not all, kg, weight>=T, domain=X or "
+            raise ConfigError(f"model.hgnn.tasks: {name!r} is not all, kg, weight>=T, domain=X or "
                               "behavior=X")
         if name == "all":
             out.append(Task(name, np.ones(len(users), dtype=bool)))
             continue
         if name == "kg":
             if not use_kg or not graph.knowledge_edge_types():
-                raise ConfigError("model.tasks: 'kg' needs a knowledge graph and model.use_kg")
+                raise ConfigError("model.hgnn.tasks: 'kg' needs a knowledge graph and "
+                                  "model.hgnn.use_kg")
             out.append(Task(name, None))
             continue
         if rows is None:
@@ -109,23 +110,25 @@ def resolve_tasks(spec: list[str], graph: RecGraph, users: np.ndarray, items: np
         if m["t"] is not None:
             w = inter.attrs.get("weight")
             if w is None:
-                raise ConfigError(f"model.tasks: {name!r}: {graph.name} has no weights")
+                raise ConfigError(f"model.hgnn.tasks: {name!r}: {graph.name} has no weights")
             sel = ok & (np.nan_to_num(w, nan=-np.inf) >= float(m["t"]))
             mask[rows[sel]] = True
         elif m["k"] == "behavior":
             b = inter.attrs.get("behavior")
             if b is None:
-                raise ConfigError(f"model.tasks: {name!r}: {graph.name} has no behaviours")
+                raise ConfigError(f"model.hgnn.tasks: {name!r}: {graph.name} has no behaviours")
             sel = ok & (b == m["v"])
             mask[rows[sel]] = True
         else:
             d = graph.items.attrs.get("domain")
             if d is None:
-                raise ConfigError(f"model.tasks: {name!r}: {graph.name}'s items have no domain")
+                raise ConfigError(f"model.hgnn.tasks: {name!r}: {graph.name}'s items have no "
+                                  "domain")
             mask = d[items] == m["v"]
         if not mask.any():
             if name in implied:
                 continue
-            raise ConfigError(f"model.tasks: {name!r} selects no training pair of {graph.name}")
+            raise ConfigError(f"model.hgnn.tasks: {name!r} selects no training pair of "
+                              f"{graph.name}")
         out.append(Task(name, mask))
     return out

@@ -51,8 +51,8 @@ class NewUserEncoder:
 
     Args:
         fold_in: the trained model's :class:`UserFoldIn`.
-        config: the config it was trained with (``model.layers``, ``model.fusion``,
-            ``model.text_model``, ``meta``).
+        config: the config it was trained with (the model's, whose class encodes profiles,
+            and ``meta``).
         state: its weights (``user_content.*`` for profiles, ``meta_learner.log_lr`` for the
             adaptation's learned step sizes).
         profile: how it encodes a user's attributes (``None``: it reads no profiles).

@@ -142,7 +142,7 @@ class Recommender:
         if not has(cls, PlacesItems) or "item_content.text_proj.weight" not in self.state:
             raise ConfigError("add_items needs a model that places items from text, trained "
                               f"with text features (this one is {cfg.name!r}, features "
-                              f"{cfg.features})")
+                              f"{getattr(cfg.options, 'features', [])})")
         ids, texts = [str(x) for x in ids], [str(t) for t in texts]
         if len(ids) != len(texts) or (names is not None and len(names) != len(ids)):
             raise ValueError("ids, texts (and names) must have the same length")
@@ -201,7 +201,7 @@ class Recommender:
             count as seen, so :meth:`recommend` leaves them out).
 
         Raises:
-            ConfigError: the model cannot place new users (``mf``; ``model.source_weight``),
+            ConfigError: the model cannot place new users (``mf``; ``model.hgnn.source_weight``),
                 a user has no items (nor profile) and the model no learned starting vector,
                 or profiles are given to a model that reads none.
             UnknownIdError: a user id exists already, or an item id is unknown.
@@ -212,7 +212,7 @@ class Recommender:
         if self.new_users is None:
             raise ConfigError(f"add_users: a {self.config.model.name!r} model cannot place "
                               "users it was not trained with (lightgcn, kggnn and hgnn can, "
-                              "except hgnn with model.source_weight)")
+                              "except hgnn with model.hgnn.source_weight)")
         ids = [str(x) for x in ids]
         if len(ids) != len(items) or isinstance(items, str):
             raise ValueError("ids and items must have the same length (one list per user)")
