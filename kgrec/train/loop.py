@@ -13,15 +13,12 @@ each validation. It returns the trained model and its history (:class:`TrainedMo
 
 from __future__ import annotations
 
-import contextlib
 import copy
-import json
 import logging
-import signal
 import threading
 import time
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -32,11 +29,18 @@ from torch import Tensor
 
 from kgrec.config import Config
 from kgrec.data.split import Split
-from kgrec.errors import KgrecError
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import PairBatch
 from kgrec.progress import progress as progress_bar
+from kgrec.train.checkpoint import (
+    RunState,
+    TrainingStopped,
+    determinism,
+    load_checkpoint,
+    save_checkpoint,
+    stop_on_signal,
+)
 from kgrec.train.objectives import Objective, build_objective
 from kgrec.train.sampling import NegativeSampler
 
@@ -102,91 +106,6 @@ def validate(model: RecModel, split: Split, cfg: Config) -> dict[str, float]:
         return {"auc": evaluate_ctr(scorer, split.ctr["valid"], threshold=0.0)["auc"]}
     return dict(evaluate(scorer, split.valid, cfg.eval.ks, batch_users=cfg.eval.batch_users,
                          by_cold=False))
-
-
-@dataclass
-class _State:
-    epoch: int = 0
-    best: float = -float("inf")
-    best_epoch: int = 0
-    bad: int = 0
-    history: list[dict[str, Any]] = field(default_factory=list)
-
-
-def _save_checkpoint(out: Path, model: RecModel, opt: torch.optim.Optimizer, state: _State,
-                     rng: np.random.Generator, cfg: Config) -> None:
-    """The resumable state after an epoch; written to temp files, then renamed."""
-    tensors = {f"model.{k}": v.detach().cpu().contiguous() for k, v in model.state_dict().items()}
-    osd = opt.state_dict()
-    for pid, st in osd["state"].items():
-        for k, v in st.items():
-            tensors[f"optim.{pid}.{k}"] = (v if torch.is_tensor(v) else torch.tensor(v)).cpu()
-    tensors["torch_rng"] = torch.get_rng_state()
-    save_file(tensors, str(out / "last.safetensors.tmp"))
-    doc = {"config": cfg.to_dict(), "state": state.__dict__, "numpy_rng": rng.bit_generator.state,
-           "param_groups": osd["param_groups"]}
-    (out / "last.json.tmp").write_text(json.dumps(doc))
-    (out / "last.safetensors.tmp").replace(out / "last.safetensors")
-    (out / "last.json.tmp").replace(out / "last.json")
-
-
-def _load_checkpoint(out: Path, model: RecModel, opt: torch.optim.Optimizer,
-                     rng: np.random.Generator) -> _State:
-    t = load_file(str(out / "last.safetensors"))
-    doc = json.loads((out / "last.json").read_text())
-    model.load_state_dict({k[6:]: v for k, v in t.items() if k.startswith("model.")})
-    ostate: dict[int, dict[str, Tensor]] = {}
-    for k, v in t.items():
-        if k.startswith("optim."):
-            _, pid, name = k.split(".", 2)
-            ostate.setdefault(int(pid), {})[name] = v
-    opt.load_state_dict({"state": ostate, "param_groups": doc["param_groups"]})
-    torch.set_rng_state(t["torch_rng"])
-    rng.bit_generator.state = doc["numpy_rng"]
-    return _State(**doc["state"])
-
-
-@contextlib.contextmanager
-def _determinism(on: bool):
-    before = torch.are_deterministic_algorithms_enabled()
-    torch.use_deterministic_algorithms(on, warn_only=True)
-    try:
-        yield
-    finally:
-        torch.use_deterministic_algorithms(before)
-
-
-class TrainingStopped(KgrecError):
-    """Training was stopped (Ctrl-C, SIGTERM) before any epoch was validated, so there is no
-    model to keep; the ``last.*`` checkpoint of ``out_dir`` resumes it."""
-
-    exit_code = 130  # as an interrupted command
-
-
-@contextlib.contextmanager
-def _stop_on_signal(stop: threading.Event) -> Any:
-    """While training, the first SIGINT (Ctrl-C) or SIGTERM sets ``stop``: training ends
-    after the current step, keeping the best validated epoch; a second one stops at once."""
-    if threading.current_thread() is not threading.main_thread():
-        yield stop  # signals reach the main thread only; nothing to install
-        return
-    previous = {s: signal.getsignal(s) for s in (signal.SIGINT, signal.SIGTERM)}
-
-    def handler(signum: int, frame: Any) -> None:
-        if stop.is_set():
-            signal.signal(signum, previous[signum])
-            raise KeyboardInterrupt
-        stop.set()
-        log.warning("%s: stopping after the current step (again to stop at once)",
-                    signal.Signals(signum).name)
-
-    for s in previous:
-        signal.signal(s, handler)
-    try:
-        yield stop
-    finally:
-        for s, h in previous.items():
-            signal.signal(s, h)
 
 
 def _record_what_is_trained(cfg: Config, split: Split) -> None:
@@ -332,7 +251,7 @@ class Trainer:
     def save_checkpoint(self) -> None:
         """The resumable state after an epoch (``out_dir/last.*``)."""
         if self.out is not None:
-            _save_checkpoint(self.out, self.model, self.opt, self.state, self.rng, self.cfg)
+            save_checkpoint(self.out, self.model, self.opt, self.state, self.rng, self.cfg)
 
     def on_epoch_end(self, record: dict[str, Any]) -> None:
         """After each epoch: TensorBoard scalars, then the callbacks if it was validated."""
@@ -353,7 +272,7 @@ class Trainer:
     def fit(self) -> TrainedModel:
         """Train until ``train.epochs``, early stopping or a stop request; the model at its
         best validated epoch."""
-        with _determinism(self.cfg.train.deterministic), _stop_on_signal(self.stop):
+        with determinism(self.cfg.train.deterministic), stop_on_signal(self.stop):
             return self._fit()
 
     def _setup(self) -> None:
@@ -369,11 +288,11 @@ class Trainer:
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out / "config.yaml")  # `kgrec train --config <out>/config.yaml`
-        self.state = _State()
+        self.state = RunState()
         self.best_state = copy.deepcopy(self.model.state_dict())
         out = self.out
         if self.resume and out is not None and (out / "last.safetensors").is_file():
-            self.state = _load_checkpoint(out, self.model, self.opt, self.rng)
+            self.state = load_checkpoint(out, self.model, self.opt, self.rng)
             if (out / "best.safetensors").is_file():
                 self.best_state = load_file(str(out / "best.safetensors"))
             log.info("resumed %s at epoch %d (best %s=%.4f at %d)", out, self.state.epoch,
