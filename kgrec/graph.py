@@ -9,7 +9,7 @@ needs pickle.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -63,14 +63,21 @@ class NodeTable:
 
     def index(self, ids: Iterable[str], what: str = "id") -> np.ndarray:
         """Indices of external ``ids``; raises :class:`UnknownIdError` naming the first unknown."""
-        lookup = self.lookup
-        out = []
-        for x in ids:
-            i = lookup.get(str(x))
-            if i is None:
-                raise UnknownIdError(f"unknown {what} {x!r}")
-            out.append(i)
-        return np.asarray(out, dtype=np.int64)
+        return index_of(self.lookup, ids, what)
+
+
+def index_of(lookup: Mapping[str, int], ids: Iterable[Any], what: str = "id",
+             hint: str = "") -> np.ndarray:
+    """The one id lookup: indices ``[N]`` (int64) of external ``ids`` (compared as strings)
+    in ``lookup``; :class:`UnknownIdError` naming the first unknown one as ``what``, with
+    ``hint`` after it."""
+    out = []
+    for x in ids:
+        i = lookup.get(str(x))
+        if i is None:
+            raise UnknownIdError(f"unknown {what} {x!r}{hint}")
+        out.append(i)
+    return np.asarray(out, dtype=np.int64)
 
 
 @dataclass

@@ -22,7 +22,7 @@ from torch import Tensor
 from kgrec.config import Config
 from kgrec.errors import ConfigError, StoreError, UnknownIdError
 from kgrec.features.build import AttributeSchema
-from kgrec.graph import KnowledgeTriples
+from kgrec.graph import KnowledgeTriples, index_of
 from kgrec.serve.explain import Explainer, Explanation, seen_items
 from kgrec.serve.newusers import NewUserEncoder, UserFoldIn
 
@@ -242,23 +242,13 @@ class Recommender:
 
     # ------------------------------------------------------------------ scoring
     def user_index(self, users: Sequence[str]) -> np.ndarray:
-        out = []
-        for u in users:
-            i = self._user_index.get(str(u))
-            if i is None:
-                raise UnknownIdError(f"unknown user id {u!r} (the model knows {self.num_users} "
-                                     f"users, e.g. {self.user_ids[:3]})")
-            out.append(i)
-        return np.asarray(out, dtype=np.int64)
+        """Indices ``[N]`` of external user ids (:class:`UnknownIdError` for an unknown one)."""
+        return index_of(self._user_index, users, "user id",
+                        f" (the model knows {self.num_users} users, e.g. {self.user_ids[:3]})")
 
     def item_index(self, items: Sequence[str]) -> np.ndarray:
-        out = []
-        for x in items:
-            i = self._item_index.get(str(x))
-            if i is None:
-                raise UnknownIdError(f"unknown item id {x!r}")
-            out.append(i)
-        return np.asarray(out, dtype=np.int64)
+        """Indices ``[N]`` of external item ids (:class:`UnknownIdError` for an unknown one)."""
+        return index_of(self._item_index, items, "item id")
 
     @torch.no_grad()
     def score_users(self, users: np.ndarray) -> Tensor:
