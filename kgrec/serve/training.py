@@ -31,33 +31,11 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
           logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
           callbacks: Sequence[Callback] = (), stop: threading.Event | None = None
           ) -> Recommender:
-    """Train ``config.model`` on ``split``'s training interactions (:class:`Trainer`).
-
-    Each epoch passes once over the training positives in mini-batches, one uniformly sampled
-    non-positive item per positive, with the ranking loss (``train.loss``: BPR, or sampled
-    softmax over the batch's items) plus L2 on the batch's input embeddings and the terms
-    the config enables (:mod:`kgrec.train.objectives`). Every ``eval_every`` epochs the
-    validation metric (``config.eval.metric``; AUC for the click-through protocol) is
-    computed; the best epoch's weights are kept and training stops after ``patience``
-    evaluations without improvement.
-
-    Args:
-        split: from :func:`kgrec.split` (the test set is never looked at).
-        config: the configuration (default :class:`Config`).
-        out_dir: where to save the recommender, ``curves.png``, ``history.json`` and the
-            resumable ``last.*`` checkpoint.
-        logdir: TensorBoard event directory.
-        resume: continue from ``out_dir``'s checkpoint when there is one.
-        progress: show a progress bar.
-        callbacks: called as ``cb(epoch, record)`` after each validation; may raise to stop
-            (Optuna's pruning does).
-        stop: set it (from another thread) to stop training after the current step, as the
-            first Ctrl-C or SIGTERM does: the best validated epoch is kept and saved, a
-            complete run (:class:`~kgrec.train.TrainingStopped` if none was validated yet).
-            After ``train`` returns, ``stop.is_set()`` tells whether it was stopped so.
-
-    Returns:
-        the trained :class:`~kgrec.serve.Recommender` (best validation epoch).
+    """Train ``config.model`` on ``split`` with a :class:`~kgrec.train.Trainer` (its
+    arguments, documented there) and wrap the best validated model in a
+    :class:`~kgrec.serve.Recommender`; with ``out_dir`` it is saved there beside
+    ``history.json`` and ``curves.png``. After ``train`` returns, ``stop.is_set()`` tells
+    whether it was stopped (Ctrl-C, SIGTERM or the event) before its last epoch.
     """
     trainer = Trainer(split, config, out_dir=out_dir, logdir=logdir, resume=resume,
                       progress=progress, callbacks=callbacks, stop=stop)

@@ -86,8 +86,7 @@ class MultiTaskTerm:
     combined by the model's task weighting (its weights are parameters of the model)."""
 
     def __call__(self, step: Step) -> tuple[Tensor, dict[str, float]]:
-        model = step.model
-        assert isinstance(model, MultiTask)
+        model = step.model  # a MultiTask model (build_objective chose this term for it)
         losses, parts, step.clean = model.task_losses(step.enc, step.batch, step.loss)
         return model.combine_tasks(losses), parts
 
