@@ -83,9 +83,24 @@ TRAIN_VARIANTS: dict[str, dict] = {"batch-8192": {"batch_size": 8192},
                                    "softmax": {"loss": "softmax"},
                                    "lightgcn-softmax": {"loss": "softmax"},
                                    "kg-cold-softmax": {"loss": "softmax"}}
-COLD_VARIANTS: dict[str, dict] = {"hgnn": {"name": "hgnn"},
-                                  "kg-cold": {"name": "hgnn", "kg_items": "cold"},
-                                  "lightgcn": {"name": "lightgcn"}}
+COLD_VARIANTS: dict[str, dict] = {
+    "hgnn": {"name": "hgnn"},
+    "lightgcn": {"name": "lightgcn"},
+    # the cold-start literature's baselines, built from their papers with kgrec's parts:
+    # DropoutNet (Volkovs et al., NeurIPS 2017): ids and content in one model, ids dropped
+    # at random in training so content carries the dropped nodes: hgnn's joint GNN
+    "dropoutnet": {"name": "hgnn", "ranking": "joint"},
+    # ALDI (Huang et al., SIGIR 2023) as published: an MF teacher, a content MLP student,
+    # the three alignment losses, no KG, no gate or offset
+    "aldi": {"name": "hgnn", "backbone": "mf", "use_kg": False, "gate": "off"},
+    # ablations of the default
+    "no-gate": {"name": "hgnn", "gate": "off"},
+    "l2-only": {"name": "hgnn", "align_losses": ["l2"]},
+    "no-kg": {"name": "hgnn", "use_kg": False},
+    "no-text": {"name": "hgnn", "features": ["categorical", "numeric", "vectors"]},
+    "kg-cold": {"name": "hgnn", "ranking": "joint", "kg_items": "cold"},
+}
+COLD_LR = {"mf": 1e-3}  # run.py's learning rates: MF 1e-3, every other model 5e-3
 COLD_FLOORS = ["random", "popularity", "content-knn"]
 PEERS = {"random": "Random (floor)", "popularity": "Popularity (floor)", "mf": "MF-BPR",
          "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)"}
@@ -155,6 +170,35 @@ def cold_settings(scorer, split) -> dict:
     return out
 
 
+def score_distributions(scorer, split, seed: int, users: int = 200) -> dict:
+    """How the test users' scores of cold and warm items compare (the aligned model should
+    put both on one scale): quantiles of each group's scores over a sample of users, and
+    the share of cold items in their top 20 (all items ranked, seen ones excluded)."""
+    import numpy as np
+    import torch
+
+    rng = np.random.default_rng(seed)
+    test = split.test
+    pick = rng.choice(test.users, min(users, len(test.users)), replace=False)
+    with torch.no_grad():
+        s = scorer.score_users(pick).float().cpu()
+    excl = torch.from_numpy(test.exclude[pick].toarray() > 0)
+    cold = torch.from_numpy(test.cold_items)
+    out = {}
+    for name, mask in (("cold", cold), ("warm", ~cold)):
+        v = s[:, mask][~excl[:, mask]]
+        q = torch.quantile(v[torch.randperm(len(v), generator=torch.Generator().manual_seed(
+            seed))[:200_000]], torch.tensor([0.1, 0.5, 0.9, 0.99]))
+        out[name] = {"mean": float(v.mean()), "std": float(v.std()),
+                     **{f"p{int(p * 100)}": float(x) for p, x in zip((0.1, 0.5, 0.9, 0.99),
+                                                                      q, strict=True)}}
+    s = s.masked_fill(excl, -torch.inf)
+    top = s.topk(20, dim=1).indices
+    out["cold_share_top20"] = float(cold[top].float().mean())
+    out["cold_share_items"] = float(cold.float().mean())
+    return out
+
+
 def run_cold(dataset: str, variant: str, seed: int, out: Path) -> None:
     """One model or floor on the cold-item split with warm links held out."""
     import kgrec
@@ -173,11 +217,23 @@ def run_cold(dataset: str, variant: str, seed: int, out: Path) -> None:
     elif variant == "content-knn":
         scorer = ContentKNNScorer.from_split(split)
     else:
-        cfg = _config(dataset, seed, "cold_item", COLD_VARIANTS[variant], warm=True)
+        flat = COLD_VARIANTS[variant]
+        lr = COLD_LR.get(flat.get("backbone", flat["name"]), 5e-3)
+        cfg = _config(dataset, seed, "cold_item", flat, {"lr": lr}, warm=True)
         t0 = time.perf_counter()
         scorer = kgrec.train(split, cfg, progress=False)
         doc.update(_trained(scorer, time.perf_counter() - t0))
+        if "align" in scorer.history[-1]:
+            doc["align"] = scorer.history[-1]["align"]
     doc.update(cold_settings(scorer, split))
+    doc["scores"] = score_distributions(scorer, split, seed)
+    offset = getattr(scorer, "item_embedding", None)
+    if doc.get("align") and offset is not None and float(offset[:, -1].abs().max()) > 0:
+        # the same run without the new items' offset (its last column), to show its share
+        saved = offset[:, -1].clone()
+        offset[:, -1] = 0
+        doc["no_offset"] = cold_settings(scorer, split)
+        offset[:, -1] = saved
     doc.update(wall_s=time.perf_counter() - start,
                peak_rss_mb=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     write_run(out, doc, cfg, split)

@@ -90,6 +90,8 @@ def run_one(dataset: str, model: str, seed: int, out: Path, protocol: str) -> No
                     "epochs": len(scorer.history),
                     "sec_per_epoch": statistics.median(h["seconds"] for h in scorer.history),
                     "train_s": train_s})
+        if "align" in scorer.history[-1]:  # hgnn's aligned ranking: student and gate stages
+            doc["align"] = scorer.history[-1]["align"]
     if ctr:
         test = kgrec.evaluate_ctr(scorer, split.ctr["test"], threshold_rows=split.ctr["valid"])
         doc.update(auc=test["auc"], f1=test["f1"])

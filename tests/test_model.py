@@ -199,12 +199,14 @@ def _cold_recall(rec, split) -> float:
 
 def test_hgnn_ranks_cold_items_from_content_and_ids_alone_cannot(cold):
     """On a cold-item split every test item is unseen: an id-only model is at chance level,
-    the text+KG model is far above it."""
+    the joint GNN with text+KG is far above it (the aligned default: tests/test_aligned.py)."""
     train = {"epochs": 20, "eval_every": 10, "device": "cpu", "patience": 2}
-    content = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32}, train=train),
+    content = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32,
+                                                    "hgnn": {"ranking": "joint"}}, train=train),
                           progress=False)
     ids = kgrec.train(cold, kgrec.Config(model={"name": "hgnn", "dim": 32, "hgnn": {
-                                                "features": [], "use_kg": False}}, train=train),
+                                                "ranking": "joint", "features": [],
+                                                "use_kg": False}}, train=train),
                       progress=False)
     chance = 20 / cold.test.cold_items.sum()
     r_content, r_ids = _cold_recall(content, cold), _cold_recall(ids, cold)

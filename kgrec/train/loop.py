@@ -32,6 +32,7 @@ from kgrec.data.split import Split
 from kgrec.evaluate.ranking import evaluate, evaluate_ctr
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import PairBatch
+from kgrec.models.capabilities import AlignsContent, has
 from kgrec.progress import progress as progress_bar
 from kgrec.train.checkpoint import (
     RunState,
@@ -248,6 +249,20 @@ class Trainer:
         """Validation metrics of the current model (:func:`validate`)."""
         return validate(self.model, self.split, self.cfg)
 
+    def align(self) -> dict[str, Any]:
+        """The aligned model's last stages, after the teacher's best epoch is restored: the
+        content student against the frozen teacher, then the gate and the new items' offset
+        on validation (:mod:`kgrec.train.align`). Returns their record (kept with the last
+        epoch's, under ``align``)."""
+        from kgrec.train.align import calibrate, fit_student
+
+        student = fit_student(self.model, self.split, self.cfg, self.rng,
+                              progress=self.progress)
+        gate = calibrate(self.model, self.split, self.cfg, self.validate) if self.has_valid \
+            else {"gate_k": 0.0, "cold_offset": 0.0, "tried": []}
+        self.model.eval()
+        return {"student": student, "gate": gate}
+
     def save_checkpoint(self) -> None:
         """The resumable state after an epoch (``out_dir/last.*``)."""
         if self.out is not None:
@@ -365,4 +380,8 @@ class Trainer:
         if self.has_valid:
             self.model.load_state_dict(self.best_state)
         self.model.eval()
+        if has(self.model, AlignsContent) and not interrupted:
+            record = self.align()
+            if state.history:
+                state.history[-1]["align"] = record
         return TrainedModel(self.model, state.history, cfg, self.split, state.best_epoch)
