@@ -4,12 +4,13 @@ Cross-domain transfer (``--cross``): DisenCDR's Amazon pairs (users shared, item
 domain), split ``cross_domain``: 10% / 10% of the target domain's users are held out for
 test / validation and keep K = 1, 3, 5 of their target links in training; all source-domain
 links stay in training; the held-out target links are ranked among the target domain's
-items only. ``joint`` trains on the joint graph (one head per domain, the target's head
-ranks), ``target`` on the target domain's links alone (the same held-out links); each for
-``hgnn`` (default config: the pairs have ids only, and the items' one attribute, their
+items only. ``joint`` trains on the joint graph, ``target`` on the target domain's links
+alone (the same held-out links). ``aligned`` is hgnn as it ships (its id model ranks). The
+``hgnn-*`` variants are its joint GNN (``model.hgnn.ranking: joint``, one head per domain, the
+target's head ranks): ``hgnn`` (the pairs have ids only, and the items' one attribute, their
 domain, tells 2 of ~70k items apart, so hgnn places items by ids), ``hgnn-content`` (hgnn
-made to use the domain as content, ``model.hgnn.content_min_distinct=0``) and LightGCN; two
-remedies for negative transfer are joint-only variants of hgnn: ``hgnn-taskusers`` (a
+made to use the domain as content, ``model.hgnn.content_min_distinct=0``); beside LightGCN.
+Two remedies for negative transfer are joint-only variants of hgnn: ``hgnn-taskusers`` (a
 per-user offset per domain head, ``model.hgnn.task_users``) and ``hgnn-src<w>`` (the target head
 propagates over its own graph with the source links weighted by ``model.hgnn.source_weight``
 w = 0 or 0.3; ``srclearn``: learned from 1, its value at the selected epoch reported).
@@ -36,6 +37,10 @@ from generalise_common import Panel, one_main, paired, series, shots_table
 CROSS = {"amazon-cdr-sport-cloth": "cloth", "amazon-cdr-phone-sport": "sport"}
 CROSS_SHOTS = [1, 3, 5]
 CROSS_VARIANTS: dict[str, dict] = {
+    # hgnn as it ships (model.hgnn.ranking: aligned): its id model ranks the target items
+    "aligned-joint": {"model": {"name": "hgnn"}},
+    "aligned-target": {"model": {"name": "hgnn"}, "target_only": True},
+    # hgnn's joint GNN (model.hgnn.ranking: joint), one head per domain, the target's ranks
     "hgnn-joint": {"model": {"name": "hgnn"}},
     "hgnn-target": {"model": {"name": "hgnn"}, "target_only": True},
     # The same model keeping the items' one attribute, the domain, as content
@@ -72,8 +77,10 @@ def run_cross(dataset: str, shots: int, variant: str, seed: int, out: Path) -> N
     split = kgrec.split(kgrec.load_dataset(dataset), "cross_domain", seed=seed, shots=shots,
                         target=target, target_only=data["target_only"])
     model = dict(v["model"])
-    if model["name"] == "hgnn" and not data["target_only"]:
-        model["rank_task"] = f"domain={target}"
+    if variant.startswith("hgnn-"):
+        model["ranking"] = "joint"
+        if not data["target_only"]:
+            model["rank_task"] = f"domain={target}"
     cfg = kgrec.Config(data=data, model=model_section(model),
                        train={"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500})
     rec = kgrec.train(split, cfg, progress=False)

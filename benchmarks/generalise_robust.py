@@ -1,6 +1,7 @@
 """Robustness to noise: one of the generalisation benchmarks.
 
-Robustness (``--robust``): ``hgnn`` on the per-user random 80/10/10 split, trained on noisy
+Robustness (``--robust``): ``hgnn``'s joint GNN (``model.hgnn.ranking: joint``, the model
+the adversary perturbs) on the per-user random 80/10/10 split, trained on noisy
 data and tested on the clean test set: (a) 10/20/30% of the training positives replaced by
 random pairs, (b) the relations of 10/20/30% of the KG triples shuffled; each with and
 without adversarial training (``train.adv_eps`` 0.1, FGSM, weight 1); ``--loss softmax``
@@ -53,8 +54,8 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
     train = {"seed": seed, "device": "cpu", "lr": 5e-3, "epochs": 500, "loss": loss}
     if adv_eps:
         train.update(ADV["train"], adv_eps=adv_eps)
-    cfg = kgrec.Config(data={"dataset": dataset, "seed": seed}, model={"name": "hgnn"},
-                       train=train)
+    cfg = kgrec.Config(data={"dataset": dataset, "seed": seed},
+                       model={"name": "hgnn", "hgnn": {"ranking": "joint"}}, train=train)
     rec = kgrec.train(split, cfg, progress=False)
     test = kgrec.evaluate(rec, split.test, k=[20])
     attacked = {}
