@@ -15,6 +15,9 @@ from kgrec.train.loop import graph_inputs
 
 pytestmark = pytest.mark.cost(7)  # seconds on 2 idle cores: scheduled by it
 
+# the joint GNN (model.hgnn.ranking: joint): meta-episodes and the adversary need it
+JOINT_TEXT = {"ranking": "joint", "features": ["text"]}
+
 
 @pytest.fixture(scope="module")
 def setup(lastfm):
@@ -56,7 +59,7 @@ def test_perturbation_stays_in_the_ball_and_raises_the_loss(setup, steps):
 def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
     for model in ({"name": "kggnn", "dim": 16}, {"name": "hgnn", "dim": 16,
-                                                  "hgnn": {"features": ["text"]}}):
+                                                  "hgnn": JOINT_TEXT}):
         cfg = kgrec.Config(model=model, train={"epochs": 2, "eval_every": 2, "device": "cpu",
                                                "adv_eps": 0.1, "adv_steps": 2})
         rec = kgrec.train(s, cfg, progress=False)

@@ -108,7 +108,8 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
 
     joint = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     alone = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0, target_only=True)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"rank_task": f"domain={TARGET}"}})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
+        "ranking": "joint", "rank_task": f"domain={TARGET}"}})
     m = build_model(cfg.model, graph_inputs(joint), device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=phone", "domain=sport"]
     m.eval()
@@ -119,12 +120,13 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
     plain, _ = m()
     assert torch.allclose(users, 3.0 * plain)
     # trained on the target alone, auto drops the source domain's head (it has no pair)
-    m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8}).model, graph_inputs(alone),
-                    device="cpu", progress=False)
+    m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
+                                        "hgnn": {"ranking": "joint"}}).model,
+                    graph_inputs(alone), device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=sport"]
     with pytest.raises(kgrec.ConfigError, match="rank_task: 'domain=phone' is not one"):
-        build_model(kgrec.Config(model={"name": "hgnn",
-                                        "hgnn": {"rank_task": "domain=phone"}}).model,
+        build_model(kgrec.Config(model={"name": "hgnn", "hgnn": {
+                    "ranking": "joint", "rank_task": "domain=phone"}}).model,
                     graph_inputs(alone), device="cpu", progress=False)
 
 
@@ -155,7 +157,8 @@ def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     inputs = graph_inputs(s)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
-        "rank_task": f"domain={TARGET}", "task_users": True, "id_dropout": 0.0}})
+        "ranking": "joint", "rank_task": f"domain={TARGET}", "task_users": True,
+        "id_dropout": 0.0}})
     torch.manual_seed(0)
     m = build_model(cfg.model, inputs, device="cpu", progress=False)
     plain_cfg = kgrec.Config(model=cfg.model.to_dict())
@@ -194,7 +197,7 @@ def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     inputs = graph_inputs(s)
     model = {"name": "hgnn", "dim": 8}
-    opts = {"rank_task": f"domain={TARGET}"}
+    opts = {"ranking": "joint", "rank_task": f"domain={TARGET}"}
 
     def build(**extra):
         torch.manual_seed(0)
@@ -225,7 +228,8 @@ def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
     loss.backward()
     assert parts["source_weight"] == pytest.approx(0.5)
     assert float(learned.source_log_weight.grad) != 0.0
-    for bad, match in [({"source_weight": 0.5}, "source_weight: needs a domain head"),
+    for bad, match in [({"ranking": "joint", "source_weight": 0.5},
+                        "source_weight: needs a domain head"),
                        ({**opts, "source_weight": -1.0}, "must be >= 0"),
                        ({**opts, "source_weight": 0.0, "learn_source_weight": True},
                         r"needs a starting model\.hgnn\.source_weight > 0")]:

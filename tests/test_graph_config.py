@@ -49,7 +49,8 @@ def test_config_shorthand_dotted_access_and_errors(tmp_path):
 def test_a_model_s_options_live_under_its_name_and_the_old_names_still_work(tmp_path):
     from kgrec.errors import KgrecDeprecationWarning
 
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"kg_items": "cold"}})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16,
+                              "hgnn": {"ranking": "joint", "kg_items": "cold"}})
     assert cfg.model.options.kg_items == "cold" and cfg.model.hgnn.id_dropout == 0.1
     assert cfg.to_dict()["model"]["hgnn"]["kg_items"] == "cold"
     assert "kg_items" not in cfg.to_dict()["model"]

@@ -16,6 +16,9 @@ from kgrec.train.meta import EpisodeSampler, MetaLearner, episode_graph, fewshot
 
 pytestmark = pytest.mark.cost(33)  # seconds on 2 idle cores: scheduled by it
 
+# the joint GNN (model.hgnn.ranking: joint): meta-episodes and the adversary need it
+JOINT_TEXT = {"ranking": "joint", "features": ["text"]}
+
 
 def _pairs(users: np.ndarray, items: np.ndarray, n_items: int) -> set[int]:
     return set((users.astype(np.int64) * n_items + items).tolist())
@@ -85,7 +88,7 @@ def test_episode_graph_holds_the_support_links_and_no_query_link(lastfm):
 
 def test_isolated_node_ignores_its_id_embedding(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"features": ["text"]}})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": JOINT_TEXT})
     model = HGNN(graph_inputs(s), cfg.model, device="cpu", progress=False).eval()
     iso = Isolation(users=torch.tensor([0, 5, 17]))
     with torch.no_grad():
@@ -116,7 +119,7 @@ def test_meta_learner_adaptation_lowers_the_support_loss():
 
 @pytest.fixture(scope="module")
 def meta_rec(fewshot):
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "hgnn": {"features": ["text"]}},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 32, "hgnn": JOINT_TEXT},
                        train={"epochs": 40, "eval_every": 10, "device": "cpu", "patience": 2},
                        meta={"mode": "meta", "tasks": 32})
     return kgrec.train(fewshot, cfg, progress=False)
@@ -151,7 +154,7 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
 
 
 def test_fewshot_adaptation_lowers_support_loss_of_held_out_users(fewshot):
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"features": ["text"]}})
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": JOINT_TEXT})
     model = HGNN(graph_inputs(fewshot), cfg.model, device="cpu", progress=False)
     held = np.flatnonzero(fewshot.test.heldout_users)
     base = fewshot_outputs(model, MetaLearner(16, steps=0), fewshot)
@@ -250,7 +253,7 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     from kgrec.serve import Recommender, model_from
 
     s = kgrec.split(ml100k, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"ranking": "joint",
                               "features": ["categorical", "numeric"], "use_kg": False}},
                        train={"epochs": 2, "eval_every": 2, "device": "cpu"},
                        meta={"mode": "finetune"})  # held-out users encoded as few-shot users
@@ -329,7 +332,8 @@ def test_add_users_encodes_a_profile_text_and_vector_as_training_does():
 
     g = _profiled_graph()
     s = kgrec.split(g, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {"use_kg": False}},
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 8,
+                              "hgnn": {"ranking": "joint", "use_kg": False}},
                        train={"epochs": 2, "eval_every": 2, "device": "cpu"},
                        meta={"mode": "finetune"})
     rec = kgrec.train(s, cfg, progress=False)

