@@ -97,8 +97,10 @@ def fit_student(model: Any, split: Split, cfg: Config, rng: np.random.Generator,
             opt.step()
             total += float(loss.detach()) * len(idx)
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, len(tu))}
-        if has_cold:
-            record["valid_cold_ndcg@20"] = value = _cold_ndcg(model, users, items, split, cfg)
+        value = _cold_ndcg(model, users, items, split, cfg) if has_cold else None
+        has_cold = value is not None
+        if value is not None:
+            record["valid_cold_ndcg@20"] = value
             if value > best:
                 best, best_epoch, bad = value, epoch, 0
                 best_state = copy.deepcopy(model.student.state_dict())
@@ -149,9 +151,11 @@ def student_loss(losses: list[str], user: Tensor, t_pos: Tensor, t_neg: Tensor,
 
 
 @torch.no_grad()
-def _cold_ndcg(model: Any, users: Tensor, items: Tensor, split: Split, cfg: Config) -> float:
+def _cold_ndcg(model: Any, users: Tensor, items: Tensor, split: Split, cfg: Config
+               ) -> float | None:
     """NDCG@20 of the validation links to items without training links, ranked among those
-    items by the student (the cold-start protocol's cold setting, on validation)."""
+    items by the student (the cold-start protocol's cold setting, on validation); ``None``
+    when no validation user has such a link to rank (a cold-user split's held-out users)."""
     model.eval()
     z = model.student()
     from kgrec.train.loop import EmbeddingScorer
@@ -159,7 +163,8 @@ def _cold_ndcg(model: Any, users: Tensor, items: Tensor, split: Split, cfg: Conf
     table = evaluate(EmbeddingScorer(users, z), split.valid, [20],
                      batch_users=cfg.eval.batch_users, by_cold=False,
                      candidates=split.valid.cold_items)
-    return float(dict(table)["ndcg@20"])
+    value = dict(table).get("ndcg@20")
+    return None if value is None else float(value)
 
 
 @torch.no_grad()
