@@ -2,9 +2,9 @@
 
 Library code logs; this package prints tables. One module per command group:
 :mod:`~kgrec.cli.data` (``data``, ``config``), :mod:`~kgrec.cli.train` (``quickstart``,
-``train``, ``evaluate``, ``recommend``), :mod:`~kgrec.cli.tune`, :mod:`~kgrec.cli.neo4j`
-(``neo4j``, ``schema``, ``load``, ``export``); :mod:`~kgrec.cli.common` holds the printing
-and the config flags, :mod:`~kgrec.cli.plugins` the ``--plugin`` imports.
+``train``, ``evaluate``, ``recommend``), :mod:`~kgrec.cli.tune`, :mod:`~kgrec.cli.serve`,
+:mod:`~kgrec.cli.neo4j` (``neo4j``, ``schema``, ``load``, ``export``); :mod:`~kgrec.cli.common`
+holds the printing and the config flags, :mod:`~kgrec.cli.plugins` the ``--plugin`` imports.
 """
 
 from __future__ import annotations
@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from kgrec.cli import data, neo4j, train, tune
+from kgrec.cli import data, neo4j, serve, train, tune
 from kgrec.cli.common import Parser, add_format, set_format
 from kgrec.cli.plugins import PLUGINS_ENV, load_plugins, plugin_specs
 from kgrec.cli.train import QUICKSTART_MODEL
@@ -45,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     train.add_parsers(sub)
     tune.add_parsers(sub)
     neo4j.add_parsers(sub)
+    serve.add_parsers(sub)
     return p
 
 

@@ -112,6 +112,10 @@ def cmd_recommend(args: argparse.Namespace) -> int:
     from kgrec.serve import Recommender
 
     rec = Recommender.load(args.run)
+    if args.all:
+        return _recommend_all(rec, args)
+    if args.to or args.out or args.replace:
+        raise ConfigError("recommend: --to, --out and --replace go with --all")
     users = list(args.user or [])
     if args.profile and args.items is None:
         args.items = []  # a profile alone places a new user too
@@ -144,6 +148,43 @@ def cmd_recommend(args: argparse.Namespace) -> int:
                     **({"why": [x.to_dict() for x in why]} if args.explain else {})})
     if args.json:
         Path(args.json).write_text(json.dumps(doc, indent=1, ensure_ascii=False))
+    return 0
+
+
+def _recommend_all(rec, args: argparse.Namespace) -> int:
+    """``recommend --all``: every user's top K to a CSV file and/or Neo4j."""
+    from kgrec.serve.batch import run_id, write_csv, write_neo4j
+
+    if args.user or args.items is not None or args.profile:
+        raise ConfigError("recommend --all: no --user, --items or --profile with it")
+    if not args.to and not args.out:
+        raise ConfigError("recommend --all: say where to (--out FILE.csv and/or --to "
+                          "bolt://HOST:PORT)")
+    if args.out and not str(args.out).endswith(".csv"):
+        raise ConfigError(f"recommend --out {args.out}: writes CSV; name it FILE.csv")
+    if args.k < 1:
+        raise ConfigError(f"recommend --k {args.k}: must be at least 1")
+    progress = not args.quiet
+    if args.out:
+        rows = write_csv(rec, args.out, args.k, progress=progress)
+        print(f"wrote {rows} recommendations of {rec.num_users} users to {args.out}")
+    if args.to:
+        from kgrec.store.neo4j import Neo4jStore
+
+        password = None
+        if args.password_file:
+            try:
+                password = Path(args.password_file).read_text().strip()
+            except OSError as exc:
+                raise ConfigError(f"--password-file {args.password_file}: {exc.strerror}"
+                                  ) from None
+        run = run_id(args.run)
+        with Neo4jStore(args.to, args.neo4j_user, password, database=args.database) as store:
+            got = write_neo4j(rec, store, run, args.k, replace=args.replace, progress=progress)
+        print(f"run {run} -> {args.to}: {got['created']} RECOMMENDED relationships created, "
+              f"{got['existing']} already there, {got['deleted']} of other runs deleted"
+              + (f", {got['missing_users']} users not in the database"
+                 if got["missing_users"] else ""))
     return 0
 
 
@@ -268,5 +309,18 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     r.add_argument("--explain", action="store_true", help="say why, for every item: a "
                    "knowledge-graph path from the user's items, else the user's nearest items")
     r.add_argument("--json", metavar="PATH", help="also write the lists (and paths) as JSON")
+    b = r.add_argument_group("every user at once (batch inference)")
+    b.add_argument("--all", action="store_true", help="every user's top K, to --out and/or --to")
+    b.add_argument("--out", metavar="FILE.csv", help="write user,rank,item,score,name rows")
+    b.add_argument("--to", metavar="URI", help="write (:User)-[:RECOMMENDED {run, rank, "
+                   "score}]->(:Item) into the Neo4j at URI that holds the run's dataset "
+                   "(`kgrec load`); idempotent per run")
+    b.add_argument("--replace", action="store_true", help="with --to: delete the users' "
+                   "RECOMMENDED relationships of other runs (default: runs sit side by side)")
+    b.add_argument("--neo4j-user", help="default $KGREC_NEO4J_USER or neo4j")
+    b.add_argument("--password-file", help="file holding the Neo4j password (default "
+                   "$KGREC_NEO4J_PASSWORD, else the local server's)")
+    b.add_argument("--database", default="neo4j")
+    b.add_argument("--quiet", action="store_true", help="no progress bar")
     add_format(r)
     r.set_defaults(func=cmd_recommend)

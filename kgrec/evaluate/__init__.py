@@ -6,12 +6,20 @@ from kgrec.errors import ConfigError
 from kgrec.evaluate.floors import ContentKNNScorer, PopularityScorer, RandomScorer
 from kgrec.evaluate.groups import domain_groups, popularity_groups
 from kgrec.evaluate.metrics import METRICS, auc, f1_score, ranking_metrics
-from kgrec.evaluate.ranking import MetricTable, evaluate, evaluate_ctr
+from kgrec.evaluate.ranking import (
+    EmbeddingScorer,
+    MetricTable,
+    evaluate,
+    evaluate_ctr,
+    mask_rows,
+    top_k,
+)
 from kgrec.evaluate.report import evaluation_report
 
-__all__ = ["METRICS", "ContentKNNScorer", "MetricTable", "PopularityScorer", "RandomScorer",
+__all__ = ["METRICS", "ContentKNNScorer", "EmbeddingScorer", "MetricTable", "PopularityScorer",
+           "RandomScorer",
            "auc", "domain_groups", "evaluate", "evaluate_ctr", "evaluation_report", "f1_score",
-           "popularity_groups", "ranking_metrics"]
+           "mask_rows", "popularity_groups", "ranking_metrics", "top_k"]
 
 
 @add_check

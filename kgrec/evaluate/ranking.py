@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 from typing import Any, Protocol
 
 import numpy as np
@@ -18,12 +19,30 @@ class Scorer(Protocol):
     """Anything that scores every item for a batch of users (a :class:`Recommender`)."""
 
     def score_users(self, users: np.ndarray) -> Tensor:
-        """``[B]`` user indices -> ``[B, I]`` scores."""
+        """``[B]`` user indices -> ``[B, I]`` scores. The ranking masks excluded items in
+        the returned tensor, so return a fresh one (a matmul's result, an indexed copy); a
+        view (``expand``, a slice) or another dtype is copied first (:func:`writable`)."""
         ...
 
     def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         """``[N]`` users and items -> ``[N]`` scores."""
         ...
+
+
+class EmbeddingScorer:
+    """Scores from user ``[U, d]`` and item ``[I, d]`` vectors (validation, and anything
+    :func:`kgrec.evaluate` should rank from vectors that are not a saved recommender's)."""
+
+    def __init__(self, users: Tensor, items: Tensor) -> None:
+        self.users, self.items = users, items
+
+    def score_users(self, users: np.ndarray) -> Tensor:
+        return self.users[torch.as_tensor(users, device=self.users.device)] @ self.items.T
+
+    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
+        u = self.users[torch.as_tensor(users, device=self.users.device)]
+        i = self.items[torch.as_tensor(items, device=self.items.device)]
+        return (u * i).sum(-1).cpu().numpy()
 
 
 def scorer_name(scorer: Scorer) -> str:
@@ -71,6 +90,7 @@ class MetricTable(dict):
         return self.to_markdown()
 
 
+@functools.lru_cache(maxsize=8)
 def _tie_order(n: int, device: torch.device) -> Tensor:
     """A fixed random permutation of ``n`` items that breaks exact score ties.
 
@@ -82,17 +102,66 @@ def _tie_order(n: int, device: torch.device) -> Tensor:
     return torch.randperm(n, generator=g).to(device)
 
 
-def _topk(scores: Tensor, exclude: sp.csr_matrix, kmax: int) -> np.ndarray:
-    """Indices ``[B, kmax]`` of the best-scored items, excluded pairs removed, exact ties in
-    a fixed random order."""
-    scores = scores.float().clone()
-    r, c = exclude.nonzero()
-    if len(r):
-        scores[torch.from_numpy(r).to(scores.device), torch.from_numpy(c).to(scores.device)] = \
-            -torch.inf
-    perm = _tie_order(scores.shape[1], scores.device)
-    top = torch.topk(scores[:, perm], kmax, dim=1).indices
-    return perm[top].cpu().numpy()
+def writable(scores: Tensor) -> Tensor:
+    """``scores`` as a float32 tensor the ranking may overwrite: a scorer's fresh result as
+    it is (no copy), a view of something else (``expand``, a slice) or another dtype copied."""
+    if scores.dtype != torch.float32:
+        return scores.float()
+    if scores._base is not None or not scores.is_contiguous():
+        return scores.clone()
+    return scores
+
+
+def mask_rows(scores: Tensor, pairs: sp.csr_matrix, rows: np.ndarray) -> None:
+    """Set ``scores[b, j] = -inf`` for every stored ``(rows[b], j)`` of ``pairs``, in place.
+
+    Reads the CSR arrays directly (no scipy row slicing, no dense copy): ``scores`` is
+    ``[B, I]`` for the ``[B]`` row indices ``rows``.
+    """
+    indptr = pairs.indptr
+    rows = np.asarray(rows, dtype=np.int64)
+    starts, ends = indptr[rows], indptr[rows + 1]
+    lens = ends - starts
+    total = int(lens.sum())
+    if not total:
+        return
+    # the flat positions starts[b] .. ends[b] of every row, concatenated
+    offsets = np.repeat(starts - np.cumsum(lens) + lens, lens) + np.arange(total)
+    cols = torch.from_numpy(pairs.indices[offsets].astype(np.int64)).to(scores.device)
+    r = torch.from_numpy(np.repeat(np.arange(len(rows)), lens)).to(scores.device)
+    scores[r, cols] = -torch.inf
+
+
+def top_k(scores: Tensor, k: int) -> tuple[Tensor, Tensor]:
+    """The ``k`` best of each row of ``[B, I]`` scores: values and indices ``[B, k]``, best
+    first, exact ties in a fixed random order (:func:`_tie_order`).
+
+    One ``topk`` of ``k + 1`` per row; only rows whose ``k + 1`` best hold an exact tie
+    (a constant-scoring group of items, ``-inf`` exclusions reaching the cut) are ranked
+    again over the permuted columns, so ties cost nothing where there are none and no row
+    is ever reordered as a whole. Either way a row's result is the one ranking all columns
+    in the permuted order gives. ``scores`` is read, not changed.
+    """
+    n = scores.shape[1]
+    k = min(k, n)
+    vals, idx = torch.topk(scores, min(k + 1, n), dim=1)
+    tied = (vals[:, 1:] == vals[:, :-1]).any(1)
+    vals, idx = vals[:, :k], idx[:, :k]
+    if bool(tied.any()):
+        rows = tied.nonzero().squeeze(1)
+        perm = _tie_order(n, scores.device)
+        v, i = torch.topk(scores[rows][:, perm], k, dim=1)
+        vals, idx = vals.clone(), idx.clone()
+        vals[rows], idx[rows] = v, perm[i]
+    return vals, idx
+
+
+def _topk(scores: Tensor, exclude: sp.csr_matrix, kmax: int,
+          rows: np.ndarray | None = None) -> np.ndarray:
+    """Indices ``[B, kmax]`` of the best-scored items, the pairs of ``exclude`` (its rows
+    ``rows``, default all) removed in place, exact ties in a fixed random order."""
+    mask_rows(scores, exclude, np.arange(exclude.shape[0]) if rows is None else rows)
+    return top_k(scores, kmax)[1].cpu().numpy()
 
 
 def _member(sorted_keys: np.ndarray, query: np.ndarray) -> np.ndarray:
@@ -164,10 +233,10 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
         non_finite += int((~torch.isfinite(scores).all(dim=1)).sum())
         if non_finite:
             continue
+        scores = writable(scores)
         if banned is not None:
-            scores = scores.clone()
             scores[:, banned.to(scores.device)] = -torch.inf
-        top = _topk(scores, excl[batch], kmax)
+        top = _topk(scores, excl, kmax, batch)
         recommended[top[:, :max(ks)].ravel()] = True
         pos_b = pos[batch]
         hits = _member(pos_keys, batch[:, None] * n_items + top)

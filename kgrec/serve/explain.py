@@ -36,12 +36,14 @@ class Explanation:
         paths: knowledge-graph paths from the user's items to it, as text.
         similar: ``(item name, cosine)`` of the user's items nearest to it in the model's
             item space (given when no path was found).
+        graphs: the paths as small graphs to draw (:meth:`Explainer.graphs`).
     """
 
     item: str
     name: str
     paths: list[str] = field(default_factory=list)
     similar: list[tuple[str, float]] = field(default_factory=list)
+    graphs: list[dict[str, Any]] = field(default_factory=list)
 
     @property
     def text(self) -> str:
@@ -55,7 +57,8 @@ class Explanation:
 
     def to_dict(self) -> dict[str, Any]:
         return {"item": self.item, "name": self.name, "paths": self.paths,
-                "similar": [{"name": n, "cosine": round(s, 4)} for n, s in self.similar]}
+                "similar": [{"name": n, "cosine": round(s, 4)} for n, s in self.similar],
+                "graphs": self.graphs}
 
 
 class Explainer:
@@ -110,43 +113,84 @@ class Explainer:
             out.append(f"{len(linked) - 2} more")
         return out
 
+    def routes(self, seen: Sequence[int], target: int, max_paths: int = 5
+               ) -> list[tuple[int, int, bool, int | None, int, bool]]:
+        """KG routes of at most two hops from any of ``seen`` to ``target``:
+        ``(s, r1, fwd1, n, r2, fwd2)`` is ``s -r1-> n <-r2- target`` (an arrow's ``fwd``
+        says whether the triple points away from its item), ``(s, r1, fwd1, None, -1,
+        False)`` is the one hop ``s -r1-> target``."""
+        if self.kg is None or target >= self.kg.num_items:
+            return []
+        adj = self._adjacency()
+        target_nb: dict[int, list[tuple[int, bool]]] = {}
+        for r, n, fwd in adj.get(target, []):
+            target_nb.setdefault(n, []).append((r, fwd))
+        out: list[tuple[int, int, bool, int | None, int, bool]] = []
+        for s in seen:
+            for r1, n, fwd1 in adj.get(s, []):
+                if n == target:
+                    out.append((s, r1, fwd1, None, -1, False))
+                for r2, fwd2 in target_nb.get(n, []):
+                    if n in (s, target):
+                        continue
+                    out.append((s, r1, fwd1, n, r2, fwd2))
+                if len(out) >= max_paths:
+                    return out[:max_paths]
+        return out[:max_paths]
+
     def paths(self, seen: Sequence[int], target: int, max_paths: int = 5) -> list[str]:
         """KG paths of at most two hops from any of ``seen`` to ``target``, as sentences:
         ``'Ronin' -[film director]-> 'Heat'`` (one hop), ``same film genre (Drama) as
         'Heat'`` (two hops through one relation), ``same music artist origin as 'Air' (and
         'Moby')`` where the entity has no name, ``'A' -[r1]-> X <-[r2]- 'B'`` otherwise."""
-        if self.kg is None or target >= self.kg.num_items:
-            return []
-        adj = self._adjacency()
-        rel = self.kg.relations
-        target_nb: dict[int, list[tuple[int, bool]]] = {}
-        for r, n, fwd in adj.get(target, []):
-            target_nb.setdefault(n, []).append((r, fwd))
+        rel = self.kg.relations if self.kg is not None else []
 
         def arrow(r: int, fwd: bool) -> str:
             return f"-[{readable(rel[r])}]->" if fwd else f"<-[{readable(rel[r])}]-"
 
         out: list[str] = []
-        for s in seen:
-            for r1, n, fwd1 in adj.get(s, []):
-                if n == target:
-                    out.append(f"{self.node_name(s)} {arrow(r1, fwd1)} {self.node_name(target)}")
-                for r2, fwd2 in target_nb.get(n, []):
-                    if n in (s, target):
-                        continue
-                    name = self.node_name(n)
-                    if r1 == r2 and fwd1 == fwd2:  # both items relate to n the same way
-                        also = self._sharing(n, r1, (s, target))
-                        out.append(f"same {readable(rel[r1])}{f' ({name})' if name else ''} as "
-                                   f"{self.node_name(s)}"
-                                   + (f" (and {', '.join(also)})" if also else ""))
-                    else:
-                        middle = name or "(an entity both link to)"
-                        out.append(f"{self.node_name(s)} {arrow(r1, fwd1)} {middle} "
-                                   f"{arrow(r2, not fwd2)} {self.node_name(target)}")
-                if len(out) >= max_paths:
-                    return out[:max_paths]
-        return out[:max_paths]
+        for s, r1, fwd1, n, r2, fwd2 in self.routes(seen, target, max_paths):
+            if n is None:
+                out.append(f"{self.node_name(s)} {arrow(r1, fwd1)} {self.node_name(target)}")
+                continue
+            name = self.node_name(n)
+            if r1 == r2 and fwd1 == fwd2:  # both items relate to n the same way
+                also = self._sharing(n, r1, (s, target))
+                out.append(f"same {readable(rel[r1])}{f' ({name})' if name else ''} as "
+                           f"{self.node_name(s)}" + (f" (and {', '.join(also)})" if also else ""))
+            else:
+                middle = name or "(an entity both link to)"
+                out.append(f"{self.node_name(s)} {arrow(r1, fwd1)} {middle} "
+                           f"{arrow(r2, not fwd2)} {self.node_name(target)}")
+        return out
+
+    def graphs(self, seen: Sequence[int], target: int, max_paths: int = 3
+               ) -> list[dict[str, Any]]:
+        """The routes of :meth:`routes` as small graphs to draw: ``{"nodes": [{"id", "kind",
+        "label"}], "edges": [{"source", "target", "label"}]}``, from the user through one of
+        its items (and an entity) to ``target``; an entity without a name is labelled by its
+        relation."""
+        rel = self.kg.relations if self.kg is not None else []
+        out = []
+        for s, r1, _, n, r2, _ in self.routes(seen, target, max_paths):
+            nodes = [{"id": "user", "kind": "user", "label": "you"},
+                     {"id": f"item:{s}", "kind": "item", "label": self.item_names[s]}]
+            edges = [{"source": "user", "target": f"item:{s}", "label": "had"}]
+            last = f"item:{s}"
+            if n is not None:
+                name = self.node_name(n) or readable(rel[r1])
+                nodes.append({"id": f"entity:{n}", "kind": "entity", "label": name})
+                edges.append({"source": last, "target": f"entity:{n}",
+                              "label": readable(rel[r1])})
+                last, r_last = f"entity:{n}", r2
+            else:
+                r_last = r1
+            nodes.append({"id": f"item:{target}", "kind": "recommended",
+                          "label": self.item_names[target]})
+            edges.append({"source": last, "target": f"item:{target}",
+                          "label": readable(rel[r_last])})
+            out.append({"nodes": nodes, "edges": edges})
+        return out
 
     def similar(self, seen: Sequence[int], target: int, k: int = 2) -> list[tuple[str, float]]:
         """The ``k`` of ``seen`` nearest to ``target`` by cosine of the item vectors."""
@@ -163,7 +207,8 @@ class Explainer:
         """Why ``target`` for a user who had ``seen``: paths, else the nearest items."""
         found = self.paths(seen, target, max_paths)
         return Explanation(target_id, self.item_names[target], found,
-                           [] if found else self.similar(seen, target))
+                           [] if found else self.similar(seen, target),
+                           self.graphs(seen, target, max_paths) if found else [])
 
 
 def seen_items(seen: sp.csr_matrix, u: int) -> np.ndarray:

@@ -21,6 +21,7 @@ from torch import Tensor
 
 from kgrec.config import Config
 from kgrec.errors import ConfigError, StoreError, UnknownIdError
+from kgrec.evaluate.ranking import mask_rows, top_k
 from kgrec.features.build import AttributeSchema
 from kgrec.graph import KnowledgeTriples, index_of
 from kgrec.serve.explain import Explainer, Explanation, seen_items
@@ -89,6 +90,9 @@ class Recommender:
         self._user_index = {u: i for i, u in enumerate(self.user_ids)}
         self._item_index = {x: i for i, x in enumerate(self.item_ids)}
         self._explainer: Explainer | None = None
+        self._items_np: tuple[np.ndarray, np.ndarray] | None = None
+        self._degree: np.ndarray | None = None
+        self._own_users = False
         self.new_users = (None if fold_in is None else NewUserEncoder(
             fold_in, config=config, state=self.state, profile=user_profile, dataset=dataset,
             device=self.device))
@@ -166,6 +170,8 @@ class Recommender:
         self._explainer = None  # rebuilt with the new items' names and vectors
         if self.new_users is not None:
             self.new_users.add_items(emb)
+        if self.index is not None:
+            self.index.add(emb.cpu().numpy())
         return emb
 
     # ------------------------------------------------------------------ new users
@@ -234,12 +240,108 @@ class Recommender:
         new = sp.csr_matrix((np.ones(len(cols), np.float32), (rows, cols)),
                             shape=(len(ids), self.num_items))
         self.seen = sp.vstack([self.seen, new]).tocsr()
+        self._degree = None
         self._user_index.update({x: start + k for k, x in enumerate(ids)})
         return vecs
 
+    @torch.no_grad()
+    def add_interactions(self, users: Sequence[str], items: Sequence[str]) -> list[bool]:
+        """Learn from new ``(user, item)`` links at once, without retraining.
+
+        A link of a known user adds the item to its seen items and moves its vector by the
+        fold-in's change (:meth:`NewUserEncoder.fold` over its items with and without the new
+        one), so a trained user keeps what training gave it plus what the click adds; an
+        unknown user is placed by :meth:`add_users` from its first item. A link already
+        seen changes nothing (replaying a log is idempotent).
+
+        Args:
+            users, items: external ids, pairwise.
+
+        Returns:
+            per link, whether it changed the model (``False``: already seen).
+
+        Raises:
+            UnknownIdError: an item id is unknown.
+            ConfigError: a new user, for a model that cannot place new users.
+        """
+        if len(users) != len(items):
+            raise ValueError("users and items must have the same length")
+        item_idx = self.item_index([str(x) for x in items])
+        changed = []
+        for user, i in zip(users, item_idx.tolist(), strict=True):
+            user = str(user)
+            u = self._user_index.get(user)
+            if u is None:
+                self.add_users([user], [[self.item_ids[i]]])
+                changed.append(True)
+                continue
+            have = seen_items(self.seen, u)
+            if i in have:
+                changed.append(False)
+                continue
+            if self.new_users is not None:
+                degree = self.item_degree() + 1
+                after = np.append(have, i)
+                delta = (self.new_users.fold(after, degree) - self.new_users.fold(have, degree))
+                if not self._own_users:  # it may share memory with the saved weights (MF)
+                    self.user_embedding, self._own_users = self.user_embedding.clone(), True
+                self.user_embedding[u] += delta
+            self._insert_seen(u, i)
+            changed.append(True)
+        return changed
+
+    def _insert_seen(self, u: int, i: int) -> None:
+        """Add ``(u, i)`` to :attr:`seen` (one insert into the CSR arrays, no rebuild)."""
+        s = self.seen
+        at = s.indptr[u + 1]
+        indices = np.insert(s.indices, at, i)
+        data = np.insert(s.data, at, 1.0)
+        indptr = s.indptr.copy()
+        indptr[u + 1:] += 1
+        self.seen = sp.csr_matrix((data, indices, indptr), shape=s.shape)
+        if self._degree is not None:
+            self._degree[i] += 1
+
+    @torch.no_grad()
+    def recommend_new(self, items: Sequence[str], k: int = 10, *,
+                      profile: Mapping[str, Any] | None = None, domain: str | None = None,
+                      exclude_seen: bool = True) -> Recommendations:
+        """The top ``k`` for someone the model does not know, from the items they liked (and
+        their profile), placed as :meth:`add_users` places a new user but not kept.
+
+        Raises:
+            as :meth:`add_users`.
+        """
+        if self.new_users is None:
+            raise ConfigError(f"a {self.config.model.name!r} model cannot place users it was "
+                              "not trained with (lightgcn, kggnn and hgnn can)")
+        links = np.unique(self.item_index([str(i) for i in items]))
+        vec = self.new_users.encode(["(new user)"], [links], self.item_degree(),
+                                    self.item_embedding,
+                                    profiles=None if profile is None else [profile])
+        scores = vec @ self.item_embedding.T
+        if domain is not None:
+            scores[:, self._domain_mask(domain)] = -torch.inf
+        if exclude_seen and len(links):
+            scores[0, torch.from_numpy(links).to(self.device)] = -torch.inf
+        vals, top = top_k(scores, min(int(k), self.num_items))
+        keep = torch.isfinite(vals[0]).cpu().numpy()
+        top_np = top[0].cpu().numpy()[keep]
+        ids, names = self._item_arrays()
+        return Recommendations("", ids[top_np].tolist(), vals[0][torch.from_numpy(keep)].tolist(),
+                               names[top_np].tolist())
+
+    def items_of(self, user: str) -> list[str]:
+        """The external ids of the items ``user`` has (training links and added ones)."""
+        (u,) = self.user_index([user])
+        return [self.item_ids[i] for i in seen_items(self.seen, int(u)).tolist()]
+
     def item_degree(self) -> np.ndarray:
-        """``[I]`` each item's number of users in :attr:`seen`."""
-        return np.diff(self.seen.tocsc().indptr)
+        """``[I]`` each item's number of users in :attr:`seen` (kept up to date by the
+        methods that add users, items and links; a copy)."""
+        if self._degree is None or len(self._degree) != self.num_items:
+            self._degree = np.bincount(self.seen.indices, minlength=self.num_items)
+        return self._degree.copy()
 
     # ------------------------------------------------------------------ scoring
     def user_index(self, users: Sequence[str]) -> np.ndarray:
@@ -268,35 +370,124 @@ class Recommender:
                   exclude_seen: bool = True) -> list[Recommendations]:
         """The top ``k`` items for each user (external ids).
 
+        One ranking path with evaluation (:func:`kgrec.evaluate.top_k`): users are scored
+        in chunks of at most :attr:`chunk_bytes` of scores, excluded items masked in place,
+        exact ties in the evaluation's fixed random order.
+
         Args:
             users: external user ids.
-            k: list length.
+            k: list length (a user with fewer candidates gets a shorter list).
             domain: only items of this domain.
             exclude_seen: drop the items the user interacted with in training.
         """
         if isinstance(users, str):
             users = [users]
         idx = self.user_index(users)
-        scores = self.score_users(idx).clone()
-        if domain is not None:
-            mask = self.item_domains != domain
-            if mask.all():
-                raise UnknownIdError(f"unknown domain {domain!r}; known: "
-                                     f"{sorted(set(self.item_domains.tolist()))}")
-            scores[:, torch.from_numpy(mask).to(scores.device)] = -torch.inf
-        if exclude_seen:
-            r, c = self.seen[idx].nonzero()
-            scores[torch.from_numpy(r), torch.from_numpy(c)] = -torch.inf
-        k = min(k, self.num_items)
-        top = torch.topk(scores, k, dim=1)
+        vals, top = self.rank(idx, k, domain=domain, exclude_seen=exclude_seen)
+        ids, names = self._item_arrays()
+        finite = torch.isfinite(vals).cpu().numpy()
+        vals_l, ids_l, names_l = vals.cpu().tolist(), ids[top].tolist(), names[top].tolist()
         out = []
         for row, user in enumerate(users):
-            keep = torch.isfinite(top.values[row])
-            items = top.indices[row][keep].tolist()
-            out.append(Recommendations(str(user), [self.item_ids[i] for i in items],
-                                       top.values[row][keep].tolist(),
-                                       [self.item_names[i] for i in items]))
+            if finite[row].all():
+                out.append(Recommendations(str(user), ids_l[row], vals_l[row], names_l[row]))
+            else:  # fewer candidates than k: the -inf tail is no recommendation
+                n = int(finite[row].sum())
+                out.append(Recommendations(str(user), ids_l[row][:n], vals_l[row][:n],
+                                           names_l[row][:n]))
         return out
+
+    chunk_bytes: int = 256 << 20
+    """The most memory one chunk of scores may take (:meth:`rank`)."""
+
+    @torch.no_grad()
+    def rank(self, users: np.ndarray, k: int = 10, *, domain: str | None = None,
+             exclude_seen: bool = True) -> tuple[Tensor, Tensor]:
+        """Scores and item indices ``[B, k]`` of the ``k`` best items for user indices
+        ``[B]``, best first (``-inf`` where a user has fewer than ``k`` candidates)."""
+        users = np.asarray(users, dtype=np.int64)
+        k = min(int(k), self.num_items)
+        if self.index is not None and domain is None and len(users):
+            return self._rank_ann(users, k, exclude_seen)
+        banned = self._domain_mask(domain) if domain is not None else None
+        chunk = max(1, self.chunk_bytes // (4 * max(self.num_items, 1)))
+        vals, tops = [], []
+        for start in range(0, len(users), chunk):
+            rows = users[start:start + chunk]
+            scores = self.user_embedding[torch.from_numpy(rows).to(self.device)] \
+                @ self.item_embedding.T
+            if banned is not None:
+                scores[:, banned] = -torch.inf
+            if exclude_seen:
+                mask_rows(scores, self.seen, rows)
+            v, t = top_k(scores, k)
+            vals.append(v)
+            tops.append(t)
+        if not vals:
+            return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long)
+        return torch.cat(vals), torch.cat(tops).cpu()
+
+    # ------------------------------------------------------------------ large catalogues
+    index: Any = None
+    """An :class:`~kgrec.serve.ann.AnnIndex` over the items (:meth:`build_index`), or
+    ``None``: exact ranking."""
+
+    def build_index(self, backend: str = "hnswlib", *, min_items: int = 0,
+                    threads: int = 1, **kwargs: Any) -> bool:
+        """Rank by an approximate index from now on, when the catalogue has at least
+        ``min_items`` items (returns whether it built one). A domain filter still ranks
+        exactly; items added later join the index."""
+        from kgrec.serve.ann import AnnIndex
+
+        if self.num_items < min_items:
+            self.index = None
+            return False
+        self.index = AnnIndex.build(self.item_embedding.cpu().numpy(), backend=backend,
+                                    threads=threads, **kwargs)
+        return True
+
+    def _rank_ann(self, users: np.ndarray, k: int, exclude_seen: bool
+                  ) -> tuple[Tensor, Tensor]:
+        """:meth:`rank` through :attr:`index`: each user's ``k`` + (its seen items) nearest
+        candidates, seen ones dropped, re-scored exactly; a user left with fewer than ``k``
+        is ranked exactly."""
+        ptr = self.seen.indptr
+        n_seen = (ptr[users + 1] - ptr[users]) if exclude_seen else np.zeros(len(users), int)
+        fetch = min(k + int(n_seen.max()), self.num_items)
+        vecs = self.user_embedding[torch.from_numpy(users).to(self.device)]
+        found = torch.from_numpy(self.index.search(vecs.cpu().numpy(), fetch)).to(self.device)
+        scores = (vecs.unsqueeze(1) * self.item_embedding[found.clamp(min=0)]).sum(-1)
+        scores[found < 0] = -torch.inf  # a backend's "no more results"
+        if exclude_seen:
+            for row, u in enumerate(users.tolist()):
+                have = torch.from_numpy(seen_items(self.seen, u).astype(np.int64))
+                if len(have):
+                    scores[row, torch.isin(found[row], have.to(self.device))] = -torch.inf
+        vals, pos = top_k(scores, k)
+        top = found.gather(1, pos)
+        short = (~torch.isfinite(vals)).any(1).nonzero().squeeze(1).tolist()
+        if short:  # too few unseen candidates found: those users exactly
+            index, self.index = self.index, None
+            try:
+                v, t = self.rank(users[short], k, exclude_seen=exclude_seen)
+            finally:
+                self.index = index
+            vals[short], top[short] = v.to(vals.device), t.to(top.device)
+        return vals, top.cpu()
+
+    def _domain_mask(self, domain: str) -> Tensor:
+        mask = self.item_domains != domain
+        if mask.all():
+            raise UnknownIdError(f"unknown domain {domain!r}; known: "
+                                 f"{sorted(set(self.item_domains.tolist()))}")
+        return torch.from_numpy(mask).to(self.device)
+
+    def _item_arrays(self) -> tuple[np.ndarray, np.ndarray]:
+        """Item ids and names as object arrays (ids map back by one fancy index)."""
+        if self._items_np is None or len(self._items_np[0]) != self.num_items:
+            self._items_np = (np.asarray(self.item_ids, dtype=object),
+                              np.asarray(self.item_names, dtype=object))
+        return self._items_np
 
     # ------------------------------------------------------------------ explanations
     @property

@@ -41,7 +41,7 @@ import os
 import socket
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -275,6 +275,66 @@ class Neo4jStore:
                         "IN TRANSACTIONS OF 50000 ROWS").consume()
             session.run("MATCH (n) CALL { WITH n DELETE n } "
                         "IN TRANSACTIONS OF 50000 ROWS").consume()
+
+    # ------------------------------------------------------------------ recommendations
+    def write_recommended(self, dataset: str, run: str, users: Sequence[str],
+                          items: Sequence[Sequence[str]], scores: Sequence[Sequence[float]],
+                          *, replace: bool = False) -> dict[str, int]:
+        """Write top-K lists as ``(:User)-[:RECOMMENDED {run, rank, score}]->(:Item)``
+        between the dataset's nodes, one explicit transaction per batch of users.
+
+        Idempotent per run: a relationship is keyed by its user, item, ``run`` and ``rank``
+        (MERGE; its score set only when created), so writing the same run again changes
+        nothing. ``replace``: first delete these users' RECOMMENDED relationships of other
+        runs (by default runs sit side by side, told apart by ``run``).
+
+        Returns:
+            ``{"created": n, "existing": n, "deleted": n, "missing_users": n}`` (users the
+            database lacks get nothing; load the dataset first).
+
+        Raises:
+            StoreError: the database holds no node of ``dataset``.
+        """
+        if not self._holds("User", dataset):
+            raise StoreError(f"{self.uri} holds no User of dataset {dataset!r}; load it first "
+                             f"(kgrec load {dataset})")
+        with driver_errors(self.uri, "write recommendations"):
+            self._write("CREATE INDEX kgrec_recommended_run IF NOT EXISTS "
+                        "FOR ()-[r:RECOMMENDED]-() ON (r.run)")
+            out = {"created": 0, "existing": 0, "deleted": 0, "missing_users": 0}
+            step = max(1, self.batch_size // max(1, max((len(x) for x in items), default=1)))
+            for lo in range(0, len(users), step):
+                rows = [{"u": u, "i": list(its), "s": [float(v) for v in sc]}
+                        for u, its, sc in zip(users[lo:lo + step], items[lo:lo + step],
+                                              scores[lo:lo + step], strict=True)]
+
+                def work(tx: Any, rows: list[dict[str, Any]] = rows) -> dict[str, int]:
+                    deleted = 0
+                    if replace:
+                        deleted = tx.run(
+                            f"UNWIND $rows AS row MATCH (u:User {{{DATASET}: $ds, id: row.u}})"
+                            "-[r:RECOMMENDED]->() WHERE r.run <> $run DELETE r "
+                            "RETURN count(r) AS c", rows=rows, ds=dataset, run=run).single()["c"]
+                    rec = tx.run(
+                        f"UNWIND $rows AS row MATCH (u:User {{{DATASET}: $ds, id: row.u}}) "
+                        "WITH u, row UNWIND range(0, size(row.i) - 1) AS k "
+                        f"MATCH (i:Item {{{DATASET}: $ds, id: row.i[k]}}) "
+                        "MERGE (u)-[r:RECOMMENDED {run: $run, rank: k + 1}]->(i) "
+                        "ON CREATE SET r.score = row.s[k], r.new = true "
+                        "WITH r, r.new IS NOT NULL AS created REMOVE r.new "
+                        "RETURN sum(CASE WHEN created THEN 1 ELSE 0 END) AS created, "
+                        "count(r) AS total", rows=rows, ds=dataset, run=run).single()
+                    found = tx.run(f"UNWIND $rows AS row MATCH (u:User {{{DATASET}: $ds, "
+                                   "id: row.u}) RETURN count(u) AS c", rows=rows,
+                                   ds=dataset).single()["c"]
+                    return {"created": rec["created"], "existing": rec["total"] - rec["created"],
+                            "deleted": deleted, "missing_users": len(rows) - found}
+
+                with self._driver.session(database=self.database) as session:
+                    got = session.execute_write(work)
+                for key, v in got.items():
+                    out[key] += v
+        return out
 
     # ------------------------------------------------------------------ write
     def write(self, graph: RecGraph, schema: GraphSchema | None = None, *,

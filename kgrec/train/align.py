@@ -34,7 +34,7 @@ from torch import Tensor
 
 from kgrec.config import Config
 from kgrec.data.split import Split
-from kgrec.evaluate.ranking import evaluate
+from kgrec.evaluate.ranking import EmbeddingScorer, evaluate
 from kgrec.progress import progress as progress_bar
 
 log = logging.getLogger(__name__)
@@ -150,16 +150,6 @@ def student_loss(losses: list[str], user: Tensor, t_pos: Tensor, t_neg: Tensor,
     return total
 
 
-class _Vectors:
-    """Scores from user ``[U, d]`` and item ``[I, d]`` vectors (what evaluation ranks by)."""
-
-    def __init__(self, users: Tensor, items: Tensor) -> None:
-        self.users, self.items = users, items
-
-    def score_users(self, users: np.ndarray) -> Tensor:
-        return self.users[torch.as_tensor(users, device=self.users.device)] @ self.items.T
-
-
 @torch.no_grad()
 def _cold_ndcg(model: Any, users: Tensor, items: Tensor, split: Split, cfg: Config
                ) -> float | None:
@@ -168,7 +158,7 @@ def _cold_ndcg(model: Any, users: Tensor, items: Tensor, split: Split, cfg: Conf
     when no validation user has such a link to rank (a cold-user split's held-out users)."""
     model.eval()
     z = model.student()
-    table = evaluate(_Vectors(users, z), split.valid, [20],
+    table = evaluate(EmbeddingScorer(users, z), split.valid, [20],
                      batch_users=cfg.eval.batch_users, by_cold=False,
                      candidates=split.valid.cold_items)
     value = dict(table).get("ndcg@20")

@@ -29,7 +29,7 @@ from torch import Tensor
 
 from kgrec.config import Config
 from kgrec.data.split import Split
-from kgrec.evaluate.ranking import evaluate, evaluate_ctr
+from kgrec.evaluate.ranking import EmbeddingScorer, evaluate, evaluate_ctr
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import PairBatch
 from kgrec.models.capabilities import AlignsContent, has
@@ -65,22 +65,6 @@ def graph_inputs(split: Split) -> GraphInputs:
     """What the model may see (:meth:`GraphInputs.from_split`): the training interactions,
     the KG, and the graph's content without its held-out interactions."""
     return GraphInputs.from_split(split)
-
-
-class EmbeddingScorer:
-    """Scores from user ``[U, d]`` and item ``[I, d]`` vectors (validation, and anything
-    :func:`kgrec.evaluate` should rank from vectors that are not a saved recommender's)."""
-
-    def __init__(self, users: Tensor, items: Tensor) -> None:
-        self.users, self.items = users, items
-
-    def score_users(self, users: np.ndarray) -> Tensor:
-        return self.users[torch.as_tensor(users, device=self.users.device)] @ self.items.T
-
-    def score_pairs(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
-        u = self.users[torch.as_tensor(users, device=self.users.device)]
-        i = self.items[torch.as_tensor(items, device=self.items.device)]
-        return (u * i).sum(-1).cpu().numpy()
 
 
 @torch.no_grad()
