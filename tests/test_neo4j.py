@@ -324,3 +324,58 @@ def test_cli_load_and_export_graphml_local_store_and_rdf(store, server, tmp_path
     kg = rdflib.Graph().parse(ttl)
     origin = rdflib.URIRef("urn:kgrec:relation:music.artist.origin")
     assert len(list(kg.triples((None, origin, None)))) == 2536
+
+
+def test_recommendations_written_back_beside_the_graph_idempotent_per_run(store, server,
+                                                                          tmp_path):
+    """``kgrec recommend RUN --all --to URI``: every user's top K as RECOMMENDED
+    relationships an analyst queries next to the graph; the same run again changes nothing;
+    another run sits beside it, or replaces it with --replace; the graph reads back as it was
+    loaded (RECOMMENDED is not part of it)."""
+    from tests.conftest import planted_ratings, write_kgcn
+
+    graph = kgrec.load_recipe(write_kgcn(tmp_path / "planted", planted_ratings(n_users=120)))
+    store.write(graph, SCHEMA, progress=False)
+    split = kgrec.split(graph, "random", seed=0)
+    rec = kgrec.train(split, kgrec.Config(model="lightgcn", train={"epochs": 2,
+                                                                   "device": "cpu"}),
+                      progress=False)
+    run = tmp_path / "run-a"
+    rec.save(run)
+    env = dict(os.environ, KGREC_NEO4J_PASSWORD=server.password)
+    cmd = [sys.executable, "-m", "kgrec.cli", "recommend", str(run), "--all", "--k", "5",
+           "--to", server.uri, "--quiet"]
+
+    def rows() -> list[dict]:
+        return store.run("MATCH (u:User)-[r:RECOMMENDED]->(i:Item) RETURN u.id AS u, "
+                         "i.id AS i, r.rank AS rank, r.score AS score, r.run AS run "
+                         "ORDER BY run, u, rank")
+
+    out = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=300)
+    assert out.returncode == 0, out.stderr
+    assert f"{rec.num_users * 5} RECOMMENDED relationships created" in out.stdout
+    got = rows()
+    assert len(got) == rec.num_users * 5 and {r["rank"] for r in got} == {1, 2, 3, 4, 5}
+    for lst in rec.recommend(rec.user_ids[:10], k=5):  # the library's lists, in the graph
+        mine = [r for r in got if r["u"] == lst.user]
+        assert [r["i"] for r in mine] == lst.items
+        np.testing.assert_allclose([r["score"] for r in mine], lst.scores, rtol=1e-6)
+    from kgrec.serve.batch import write_csv, write_neo4j
+
+    again = write_neo4j(rec, store, f"run-a@{got[0]['run'].split('@')[1]}", 5)
+    assert again["created"] == 0 and again["existing"] == len(got)  # the same run: no change
+    assert rows() == got
+    assert write_neo4j(rec, store, "run-b", 5)["created"] == len(got)
+    assert {r["run"] for r in rows()} == {"run-b", got[0]["run"]}  # runs side by side
+    assert len(rows()) == 2 * len(got)
+    replaced = write_neo4j(rec, store, "run-c", 5, replace=True)
+    assert replaced["deleted"] == 2 * len(got) and {r["run"] for r in rows()} == {"run-c"}
+    assert store.read(SCHEMA, progress=False).differences(graph) == []
+    # and to a file: user,rank,item,score,name
+    assert write_csv(rec, tmp_path / "recs.csv", 3) == rec.num_users * 3
+    lines = (tmp_path / "recs.csv").read_text().splitlines()
+    assert lines[0] == "user,rank,item,score,name" and len(lines) == 1 + rec.num_users * 3
+    bad = subprocess.run([*cmd[:6], "--out", str(tmp_path / "recs.parquet")], env=env,
+                         capture_output=True, text=True, timeout=300)
+    assert bad.returncode == 2 and "FILE.csv" in bad.stderr
+    assert not (tmp_path / "recs.parquet").exists()

@@ -101,12 +101,29 @@ def service(run: Path, *extra: str, token: str | None = None, events: Path | Non
 
 @pytest.fixture(scope="module")
 def run(lastfm, tmp_path_factory) -> Path:
-    """An hgnn run on Last.FM (text features, so new items can be placed from text)."""
+    """A LightGCN run on Last.FM (names and a knowledge graph to explain by)."""
     split = kgrec.split(lastfm, "random", seed=0)
-    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"align_epochs": 2}},
-                       train={"epochs": 4, "eval_every": 2, "device": "cpu", "seed": 0})
-    out = tmp_path_factory.mktemp("serve") / "lastfm-hgnn"
+    cfg = kgrec.Config(model={"name": "lightgcn", "dim": 32},
+                       train={"epochs": 6, "eval_every": 3, "device": "cpu", "seed": 0})
+    out = tmp_path_factory.mktemp("serve") / "lastfm-lightgcn"
     kgrec.train(split, cfg, progress=False).save(out)
+    return out
+
+
+@pytest.fixture(scope="module")
+def text_run(tmp_path_factory) -> Path:
+    """An hgnn run on a planted graph whose items have texts: it places new items."""
+    from tests.conftest import planted_ratings, write_kgcn
+    from tests.test_aligned import TASTES
+
+    root = tmp_path_factory.mktemp("serve-text")
+    names = "id\tname\n" + "".join(f"{i}\t{TASTES[i % 6]}, act {i}\n" for i in range(300))
+    graph = kgrec.load_recipe(write_kgcn(root / "planted", planted_ratings(n_users=300),
+                                         names=names))
+    cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"align_epochs": 3}},
+                       train={"epochs": 6, "eval_every": 3, "device": "cpu", "seed": 0})
+    out = root / "planted-hgnn"
+    kgrec.train(kgrec.split(graph, "random", seed=0), cfg, progress=False).save(out)
     return out
 
 
@@ -213,9 +230,12 @@ def test_a_click_changes_the_next_answer_and_survives_kill_9(run, tmp_path):
                                                               rec.item_ids.index(clicked)]}]
 
 
-def test_a_new_item_is_placed_from_its_text_and_kept(run, tmp_path):
+def test_a_new_item_is_placed_from_its_text_and_kept(run, text_run, tmp_path):
+    status, doc = _post_item(run, tmp_path)  # lightgcn places no item from text
+    assert status == 422 and doc["field"] == "text" and "add_items needs" in doc["error"]
+    run = text_run
     rec = kgrec.Recommender.load(run)
-    text = rec.item_names[10]  # a twin of a known artist, by its text alone
+    text = rec.item_names[10]  # a twin of a known item, by its text alone
     # in the library: the user who ranks the new item highest, and that list
     rec.add_items(["fresh-1"], [text], names=["Fresh One"])
     scores = rec.score_users(np.arange(rec.num_users))
@@ -236,6 +256,13 @@ def test_a_new_item_is_placed_from_its_text_and_kept(run, tmp_path):
         np.testing.assert_allclose([x["score"] for x in doc["items"]], want.scores, atol=1e-5)
     with service(run, events=events) as c:  # replayed from the log at start
         assert c.get("/items?q=fresh-1")[1]["items"] == [{"id": "fresh-1", "name": "Fresh One"}]
+
+
+def _post_item(run: Path, tmp_path: Path) -> tuple[int, object]:
+    with service(run, events=tmp_path / "refused.jsonl") as c:
+        got = c.post("/items", {"id": "fresh-1", "text": "a new act"})
+    assert not (tmp_path / "refused.jsonl").read_text()  # nothing logged
+    return got
 
 
 def test_reload_under_load_fails_no_request(run, tmp_path):
@@ -286,3 +313,69 @@ def test_a_token_guards_every_request_beyond_loopback(run, tmp_path):
         assert c.get(path, headers={"authorization": f"Bearer {token}"})[0] == 200
         assert c.post("/admin/reload", headers={})[0] == 401
         assert c.get("/health")[0] == 200  # liveness stays open
+
+
+def test_the_page_in_a_real_browser(run, tmp_path):
+    """The service's page in headless Chromium (Debian's, driven by Selenium): a person picks
+    a user and sees their history, the top 10 with names and scores as the library ranks
+    them, and explanations drawn as small graphs; then types two liked artists."""
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service as Driver
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support import expected_conditions as ec
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    rec = kgrec.Recommender.load(run)
+    user = rec.user_ids[3]
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = shutil.which("chromium") or "/usr/bin/chromium"
+    for arg in ("--headless=new", "--no-sandbox", "--disable-gpu", "--disable-dev-shm-usage",
+                "--window-size=1280,1000"):
+        opts.add_argument(arg)
+    driver = webdriver.Chrome(service=Driver(shutil.which("chromedriver")
+                                             or "/usr/bin/chromedriver"), options=opts)
+    try:
+        with service(run, events=tmp_path / "e.jsonl") as c:
+            driver.get(c.base + "/")
+            wait = WebDriverWait(driver, 30)
+            wait.until(ec.text_to_be_present_in_element((By.ID, "model"), "users"))
+            driver.find_element(By.ID, "user").send_keys(user)
+            driver.find_element(By.ID, "show-user").click()
+            wait.until(lambda d: len(d.find_elements(By.CSS_SELECTOR, "#recs li.rec")) == 10)
+            (want,) = rec.recommend([user], k=10)
+            shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#recs .name")]
+            assert shown == want.names
+            scores = [float(e.text) for e in driver.find_elements(By.CSS_SELECTOR,
+                                                                  "#recs .score")]
+            np.testing.assert_allclose(scores, want.scores, atol=1e-3)
+            history = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#history li")]
+            assert set(history) == {rec.item_names[rec.item_ids.index(x)]
+                                    for x in rec.items_of(user)[:50]}
+            why = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#recs .why")]
+            assert len(why) == 10 and all(why)
+            # the explanation graphs: you -> your item (-> entity) -> the recommended item
+            graphs = driver.find_elements(By.CSS_SELECTOR, "#recs svg.path")
+            assert graphs
+            kinds = [e.get_attribute("class") for e in
+                     graphs[0].find_elements(By.CSS_SELECTOR, "circle")]
+            assert kinds[0] == "node user" and kinds[-1] == "node recommended"
+            driver.save_screenshot(str(tmp_path / "page.png"))
+            if os.environ.get("KGREC_SCREENSHOT"):
+                shutil.copy(tmp_path / "page.png", os.environ["KGREC_SCREENSHOT"])
+            # someone new, from two artists typed by name
+            liked = [rec.item_names[1], rec.item_names[2]]
+            driver.find_element(By.ID, "liked").send_keys(", ".join(liked))
+            driver.find_element(By.ID, "show-new").click()
+            wait.until(ec.text_to_be_present_in_element((By.ID, "recs-title"), "someone new"))
+            new = rec.recommend_new(rec.item_ids[1:3], 10)
+            shown = [e.text for e in driver.find_elements(By.CSS_SELECTOR, "#recs .name")]
+            assert shown == new.names
+            # an unknown user: the error, said on the page
+            box = driver.find_element(By.ID, "user")
+            box.clear()
+            box.send_keys("no-such-user")
+            driver.find_element(By.ID, "show-user").click()
+            wait.until(ec.text_to_be_present_in_element((By.ID, "status"),
+                                                        "unknown user id"))
+    finally:
+        driver.quit()

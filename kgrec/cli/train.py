@@ -111,6 +111,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 def cmd_recommend(args: argparse.Namespace) -> int:
     from kgrec.serve import Recommender
 
+    if args.out and not str(args.out).endswith(".csv"):
+        raise ConfigError(f"recommend --out {args.out}: writes CSV; name it FILE.csv")
     rec = Recommender.load(args.run)
     if args.all:
         return _recommend_all(rec, args)
@@ -160,8 +162,6 @@ def _recommend_all(rec, args: argparse.Namespace) -> int:
     if not args.to and not args.out:
         raise ConfigError("recommend --all: say where to (--out FILE.csv and/or --to "
                           "bolt://HOST:PORT)")
-    if args.out and not str(args.out).endswith(".csv"):
-        raise ConfigError(f"recommend --out {args.out}: writes CSV; name it FILE.csv")
     if args.k < 1:
         raise ConfigError(f"recommend --k {args.k}: must be at least 1")
     progress = not args.quiet

@@ -386,7 +386,8 @@ class Recommender:
         vals, top = self.rank(idx, k, domain=domain, exclude_seen=exclude_seen)
         ids, names = self._item_arrays()
         finite = torch.isfinite(vals).cpu().numpy()
-        vals_l, ids_l, names_l = vals.cpu().tolist(), ids[top].tolist(), names[top].tolist()
+        t = top.numpy()
+        vals_l, ids_l, names_l = vals.cpu().tolist(), ids[t].tolist(), names[t].tolist()
         out = []
         for row, user in enumerate(users):
             if finite[row].all():

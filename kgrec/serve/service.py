@@ -468,20 +468,20 @@ def _guard(app: Any, s: Service) -> Any:
                     # the API speaks JSON only: a body sent without a type (curl -d) is JSON
                     scope = {**scope, "headers": [*scope["headers"],
                                                   (b"content-type", b"application/json")]}
-                length = dict(scope["headers"]).get(b"content-length")
-                if length is not None and length.isdigit() and int(length) > s.max_body:
-                    return await reject(413, f"body over {s.max_body} bytes", "body")
                 chunks, size = [], 0
                 while True:
                     msg = await receive()
                     if msg["type"] != "http.request":
                         break
-                    chunks.append(msg.get("body", b""))
-                    size += len(chunks[-1])
-                    if size > s.max_body:
-                        return await reject(413, f"body over {s.max_body} bytes", "body")
-                    if not msg.get("more_body"):
+                    size += len(msg.get("body", b""))
+                    if size <= s.max_body:
+                        chunks.append(msg.get("body", b""))
+                    # over the limit: the rest is read and dropped (up to 16 times the limit),
+                    # so the client gets the 413 rather than a broken pipe
+                    if not msg.get("more_body") or size > 16 * s.max_body:
                         break
+                if size > s.max_body:
+                    return await reject(413, f"body over {s.max_body} bytes", "body")
                 whole = b"".join(chunks)
                 sent = [False]
 
