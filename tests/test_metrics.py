@@ -185,3 +185,31 @@ def test_nan_scores_are_an_error_naming_the_model():
     rows = CTRRows(np.array([0, 1, 2]), np.array([0, 1, 2]), np.array([1, 0, 1]))
     with pytest.raises(kgrec.ModelError, match="to 1 of 3 rows"):
         kgrec.evaluate_ctr(Broken(), rows, threshold=0.0)
+
+
+def test_top_k_is_the_permuted_full_ranking_without_permuting():
+    """The shared ranking (``top_k``, used by evaluation, ``recommend`` and the service)
+    gives exactly what ranking every column in the fixed random tie order gives (the
+    evaluation before it did that to every row), on tie-heavy scores, exclusions reaching
+    the cut, and rows with fewer candidates than k."""
+    import scipy.sparse as sp
+    import torch
+
+    from kgrec.evaluate.ranking import _tie_order, _topk
+
+    def reference(scores, exclude, k):  # the former implementation, whole-matrix permute
+        scores = scores.float().clone()
+        r, c = exclude.nonzero()
+        scores[torch.from_numpy(r), torch.from_numpy(c)] = -torch.inf
+        perm = _tie_order(scores.shape[1], scores.device)
+        return perm[torch.topk(scores[:, perm], k, dim=1).indices].numpy()
+
+    rng = np.random.default_rng(0)
+    for t in range(150):
+        b, n = int(rng.integers(1, 40)), int(rng.integers(2, 300))
+        levels = [2, 30, 10**9][t % 3]  # many ties, some, (almost) none
+        scores = torch.from_numpy(rng.integers(0, levels, (b, n)).astype(np.float32))
+        exclude = sp.random(b, n, density=rng.uniform(0, 0.97), format="csr", random_state=t)
+        k = int(rng.integers(1, n + 1))
+        np.testing.assert_array_equal(_topk(scores.clone(), exclude, k),
+                                      reference(scores, exclude, k))

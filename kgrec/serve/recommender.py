@@ -160,6 +160,7 @@ class Recommender:
             raise UnknownIdError(f"item(s) {empty[:5]} have no text to place them by")
         emb = cls.items_from_text(cfg, self.state, texts, device=self.device)
         start = self.num_items
+        emb = emb.detach()
         self.item_embedding = torch.cat([self.item_embedding, emb])
         self.item_ids += ids
         self.item_names += list(names) if names is not None else texts
@@ -388,6 +389,9 @@ class Recommender:
         finite = torch.isfinite(vals).cpu().numpy()
         t = top.numpy()
         vals_l, ids_l, names_l = vals.cpu().tolist(), ids[t].tolist(), names[t].tolist()
+        if bool(finite.all()):  # every user had k candidates
+            return [Recommendations(str(u), i, v, n) for u, i, v, n in
+                    zip(users, ids_l, vals_l, names_l, strict=True)]
         out = []
         for row, user in enumerate(users):
             if finite[row].all():
@@ -401,11 +405,13 @@ class Recommender:
     chunk_bytes: int = 256 << 20
     """The most memory one chunk of scores may take (:meth:`rank`)."""
 
-    @torch.no_grad()
     def rank(self, users: np.ndarray, k: int = 10, *, domain: str | None = None,
              exclude_seen: bool = True) -> tuple[Tensor, Tensor]:
         """Scores and item indices ``[B, k]`` of the ``k`` best items for user indices
-        ``[B]``, best first (``-inf`` where a user has fewer than ``k`` candidates)."""
+        ``[B]``, best first (``-inf`` where a user has fewer than ``k`` candidates).
+
+        No autograd context is needed (and none is paid for per call): the stored vectors
+        are detached."""
         users = np.asarray(users, dtype=np.int64)
         k = min(int(k), self.num_items)
         if self.index is not None and domain is None and len(users):
@@ -426,6 +432,8 @@ class Recommender:
             tops.append(t)
         if not vals:
             return torch.zeros(0, k), torch.zeros(0, k, dtype=torch.long)
+        if len(vals) == 1:
+            return vals[0], tops[0].cpu()
         return torch.cat(vals), torch.cat(tops).cpu()
 
     # ------------------------------------------------------------------ large catalogues
