@@ -24,7 +24,7 @@ export HF_HUB_OFFLINE := 1
 export HF_HUB_DISABLE_PROGRESS_BARS := 1
 export TOKENIZERS_PARALLELISM := false
 
-.PHONY: demo test venv lint bench clean help
+.PHONY: demo test venv lint browser bench clean help
 
 help:
 	@echo "make demo   - set up, then run 'kgrec quickstart' (Last.FM, best model, ~1 min)"
@@ -49,9 +49,21 @@ demo: venv
 lint: venv
 	$(BIN)/ruff check kgrec tests benchmarks
 
+# The service page's test drives a real browser: Debian's Chromium and its ChromeDriver (one
+# version, one package source). Installed when missing, as root (CI); otherwise it says how.
+browser:
+	@command -v chromium >/dev/null && command -v chromedriver >/dev/null || { \
+	  if [ "$$(id -u)" = 0 ]; then \
+	    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+	      chromium chromium-driver >/dev/null; \
+	  else \
+	    echo "the page test needs Chromium: sudo apt-get install chromium chromium-driver" >&2; \
+	    exit 1; \
+	  fi; }
+
 # Starts the real Neo4j server the Neo4j tests talk to, and stops it however the recipe ends:
 # tests failing, Ctrl-C, or a TERM (which .ci/run sends to make's whole process group).
-test: venv lint
+test: venv lint browser
 	trap '$(BIN)/kgrec neo4j stop' EXIT; trap 'exit 130' INT; trap 'exit 143' TERM HUP; \
 	$(BIN)/kgrec neo4j start && $(BIN)/python -m pytest -q
 

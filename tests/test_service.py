@@ -379,3 +379,52 @@ def test_the_page_in_a_real_browser(run, tmp_path):
                                                         "unknown user id"))
     finally:
         driver.quit()
+
+
+def test_the_next_training_run_learns_what_the_service_logged(lastfm, tmp_path):
+    """``data.events`` (``kgrec train --events LOG``): the logged items, users and clicks join
+    the graph before the split; a torn last line (a crash mid-write) is skipped; a click on
+    an item nobody knows is one line naming the file and line."""
+    from kgrec.data.split import split_for
+    from kgrec.ingest.events import with_events
+    from kgrec.serve.events import EventLog
+
+    log = EventLog(tmp_path / "events.jsonl")
+    log.append([{"type": "item", "id": "fresh-1", "text": "a new band", "name": "Fresh"},
+                {"type": "interaction", "user": "brand-new", "item": "fresh-1",
+                 "behavior": "listen", "time": 1.8e9},
+                {"type": "interaction", "user": lastfm.users.ids[0], "item": "fresh-1"}])
+    log.close()
+    with (tmp_path / "events.jsonl").open("ab") as f:
+        f.write(b'{"seq": 4, "type": "interac')  # torn: never acknowledged
+    g = with_events(lastfm, tmp_path / "events.jsonl")
+    assert (g.num_users, g.num_items) == (lastfm.num_users + 1, lastfm.num_items + 1)
+    item = g.items.lookup["fresh-1"]
+    assert g.items.attrs["name"][item] == "Fresh" and g.items.attrs["text"][item] == "a new band"
+    inter = g.interactions
+    assert len(inter) == len(lastfm.interactions) + 2
+    assert g.users.ids[inter.src[-2]] == "brand-new" and inter.dst[-1] == item
+    assert inter.attrs["behavior"][-2] == "listen"
+    g.validate()
+    cfg = kgrec.Config(data={"dataset": "lastfm-hetrec-kg", "events":
+                             str(tmp_path / "events.jsonl")}).data
+    assert split_for(cfg).graph.num_items == lastfm.num_items + 1
+    (tmp_path / "bad.jsonl").write_text('{"seq": 1, "type": "interaction", "user": "u", '
+                                        '"item": "nobody-knows"}\n')
+    with pytest.raises(kgrec.DataFormatError, match=r"bad.jsonl:1: item 'nobody-knows'"):
+        with_events(lastfm, tmp_path / "bad.jsonl")
+
+
+def test_a_command_that_ranks_imports_neither_transformers_nor_pyg(run):
+    """``import kgrec`` and ``kgrec recommend`` load torch, not the text model's library nor
+    PyTorch Geometric (seconds of a command's start): only training and placing new items
+    from text need them."""
+    code = ("import sys\nimport kgrec\nassert 'torch' not in sys.modules\n"
+            "from kgrec.cli import main\n"
+            f"main(['recommend', {str(run)!r}, '--user', '3', '--k', '2'])\n"
+            "heavy = [m for m in ('transformers', 'torch_geometric') if m in sys.modules]\n"
+            "assert not heavy, heavy\n")
+    p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                       timeout=120)
+    assert p.returncode == 0, p.stderr
+    assert "top 2 for user 3" in p.stdout

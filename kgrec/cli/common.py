@@ -156,6 +156,7 @@ _FLAGS = (("dataset", "data.dataset"), ("split", "data.split"), ("data_dir", "da
           ("model", "model.name"), ("epochs", "train.epochs"), ("device", "train.device"),
           ("seed", "train.seed"), ("shots", "data.shots"), ("target", "data.target"),
           ("target_only", "data.target_only"), ("warm", "data.warm"), ("noise", "data.noise"),
+          ("events", "data.events"),
           ("eval_every", "train.eval_every"),
           ("eval_every_seconds", "train.eval_every_seconds"), ("patience", "train.patience"))
 
@@ -206,6 +207,8 @@ def add_config_args(p: argparse.ArgumentParser) -> None:
                    help="train on noisy data: inter=0.2 (20%% of training pairs random), "
                    "kg=0.2 (relations of 20%% of KG triples shuffled); repeatable (data.noise)")
     p.add_argument("--data-dir", help="folder with the datasets (default $KGREC_DATA_DIR)")
+    p.add_argument("--events", metavar="LOG", help="also train on what `kgrec serve` logged "
+                   "(its events.jsonl: clicks, new users and items) (data.events)")
     p.add_argument("--set", action="append", metavar="KEY=VALUE",
                    help=lazy(losses_help, "set any config field, e.g. --set model.dim=128 or "
                              "--set train.loss=NAME ({}) (repeatable)"))

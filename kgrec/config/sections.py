@@ -40,6 +40,9 @@ class DataConfig:
             pairs with random ones, ``kg=S`` shuffles the relations of a share S of the KG
             triples. Seeded by ``seed``, so a saved model's split rebuilds exactly.
         data_dir: folder holding the datasets (default ``$KGREC_DATA_DIR``).
+        events: an event log written by ``kgrec serve`` (clicks and new items logged after
+            the dataset was made): its interactions, users and items are added to the graph
+            before the split (:func:`kgrec.ingest.events.with_events`).
     """
 
     dataset: str = "lastfm-hetrec-kg"
@@ -53,6 +56,7 @@ class DataConfig:
     warm: bool = False
     noise: list[str] = field(default_factory=list)
     data_dir: str | None = None
+    events: str | None = None
 
     def check(self) -> None:
         """The ranges of the fields; the split's name and which options it takes are the data

@@ -9,6 +9,7 @@ from kgrec.data.noise import interaction_noise, kg_noise
 from kgrec.data.strategies import split
 from kgrec.graph import RecGraph
 from kgrec.ingest import load_source
+from kgrec.ingest.events import with_events
 
 
 def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
@@ -19,6 +20,8 @@ def split_for(cfg: DataConfig, graph: RecGraph | None = None) -> Split:
     """
     if graph is None:
         graph = load_source(cfg.dataset, cfg.data_dir)
+    if cfg.events:
+        graph = with_events(graph, cfg.events)
     s = split(graph, cfg.split, valid=cfg.valid, test=cfg.test, seed=cfg.seed, shots=cfg.shots,
               target=cfg.target, target_only=cfg.target_only, warm=cfg.warm)
     for kind, share in cfg.noise_levels():

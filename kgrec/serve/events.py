@@ -11,7 +11,8 @@ Events (every one has ``seq``, its 1-based position, ``type`` and ``received``):
     {"type": "item", "id": "new-1", "text": "a film about ...", "name": "...", "domain": ""}
 
 The service replays the log over the run it serves when it starts or reloads, so a restart
-loses nothing; :func:`read_events` is how a training script reads it.
+loses nothing; :func:`~kgrec.ingest.events.read_events` reads it, and ``data.events`` (``kgrec
+train --events LOG``) adds its interactions and items to the graph the next run trains on.
 """
 
 from __future__ import annotations
@@ -20,33 +21,13 @@ import datetime
 import json
 import os
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from kgrec.errors import DataFormatError
+from kgrec.ingest.events import read_events
 
-
-def read_events(path: str | Path) -> Iterator[dict[str, Any]]:
-    """The log's events in order (a partial last line, from a crash mid-write, skipped).
-
-    Raises:
-        DataFormatError: a complete line that is not a JSON object (naming file and line).
-    """
-    path = Path(path)
-    if not path.is_file():
-        return
-    with path.open("rb") as f:
-        for n, raw in enumerate(f, 1):
-            if not raw.endswith(b"\n"):
-                return  # torn by a crash: never acknowledged
-            try:
-                doc = json.loads(raw)
-            except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-                raise DataFormatError(f"{path}:{n}: not a JSON event ({exc})") from None
-            if not isinstance(doc, dict) or "type" not in doc:
-                raise DataFormatError(f"{path}:{n}: an event is an object with a 'type'")
-            yield doc
+__all__ = ["EventLog", "read_events"]
 
 
 class EventLog:
