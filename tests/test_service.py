@@ -233,7 +233,7 @@ def test_a_click_changes_the_next_answer_and_survives_kill_9(run, tmp_path):
 def test_a_new_item_is_placed_from_its_text_and_kept(run, text_run, tmp_path):
     status, doc = _post_item(run, tmp_path)  # lightgcn places no item from text
     assert status == 422 and doc["field"] == "text" and "add_items needs" in doc["error"]
-    run = text_run
+    ids_only, run = run, text_run
     rec = kgrec.Recommender.load(run)
     text = rec.item_names[10]  # a twin of a known item, by its text alone
     # in the library: the user who ranks the new item highest, and that list
@@ -256,6 +256,9 @@ def test_a_new_item_is_placed_from_its_text_and_kept(run, text_run, tmp_path):
         np.testing.assert_allclose([x["score"] for x in doc["items"]], want.scores, atol=1e-5)
     with service(run, events=events) as c:  # replayed from the log at start
         assert c.get("/items?q=fresh-1")[1]["items"] == [{"id": "fresh-1", "name": "Fresh One"}]
+    # a run that cannot place it skips the event (and says so in its log), and serves
+    with service(ids_only, events=events) as c:
+        assert c.get("/health")[1]["items"] == kgrec.Recommender.load(ids_only).num_items
 
 
 def _post_item(run: Path, tmp_path: Path) -> tuple[int, object]:

@@ -167,12 +167,17 @@ class Service:
         for e in read_events(self.events.path):
             if e.get("seq", 0) <= after:
                 continue
-            if e["type"] == "item":
-                if e["id"] not in rec._item_index:
-                    rec.add_items([e["id"]], [e["text"]], names=[e.get("name") or e["text"]],
-                                  domain=e.get("domain", ""))
-            elif e["type"] == "interaction":
-                rec.add_interactions([e["user"]], [e["item"]])
+            try:
+                if e["type"] == "item":
+                    if e["id"] not in rec._item_index:
+                        rec.add_items([e["id"]], [e["text"]],
+                                      names=[e.get("name") or e["text"]],
+                                      domain=e.get("domain", ""))
+                else:
+                    rec.add_interactions([e["user"]], [e["item"]])
+            except KgrecError as exc:  # e.g. a run that cannot place items: keep serving
+                log.warning("%s:%d: event not applied to %s (%s)", self.events.path,
+                            e["_line"], run_name(rec), exc)
             last = e["seq"]
         return last
 
@@ -406,6 +411,10 @@ def create_app(service: Service) -> FastAPI:
         return {}
 
     return app
+
+
+def run_name(rec: Recommender) -> str:
+    return f"{rec.name} run of {rec.dataset}"
 
 
 def _items(lst: Any) -> list[dict[str, Any]]:
