@@ -63,7 +63,8 @@ def cmd_serve(args: argparse.Namespace) -> int:
     from kgrec.serve.service import serve
 
     serve(run, host=args.host, port=args.port, token=token, events=args.events, ann=ann,
-          ann_min_items=args.ann_min_items, log_level="info" if args.verbose else "warning")
+          ann_min_items=args.ann_min_items,
+          log_level="info" if getattr(args, "verbose", 0) else "warning")
     return 0
 
 
@@ -89,6 +90,6 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
                    "--ann-min-items items (default off: exact)")
     s.add_argument("--ann-min-items", type=int, default=200_000, metavar="N",
                    help="catalogue size from which --ann applies (default 200000)")
-    s.add_argument("-v", "--verbose", action="count", default=0,
-                   help="log each start, reload and error (uvicorn at info)")
+    s.epilog = ("`kgrec -v serve ...` logs uvicorn's lines and every reload too; errors are "
+                "logged whatever the level.")
     s.set_defaults(func=cmd_serve)

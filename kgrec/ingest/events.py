@@ -58,16 +58,25 @@ def _missing(col: np.ndarray, n: int) -> np.ndarray:
     return np.full((n, *col.shape[1:]), np.nan)
 
 
-def _grow(table: NodeTable, ids: list[str], values: dict[str, list[Any]]) -> NodeTable:
-    attrs = {}
-    for k, col in table.attrs.items():
-        new = _missing(col, len(ids))
-        for j, v in enumerate(values.get(k, [None] * len(ids))):
+def _extend(cols: dict[str, np.ndarray], n: int, values: dict[str, list[Any]]
+            ) -> dict[str, np.ndarray]:
+    """Each column of ``cols`` with ``n`` rows appended: ``values[column]`` where given
+    (``None``: missing), else missing values of its kind (integers become floats, to hold
+    NaN)."""
+    out = {}
+    for k, col in cols.items():
+        new = _missing(col, n)
+        for j, v in enumerate(values.get(k, [None] * n)):
             if v is not None:
                 new[j] = v
-        attrs[k] = np.concatenate([col.astype(new.dtype) if col.dtype.kind in "iub" else col,
-                                   new])
-    return NodeTable(np.concatenate([table.ids, np.asarray(ids, dtype=str)]), attrs)
+        out[k] = np.concatenate([col.astype(new.dtype) if col.dtype.kind in "iub" else col,
+                                 new])
+    return out
+
+
+def _grow(table: NodeTable, ids: list[str], values: dict[str, list[Any]]) -> NodeTable:
+    return NodeTable(np.concatenate([table.ids, np.asarray(ids, dtype=str)]),
+                     _extend(table.attrs, len(ids), values))
 
 
 def with_events(graph: RecGraph, path: str | Path) -> RecGraph:
@@ -115,14 +124,7 @@ def with_events(graph: RecGraph, path: str | Path) -> RecGraph:
         given = {"behavior": [e.get("behavior", "click") for e in links],
                  "weight": [1.0] * len(links),
                  "timestamp": [e.get("time") for e in links]}
-        attrs = {}
-        for k, col in old.attrs.items():
-            new = _missing(col, len(links))
-            for j, v in enumerate(given.get(k, [None] * len(links))):
-                if v is not None:
-                    new[j] = v
-            attrs[k] = np.concatenate([col.astype(new.dtype) if col.dtype.kind in "iub"
-                                       else col, new])
         edges[INTERACTED] = EdgeTable(np.concatenate([old.src, src]),
-                                      np.concatenate([old.dst, dst]), attrs)
+                                      np.concatenate([old.dst, dst]),
+                                      _extend(old.attrs, len(links), given))
     return RecGraph(nodes, edges, graph.name, {**graph.meta, "events": str(path)})

@@ -33,6 +33,7 @@ import hmac
 import json
 import logging
 import math
+import sys
 import time
 from pathlib import Path
 from typing import Annotated, Any
@@ -518,8 +519,10 @@ def serve(run: str | Path, *, host: str = "127.0.0.1", port: int = 8000,
     import uvicorn
 
     service = Service(run, events=events, token=token, ann=ann, ann_min_items=ann_min_items)
-    log.info("serving %s (%d users, %d items, %d events replayed) on http://%s:%d",
-             service.model_id, service.rec.num_users, service.rec.num_items,
-             service.applied, host, port)
+    # said whatever the log level: what is served, and where (uvicorn adds its own line)
+    print(f"kgrec: serving {service.model_id} ({service.rec.num_users} users, "
+          f"{service.rec.num_items} items, {service.applied} logged events replayed from "
+          f"{service.events.path}) on http://{host}:{port} (page /, API /docs)",
+          file=sys.stderr, flush=True)
     uvicorn.run(create_app(service), host=host, port=port, log_level=log_level,
                 access_log=False)
