@@ -10,8 +10,6 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
-import numpy as np
-
 from kgrec.progress import progress as progress_bar
 from kgrec.serve.recommender import Recommender
 
@@ -26,21 +24,14 @@ def run_id(run: str | Path) -> str:
 def top_lists(rec: Recommender, k: int, *, chunk: int = 4096, exclude_seen: bool = True,
               progress: bool = False) -> Iterator[tuple[list[str], list[list[str]],
                                                         list[list[float]]]]:
-    """Every user's top ``k`` (the ranking of :meth:`Recommender.rank`), ``chunk`` users at a
-    time: ``(user ids, item ids per user, scores per user)``, best first, ``-inf`` tails
-    (fewer candidates than ``k``) dropped."""
-    ids = np.asarray(rec.item_ids, dtype=object)
+    """Every user's top ``k`` (:meth:`Recommender.recommend`, the one ranking path),
+    ``chunk`` users at a time: ``(user ids, item ids per user, scores per user)``, best
+    first; a user with fewer than ``k`` candidates gets a shorter list."""
     with progress_bar(rec.num_users, "recommend", "user", enabled=progress) as bar:
         for lo in range(0, rec.num_users, chunk):
-            users = np.arange(lo, min(lo + chunk, rec.num_users))
-            vals, top = rec.rank(users, k, exclude_seen=exclude_seen)
-            finite = np.isfinite(vals.cpu().numpy())
-            items, scores = ids[top.numpy()].tolist(), vals.cpu().tolist()
-            if not finite.all():
-                n = finite.sum(1)
-                items = [x[:m] for x, m in zip(items, n, strict=True)]
-                scores = [x[:m] for x, m in zip(scores, n, strict=True)]
-            yield rec.user_ids[lo:lo + len(users)], items, scores
+            users = rec.user_ids[lo:lo + chunk]
+            lists = rec.recommend(users, k, exclude_seen=exclude_seen)
+            yield users, [x.items for x in lists], [x.scores for x in lists]
             bar.update(len(users))
 
 

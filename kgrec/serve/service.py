@@ -149,7 +149,7 @@ class Service:
                                registry=self.registry)
         self.events_total = Gauge("kgrec_events_logged", "events in the durable log",
                                   registry=self.registry)
-        self._gauges()
+        self._gauges(model=True)
         self._reloading = asyncio.Lock()
 
     def _open(self, run: Path) -> tuple[Recommender, str, int]:
@@ -182,9 +182,12 @@ class Service:
             last = e["seq"]
         return last
 
-    def _gauges(self) -> None:
-        self.model_info.clear()
-        self.model_info.labels(model=self.model_id).set(1)
+    def _gauges(self, model: bool = False) -> None:
+        """The catalogue's gauges (after every change); with ``model``, the model id too
+        (at start and reload)."""
+        if model:
+            self.model_info.clear()
+            self.model_info.labels(model=self.model_id).set(1)
         self.catalogue.labels(kind="users").set(self.rec.num_users)
         self.catalogue.labels(kind="items").set(self.rec.num_items)
         self.events_total.set(self.events.seq)
@@ -204,7 +207,7 @@ class Service:
             applied = self._replay(rec, applied)  # on the loop: nothing can slip in now
             old = self.model_id
             self.rec, self.model_id, self.applied, self.run = rec, model_id, applied, run
-            self._gauges()
+            self._gauges(model=True)
             return {"model": model_id, "previous": old, "seconds": time.perf_counter() - t0,
                     "events_replayed": applied}
 
