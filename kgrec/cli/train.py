@@ -33,17 +33,37 @@ def _default_out(cfg) -> Path:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
+    import os
     import threading
 
     from kgrec.data.split import split_for
     from kgrec.serve import train
+    from kgrec.train import distributed
 
     cfg = config_from_args(args)
+    launching = (args.nproc > 1 or args.nnodes > 1) and "WORLD_SIZE" not in os.environ
+    if args.nproc < 1 or args.nnodes < 1 or not 0 <= args.node_rank < args.nnodes:
+        raise ConfigError("train: --nproc and --nnodes must be >= 1 and 0 <= --node-rank < "
+                          "--nnodes")
+    if launching and not args.out and args.nnodes > 1:
+        raise ConfigError("train --nnodes: name --out (every node must agree on it)")
     out = Path(args.out) if args.out else _default_out(cfg)
-    split = split_for(cfg.data)
-    stop = threading.Event()
-    rec = train(split, cfg, out_dir=out, logdir=args.logdir, resume=args.resume,
-                progress=not args.quiet, stop=stop)
+    if launching:  # this process starts the node's training processes and waits for them
+        argv = sys.argv[1:] + ([] if args.out else ["--out", str(out)])
+        return distributed.launch(argv, args.nproc, nnodes=args.nnodes,
+                                  node_rank=args.node_rank, master_addr=args.master_addr,
+                                  master_port=args.master_port)
+    world = distributed.init_from_env(cfg.train.device)
+    try:
+        split = split_for(cfg.data)
+        stop = threading.Event()
+        rec = train(split, cfg, out_dir=out, logdir=args.logdir, resume=args.resume,
+                    progress=not args.quiet, stop=stop)
+    finally:
+        distributed.shutdown()
+    if not world.main:  # rank 0 saved the run and reports it
+        return 130 if stop.is_set() else 0
+    assert rec is not None
     best = max((h for h in rec.history if "valid" in h),
                key=lambda h: h["valid"].get("auc", h["valid"].get(cfg.eval.metric, 0)),
                default=None)
@@ -267,6 +287,22 @@ def add_parsers(sub: argparse._SubParsersAction) -> None:
     t.add_argument("--patience", type=int, metavar="P", help="stop after P validations "
                    "without improvement, so up to P x N epochs past the best "
                    "(train.patience, default 6)")
+    d = t.add_argument_group(
+        "several processes (data-parallel, torch.distributed; torchrun's variables work too)")
+    d.add_argument("--nproc", type=int, default=1, metavar="N",
+                   help="training processes on this machine (default 1); each takes a shard "
+                   "of every batch and of the graph's rows, one thread each unless "
+                   "OMP_NUM_THREADS is set")
+    d.add_argument("--nnodes", type=int, default=1, metavar="M",
+                   help="machines taking part (default 1); run the same command on each with "
+                   "its --node-rank")
+    d.add_argument("--node-rank", type=int, default=0, metavar="R",
+                   help="this machine's rank, 0..M-1 (rank 0 validates and saves)")
+    d.add_argument("--master-addr", default="127.0.0.1", metavar="HOST",
+                   help="address of node 0, reachable from every node (default 127.0.0.1)")
+    d.add_argument("--master-port", type=int, default=0, metavar="PORT",
+                   help="a free port on node 0 (default: any free one with one node, 29500 "
+                   "with several)")
     add_format(t)
     t.set_defaults(func=cmd_train)
 

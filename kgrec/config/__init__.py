@@ -40,7 +40,7 @@ SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_use
           "cross_domain", "ctr")
 MODELS = ("mf", "lightgcn", "kggnn", "hgnn")
 MODALITIES = ("text", "categorical", "numeric", "vectors")
-LOSSES = ("bpr", "softmax")
+LOSSES = ("bpr", "softmax", "sampled_softmax")
 
 _CHECKS: list[Callable[[Config], None]] = []
 

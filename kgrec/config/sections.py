@@ -99,9 +99,12 @@ class TrainConfig:
     Attributes:
         epochs: maximum epochs.
         batch_size: positive pairs per step (one sampled negative each).
-        loss: the ranking loss: ``bpr`` or ``softmax`` (sampled softmax over the batch's
-            items on cosine similarity), see :class:`kgrec.models.base.Objective`.
-        temperature: the ``softmax`` loss's temperature.
+        loss: the ranking loss: ``bpr``, ``softmax`` (sampled softmax over the batch's
+            items on cosine similarity) or ``sampled_softmax`` (against ``negatives`` items
+            shared by the batch: the loss for large batches), see
+            :mod:`kgrec.models.losses`.
+        temperature: the softmax losses' temperature.
+        negatives: ``sampled_softmax``'s shared negatives per step.
         lr: Adam learning rate.
         reg: L2 weight on the batch's input embeddings.
         patience: evaluations without improvement before early stopping (so training runs
@@ -127,6 +130,7 @@ class TrainConfig:
     batch_size: int = 2048
     loss: str = "bpr"
     temperature: float = 0.5
+    negatives: int = 1024
     lr: float = 5e-3
     reg: float = 1e-4
     patience: int = 6
@@ -144,6 +148,8 @@ class TrainConfig:
             raise ConfigError("train.epochs, batch_size, patience and eval_every must be >= 1")
         if self.eval_every_seconds < 0:
             raise ConfigError("train.eval_every_seconds must be >= 0 (0: off)")
+        if self.negatives < 1:
+            raise ConfigError(f"train.negatives: {self.negatives} must be >= 1")
         if not self.temperature > 0:
             raise ConfigError(f"train.temperature: {self.temperature} must be > 0")
         if self.lr <= 0 or self.reg < 0:

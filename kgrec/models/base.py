@@ -62,12 +62,26 @@ def training_view(split: Split) -> RecGraph:
 class PairBatch:
     """One training step's pairs: ``users``, positive ``pos`` and sampled negative ``neg``
     items ``[B]``, and ``index`` ``[B]``, the positions of the pairs among the training
-    positives (so a multi-task model can look up which tasks a pair belongs to)."""
+    positives (so a multi-task model can look up which tasks a pair belongs to).
+
+    Under a loss with shared negatives (``sampled_softmax``) ``neg`` is ``[M]``, one draw
+    for the whole step. Under data-parallel training a process holds a shard of the step:
+    ``total`` is the whole step's pair count (``None``: this batch is the whole step) and
+    ``owns_shared`` says whether this shard counts the shared negatives in the L2 term (one
+    shard does, so the shards' terms sum to the whole step's)."""
 
     users: Tensor
     pos: Tensor
     neg: Tensor
     index: Tensor
+    total: int | None = None
+    shared: bool = False
+    owns_shared: bool = True
+
+    @property
+    def share(self) -> float:
+        """This shard's share of the step's pairs (1.0 for a whole step)."""
+        return 1.0 if self.total is None else len(self.users) / max(1, self.total)
 
 
 @dataclass

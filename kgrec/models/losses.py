@@ -82,6 +82,43 @@ class SampledSoftmax(RankingLoss):
         return softmax_loss(u, pos, neg, self.temperature, pos_ids, neg_ids)
 
 
+@LOSSES.register("sampled_softmax")
+@dataclass(frozen=True)
+class SharedSampledSoftmax(RankingLoss):
+    """Sampled softmax against negatives shared by the whole batch, on cosine /
+    ``train.temperature``.
+
+    Each step draws ``train.negatives`` items once (uniformly, among the training items) and
+    row ``b`` ranks its positive against all of them: logits ``[B, 1 + M]``, not ``[B, 2B]``,
+    so a batch of tens of thousands of pairs costs one propagation and a matmul against ``M``
+    items. That is what makes large batches pay: one full propagation per 32k pairs instead
+    of per 2k (kgat-amazon-book: ``benchmarks/results/scale.md``). A shared negative equal to
+    a row's positive is left out of that row. Each row's loss depends on its own pair and
+    the shared draw only, so splitting a batch across processes (``kgrec train --nproc``)
+    gives the same loss as the whole batch in one.
+
+    Called with ``neg [M, d]`` and ``neg_ids [M]`` (the trainer draws them so for this loss:
+    :attr:`shared`).
+
+    Attributes:
+        temperature: lower is sharper.
+        negatives: ``M``, the shared negatives per step.
+    """
+
+    temperature: float = 0.5
+    negatives: int = 1024
+    #: the trainer draws one set of ``negatives`` items per step, not one per pair
+    shared = True
+
+    @classmethod
+    def from_config(cls, cfg: TrainConfig) -> RankingLoss:
+        return cls(cfg.temperature, cfg.negatives)
+
+    def __call__(self, u: Tensor, pos: Tensor, neg: Tensor, pos_ids: Tensor | None = None,
+                 neg_ids: Tensor | None = None) -> Tensor:
+        return shared_softmax_loss(u, pos, neg, self.temperature, pos_ids, neg_ids)
+
+
 def ranking_loss(cfg: TrainConfig) -> RankingLoss:
     """The loss ``cfg.loss`` names, built from ``cfg``."""
     return LOSSES.get(cfg.loss).from_config(cfg)
@@ -106,3 +143,65 @@ def softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float,
         dup[target, target] = False
         logits = logits.masked_fill(dup, float("-inf"))
     return F.cross_entropy(logits, target)
+
+
+def shared_softmax_loss(u: Tensor, pos: Tensor, neg: Tensor, temperature: float,
+                        pos_ids: Tensor | None = None, neg_ids: Tensor | None = None,
+                        reduction: str = "mean") -> Tensor:
+    """:class:`SharedSampledSoftmax`: rows of ``u`` ``[B, d]`` against their positive
+    ``pos [B, d]`` and the shared negatives ``neg [M, d]``, cosine / ``temperature``. With
+    ids, a shared negative equal to a row's positive is left out of that row.
+    ``reduction``: ``mean`` or ``sum`` over rows.
+
+    Written for ``B x M`` in the tens of millions: the ``[B, M]`` logits are made once (the
+    temperature is folded into the user side, the positive's logit kept apart and the
+    accidental hits set in place), since each extra pass over them costs as much as the
+    whole propagation of a large batch."""
+    un = F.normalize(u, dim=-1) / temperature
+    pos_logit = (un * F.normalize(pos, dim=-1)).sum(-1)  # [B]
+    hits = (_accidental_hits(pos_ids, neg_ids) if pos_ids is not None and neg_ids is not None
+            else None)
+    per_row = _SharedLogSumExp.apply(un, F.normalize(neg, dim=-1), pos_logit, hits) - pos_logit
+    return per_row.sum() if reduction == "sum" else per_row.mean()
+
+
+class _SharedLogSumExp(torch.autograd.Function):
+    # log(exp(p_b) + sum_m exp(<un_b, neg_m>)) per row, the [B, M] logits made once and its
+    # backward written out (softmax weights, then two matmuls): autograd's chain of
+    # mm / index_put / logsumexp / logaddexp passes over [B, M] several times more (a step of
+    # 32k pairs x 2k negatives: 1.2 s -> measured in benchmarks/scale.py's notes)
+    @staticmethod
+    def forward(ctx, un: Tensor, neg: Tensor, pos_logit: Tensor,  # type: ignore[override]
+                hits: tuple[Tensor, Tensor] | None) -> Tensor:
+        logits = un @ neg.T  # [B, M]
+        if hits is not None:
+            logits[hits] = float("-inf")
+        lse = torch.logaddexp(pos_logit, torch.logsumexp(logits, 1))
+        ctx.save_for_backward(un, neg, logits, pos_logit, lse)
+        return lse
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> tuple[Tensor, Tensor, Tensor, None]:  # type: ignore[override]
+        un, neg, logits, pos_logit, lse = ctx.saved_tensors
+        weights = torch.exp(logits - lse.unsqueeze(1)).mul_(grad.unsqueeze(1))  # [B, M]
+        return (weights @ neg, weights.T @ un, grad * torch.exp(pos_logit - lse), None)
+
+
+def _accidental_hits(pos_ids: Tensor, neg_ids: Tensor) -> tuple[Tensor, Tensor]:
+    """``(rows, cols)``: where shared negative ``cols`` is row ``rows``' positive."""
+    order = torch.argsort(neg_ids)
+    ordered = neg_ids[order]
+    first = torch.searchsorted(ordered, pos_ids)  # the first of equal negatives
+    # a negative drawn k times hits k columns: walk the runs of equal ids
+    rows_all, cols_all = [], []
+    at = first.clamp(max=len(ordered) - 1)
+    live = torch.arange(len(pos_ids), device=pos_ids.device)
+    while len(live):
+        hit = ordered[at] == pos_ids[live]
+        live, at = live[hit], at[hit]
+        rows_all.append(live)
+        cols_all.append(order[at])
+        at = at + 1
+        inside = at < len(ordered)
+        live, at = live[inside], at[inside]
+    return torch.cat(rows_all), torch.cat(cols_all)

@@ -20,7 +20,12 @@ class _SymmetricSpMM(torch.autograd.Function):
 
 
 def propagate(adj: Tensor, x: Tensor) -> Tensor:
-    """``adj @ x`` for a symmetric sparse ``adj`` ``[N, N]`` and dense ``x`` ``[N, d]``."""
+    """``adj @ x`` for a symmetric sparse ``adj`` ``[N, N]`` and dense ``x`` ``[N, d]``.
+
+    ``adj`` may also be a callable standing for one (data-parallel training's
+    :class:`~kgrec.train.distributed.PartitionedAdjacency`)."""
+    if not isinstance(adj, Tensor):
+        return adj(x)
     return _SymmetricSpMM.apply(adj, x)
 
 

@@ -30,16 +30,21 @@ from kgrec.train.loop import Callback, Trainer, outputs
 def train(split: Split, config: Config | None = None, *, out_dir: str | Path | None = None,
           logdir: str | Path | None = None, resume: bool = False, progress: bool = True,
           callbacks: Sequence[Callback] = (), stop: threading.Event | None = None
-          ) -> Recommender:
+          ) -> Recommender | None:
     """Train ``config.model`` on ``split`` with a :class:`~kgrec.train.Trainer` (its
     arguments, documented there) and wrap the best validated model in a
     :class:`~kgrec.serve.Recommender`; with ``out_dir`` it is saved there beside
     ``history.json`` and ``curves.png``. After ``train`` returns, ``stop.is_set()`` tells
     whether it was stopped (Ctrl-C, SIGTERM or the event) before its last epoch.
+
+    Under data-parallel training (:mod:`kgrec.train.distributed`) rank 0 returns (and
+    saves) the recommender; the other processes return ``None``.
     """
     trainer = Trainer(split, config, out_dir=out_dir, logdir=logdir, resume=resume,
                       progress=progress, callbacks=callbacks, stop=stop)
     trained = trainer.fit()
+    if not trainer.world.main:
+        return None
     cfg = trained.config
     rec = recommender_from(trained.model, split, cfg, trained.history)
     if out_dir is not None:

@@ -34,6 +34,7 @@ from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import PairBatch
 from kgrec.models.capabilities import AlignsContent, has
 from kgrec.progress import progress as progress_bar
+from kgrec.train import distributed
 from kgrec.train.checkpoint import (
     RunState,
     TrainingStopped,
@@ -85,8 +86,21 @@ def outputs(model: RecModel, split: Split, cfg: Config,
 
 @torch.no_grad()
 def validate(model: RecModel, split: Split, cfg: Config) -> dict[str, float]:
-    """Validation metrics (never the test set): ranking metrics, or AUC for the CTR protocol."""
-    scorer = EmbeddingScorer(*outputs(model, split, cfg))
+    """Validation metrics (never the test set): ranking metrics, or AUC for the CTR protocol.
+
+    Under data-parallel training every process must call it (the forward pass is
+    collective); rank 0 ranks and every process gets its metrics."""
+    world = distributed.current()
+    vectors = outputs(model, split, cfg)
+    if world.parallel:
+        return world.broadcast(validate_outputs(vectors, split, cfg) if world.main else None)
+    return validate_outputs(vectors, split, cfg)
+
+
+def validate_outputs(vectors: tuple[Tensor, Tensor], split: Split,
+                     cfg: Config) -> dict[str, float]:
+    """:func:`validate` from the user and item vectors."""
+    scorer = EmbeddingScorer(*vectors)
     if split.strategy == "ctr":
         return {"auc": evaluate_ctr(scorer, split.ctr["valid"], threshold=0.0)["auc"]}
     return dict(evaluate(scorer, split.valid, cfg.eval.ks, batch_users=cfg.eval.batch_users,
@@ -159,6 +173,11 @@ class Trainer:
 
     Override a step to change it: e.g. ``build_optimizer`` for another optimiser,
     ``train_step`` for gradient clipping, ``on_epoch_end`` for your own logging.
+
+    Data-parallel (:mod:`kgrec.train.distributed`): when this process is one of several
+    (``kgrec train --nproc``, ``torchrun``), each step's pairs are shared among them, the
+    graph's rows are partitioned, and rank 0 validates, checkpoints and returns the model
+    the others trained with it (theirs is the same).
     """
 
     def __init__(self, split: Split, config: Config | None = None, *,
@@ -175,6 +194,9 @@ class Trainer:
         self.stop = stop if stop is not None else threading.Event()
         self.metric = "auc" if split.strategy == "ctr" else self.cfg.eval.metric
         self.has_valid = len(split.valid) > 0 or split.strategy == "ctr"
+        self.world = distributed.current()
+        if not self.world.main:  # one process reports and writes
+            self.out, self.logdir, self.progress = None, None, False
 
     # ------------------------------------------------------------- the parts of a run
     def build_model(self) -> RecModel:
@@ -198,6 +220,8 @@ class Trainer:
         loss, parts = self.objective(self.model, batch)
         self.opt.zero_grad(set_to_none=True)
         loss.backward()
+        if self.world.parallel:  # the shards' gradients sum to the step's
+            distributed.all_reduce_grads(self._params, self.world)
         self.opt.step()
         return float(loss.detach()), parts
 
@@ -208,21 +232,34 @@ class Trainer:
         start = time.perf_counter()
         n_pos, bs = len(self._tu), self.cfg.train.batch_size
         perm = torch.from_numpy(self.rng.permutation(n_pos))
+        shared = bool(getattr(self.objective.loss, "shared", False))
+        world = self.world
         total = 0.0
         part_sums: dict[str, float] = {}
         for b in range(0, n_pos, bs):
-            if self.stop.is_set():  # Ctrl-C / SIGTERM
+            if world.any(self.stop.is_set()):  # Ctrl-C / SIGTERM (on any process)
                 return None
             idx = perm[b:b + bs]
             u, i = self._tu[idx], self._ti[idx]
-            j = torch.from_numpy(self.sampler.sample(u.numpy()))
+            # every process draws the whole step (their generators stay in step) ...
+            j = torch.from_numpy(self.sampler.shared(self.cfg.train.negatives) if shared
+                                 else self.sampler.sample(u.numpy()))
+            step = len(u)
+            if world.parallel:  # ... and keeps its shard of it
+                mine = world.shard(step)
+                idx, u, i = idx[mine], u[mine], i[mine]
+                j = j if shared else j[mine]
             dev = self.device
-            batch = PairBatch(u.to(dev), i.to(dev), j.to(dev), idx.to(dev))
+            batch = PairBatch(u.to(dev), i.to(dev), j.to(dev), idx.to(dev),
+                              total=step if world.parallel else None, shared=shared,
+                              owns_shared=world.main)
             loss, parts = self.train_step(batch)
-            total += loss * len(u)
+            if world.parallel:  # the step's loss is the sum of the shards'
+                loss, parts = self._sum_logged(loss, parts, len(u) / step)
+            total += loss * step
             for k, v in parts.items():
-                part_sums[k] = part_sums.get(k, 0.0) + v * len(u)
-            self.bar.update(len(u) / n_pos)  # a long epoch shows its progress too
+                part_sums[k] = part_sums.get(k, 0.0) + v * step
+            self.bar.update(step / n_pos)  # a long epoch shows its progress too
         record: dict[str, Any] = {"epoch": epoch, "loss": total / max(1, n_pos),
                                   "seconds": time.perf_counter() - start}
         if len(part_sums) > 1 or set(part_sums) - {self.objective.loss.kind}:
@@ -246,6 +283,16 @@ class Trainer:
             else {"gate_k": 0.0, "cold_offset": 0.0, "tried": []}
         self.model.eval()
         return {"student": student, "gate": gate}
+
+    @staticmethod
+    def _sum_logged(loss: float, parts: dict[str, float],
+                    share: float) -> tuple[float, dict[str, float]]:
+        """The step's loss and logged parts from the shards' (the loss already weighted by
+        this shard's ``share`` of the step, the parts shard means)."""
+        keys = sorted(parts)
+        t = torch.tensor([loss, *[parts[k] * share for k in keys]], dtype=torch.float64)
+        torch.distributed.all_reduce(t)
+        return float(t[0]), {k: float(v) for k, v in zip(keys, t[1:].tolist(), strict=True)}
 
     def save_checkpoint(self) -> None:
         """The resumable state after an epoch (``out_dir/last.*``)."""
@@ -284,6 +331,12 @@ class Trainer:
                                        self.split.num_items, self.rng)
         self.objective = self.build_objective()
         self.opt = self.build_optimizer()
+        self._params = [p for g in self.opt.param_groups for p in g["params"]]
+        # data-parallel: this process's rows of the graph (rank 0 keeps the whole one, to
+        # validate and serve the trained model by itself afterwards)
+        self._whole_adj = distributed.partition_adjacency(self.model, self.world)
+        if self._whole_adj is not None and not self.world.main:
+            self._whole_adj = None
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out / "config.yaml")  # `kgrec train --config <out>/config.yaml`
@@ -296,6 +349,8 @@ class Trainer:
                 self.best_state = load_file(str(out / "best.safetensors"))
             log.info("resumed %s at epoch %d (best %s=%.4f at %d)", out, self.state.epoch,
                      self.metric, self.state.best, self.state.best_epoch)
+        if self.world.parallel and self.resume:
+            self._resume_from_rank0()
         self.writer = None
         if self.logdir is not None:
             from torch.utils.tensorboard import SummaryWriter
@@ -303,6 +358,20 @@ class Trainer:
             self.writer = SummaryWriter(str(self.logdir))
         self._tu = torch.from_numpy(self.split.train_users)
         self._ti = torch.from_numpy(self.split.train_items)
+
+    def _resume_from_rank0(self) -> None:
+        """Every process continues from rank 0's checkpoint (the others may not see its
+        files: several machines)."""
+        mine = (self.model.state_dict(), self.opt.state_dict(), self.state,
+                self.rng.bit_generator.state, torch.get_rng_state(), self.best_state)
+        model_sd, opt_sd, state, rng, torch_rng, best = self.world.broadcast(
+            mine if self.world.main else None)
+        if not self.world.main:
+            self.model.load_state_dict(model_sd)
+            self.opt.load_state_dict(opt_sd)
+            self.state, self.best_state = state, best
+            self.rng.bit_generator.state = rng
+            torch.set_rng_state(torch_rng)
 
     def _fit(self) -> TrainedModel:
         self._setup()
@@ -363,8 +432,9 @@ class Trainer:
                      state.best, state.best_epoch)
         if self.has_valid:
             self.model.load_state_dict(self.best_state)
+        distributed.restore_adjacency(self.model, self._whole_adj)
         self.model.eval()
-        if has(self.model, AlignsContent) and not interrupted:
+        if has(self.model, AlignsContent) and not interrupted and self.world.main:
             record = self.align()
             if state.history:
                 state.history[-1]["align"] = record

@@ -122,8 +122,12 @@ class L2Term:
     reg: float
 
     def __call__(self, step: Step) -> tuple[Tensor, dict[str, float]]:
-        return self.reg * 0.5 * step.model.l2_sum(step.batch, step.enc) / len(
-            step.batch.users), {}
+        b = step.batch
+        if b.shared and not b.owns_shared:
+            # shared negatives are penalised once per step, by the shard that owns them
+            b = PairBatch(b.users, b.pos, b.neg[:0], b.index, b.total, True, False)
+        total = len(b.users) if b.total is None else b.total
+        return self.reg * 0.5 * step.model.l2_sum(b, step.enc) / max(1, total), {}
 
 
 @dataclass
@@ -151,8 +155,13 @@ class Objective:
         step = Step(model, batch, model.encode_batch(), self.loss)
         total: Tensor | None = None
         parts: dict[str, float] = {}
+        share = batch.share
         for term in self.terms:
             value, logged = term(step)
+            if share != 1.0 and not isinstance(term, L2Term):
+                # a shard's mean, weighted so that the shards' losses sum to the step's mean
+                # (L2Term divides by the step's pair count itself)
+                value = value * share
             total = value if total is None else total + value
             parts.update(logged)
         assert total is not None, "an objective needs at least one term"
@@ -167,6 +176,10 @@ def build_objective(model: RecModel, cfg: Config, split: Split, sampler: Negativ
     the submodule ``meta_learner`` (optimised, checkpointed and saved with it: its learned
     step sizes adapt new users at serving time)."""
     loss = ranking_loss(cfg.train)
+    if getattr(loss, "shared", False) and (has(model, MultiTask) or cfg.meta.mode == "meta"):
+        raise ConfigError(f"train.loss: {cfg.train.loss} (negatives shared by the batch) is "
+                          "for single-task ranking: task heads and meta-episodes sample "
+                          "their negatives per pair (use bpr or softmax)", field="train.loss")
     terms: list[Term] = [MultiTaskTerm() if has(model, MultiTask) else RankingTerm()]
     if cfg.train.adv_eps > 0:
         _need(model, Attackable, "train.adv_eps")

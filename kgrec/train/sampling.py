@@ -31,6 +31,11 @@ class NegativeSampler:
     def _draw(self, n: int) -> np.ndarray:
         return self.pool[self.rng.integers(0, len(self.pool), n)]
 
+    def shared(self, n: int) -> np.ndarray:
+        """``n`` items drawn uniformly from the pool for a whole batch ``[n]`` (a loss with
+        shared negatives leaves out, per row, the one equal to its positive)."""
+        return self._draw(n)
+
     def _is_positive(self, users: np.ndarray, items: np.ndarray) -> np.ndarray:
         q = users * self.num_items + items
         pos = np.searchsorted(self.keys, q)
