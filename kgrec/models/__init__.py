@@ -21,7 +21,7 @@ from __future__ import annotations
 from kgrec.config import Config, ModelConfig, add_check
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, GraphInputs, Isolation, PairBatch, RecModel
-from kgrec.models.capabilities import Attackable, FewShot, PlacesItems, has
+from kgrec.models.capabilities import Attackable, FewShot, MultiTask, PlacesItems, has
 from kgrec.models.losses import LOSSES
 from kgrec.models.registry import MODELS
 
@@ -70,6 +70,11 @@ def check_config(cfg: Config) -> None:
         raise ConfigError(f"meta.mode: {cfg.meta.mode!r} needs a model that encodes a node "
                           f"from content ({' or '.join(able)}); model.name is {name!r}",
                           field="meta.mode")
+    if getattr(LOSSES.get(cfg.train.loss), "shared", False) and (
+            has(cls, MultiTask) or cfg.meta.mode == "meta"):
+        raise ConfigError(f"train.loss: {cfg.train.loss} (negatives shared by the batch) is "
+                          "for single-task ranking; task heads and meta-episodes sample "
+                          "their negatives per pair (use bpr or softmax)", field="train.loss")
     cls.check_config(cfg)
 
 

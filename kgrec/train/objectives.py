@@ -176,10 +176,6 @@ def build_objective(model: RecModel, cfg: Config, split: Split, sampler: Negativ
     the submodule ``meta_learner`` (optimised, checkpointed and saved with it: its learned
     step sizes adapt new users at serving time)."""
     loss = ranking_loss(cfg.train)
-    if getattr(loss, "shared", False) and (has(model, MultiTask) or cfg.meta.mode == "meta"):
-        raise ConfigError(f"train.loss: {cfg.train.loss} (negatives shared by the batch) is "
-                          "for single-task ranking: task heads and meta-episodes sample "
-                          "their negatives per pair (use bpr or softmax)", field="train.loss")
     terms: list[Term] = [MultiTaskTerm() if has(model, MultiTask) else RankingTerm()]
     if cfg.train.adv_eps > 0:
         _need(model, Attackable, "train.adv_eps")
