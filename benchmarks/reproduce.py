@@ -31,7 +31,8 @@ from common import HERE, RESULTS, RUNS, Runs, run_kind
 REPRO = RESULTS / "repro"
 # kinds whose figures are timings (Neo4j, the KG layer), come from another program (RecBole)
 # or are made at the current commit anyway (explanations): not rerun here
-NOT_RERUN = {"neo4j-io", "recbole", "explain", "robust", "text", "kglayer", "serve"}
+NOT_RERUN = {"neo4j-io", "recbole", "explain", "robust", "text", "kglayer", "serve",
+             "scale"}
 # what a rerun may change: how long it took, where and when
 TIMING = {"wall_s", "train_s", "sec_per_epoch", "peak_rss_mb", "seconds", "provenance",
           "_file", "load_s", "read_s", "floor_s", "import_own_s", "import_wall_s",

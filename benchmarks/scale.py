@@ -14,6 +14,9 @@ The two training set-ups compared everywhere (the model and its size are the sam
 
 Parts:
 
+- ``hops``: why not sampled k-hop mini-batches: the share of kgat-amazon-book's nodes within
+  1 and 2 hops of a step's users, positives and negatives (and of the edges a second layer
+  reads) at 256, 2,048 and 32,768 pairs;
 - ``amazon --variant old|new --seed S --budget SECONDS``: train LightGCN on kgat-amazon-book
   (per-user random 80/10/10 split, seed 0), validating after every epoch, until the training
   time (validation excluded) passes the budget or early stopping; the curve of validation
@@ -342,7 +345,47 @@ def part_procs(args) -> tuple[dict, object, object]:
     return doc, None, None
 
 
-PARTS = {"amazon": part_amazon, "peer": part_peer, "epoch": part_epoch,
+def part_hops(args) -> tuple[dict, object, object]:
+    """How much of the graph a sampled k-hop mini-batch would hold: the share of nodes
+    within 1 and 2 hops of a step's users, positives and negatives, and the share of edges
+    the second layer would read (the rows of the 1-hop nodes), for several batch sizes."""
+    import numpy as np
+
+    from kgrec.data.prepare import split_for
+    from kgrec.models.base import bipartite_adjacency
+
+    cfg = config("lightgcn", "old")
+    split = split_for(cfg.data)
+    adj = bipartite_adjacency(split.train_users, split.train_items, split.num_users,
+                              split.num_items)
+    crow, col = adj.crow_indices().numpy(), adj.col_indices().numpy()
+    n, U = adj.shape[0], split.num_users
+    rng = np.random.default_rng(0)
+
+    def grow(mask: np.ndarray) -> np.ndarray:
+        rows = np.flatnonzero(mask)
+        out = mask.copy()
+        out[col[np.concatenate([np.arange(crow[r], crow[r + 1]) for r in rows])]] = True
+        return out
+
+    rows = []
+    for batch in (256, 2048, 32768):
+        pick = rng.integers(0, len(split.train_users), batch)
+        seeds = np.zeros(n, dtype=bool)
+        seeds[split.train_users[pick]] = True
+        seeds[split.train_items[pick] + U] = True
+        seeds[rng.integers(0, split.num_items, batch) + U] = True
+        one = grow(seeds)
+        two = grow(one)
+        read = np.diff(crow)[one].sum() / len(col)
+        rows.append({"batch": batch, "seeds": int(seeds.sum()), "one_hop": float(one.mean()),
+                     "two_hop": float(two.mean()), "edges_read": float(read)})
+        print(rows[-1], flush=True)
+    return ({"part": "hops", "dataset": DATASET, "nodes": int(n), "edges": len(col),
+             "layers": cfg.model.layers, "rows": rows}, cfg, split)
+
+
+PARTS = {"hops": part_hops, "amazon": part_amazon, "peer": part_peer, "epoch": part_epoch,
          "synthetic": part_synthetic, "procs": part_procs}
 
 
@@ -355,6 +398,8 @@ def run_name(args) -> str:
         return f"scale-synthetic-{args.interactions}-{args.model}.json"
     if args.part == "procs":
         return f"scale-procs-{args.dataset}-{args.nproc}.json"
+    if args.part == "hops":
+        return f"scale-hops-{DATASET}.json"
     return "scale-peer.json"
 
 
