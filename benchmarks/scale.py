@@ -64,6 +64,16 @@ VARIANTS = {
 }
 
 
+def _gpu_peak() -> dict:
+    """The CUDA allocator's peak, bytes (on a GPU run)."""
+    import torch
+
+    if DEVICE.startswith("cuda"):
+        return {"peak_gpu_bytes": int(torch.cuda.max_memory_allocated()),
+                "gpu": torch.cuda.get_device_name(0)}
+    return {}
+
+
 def _rss_peak() -> int:
     """The process's peak resident memory, bytes."""
     for line in Path("/proc/self/status").read_text().splitlines():
@@ -72,11 +82,14 @@ def _rss_peak() -> int:
     raise RuntimeError("no VmHWM in /proc/self/status")
 
 
+DEVICE = "cpu"  # --device
+
+
 def config(model: str, variant: str, dataset: str = DATASET, **more):
     from kgrec.config import Config
 
     cfg = Config().set("data.dataset", dataset).set("model.name", model)
-    for k, v in {**VARIANTS[variant], "train.device": "cpu", **more}.items():
+    for k, v in {**VARIANTS[variant], "train.device": DEVICE, **more}.items():
         cfg = cfg.set(k, v)
     return cfg
 
@@ -119,7 +132,7 @@ def part_amazon(args) -> tuple[dict, object, object]:
                                                             curve, strict=False)]),
            "stopped_by": "budget" if stop.is_set() else "early stopping",
            "test": {k: float(v) for k, v in dict(test).items()}, "wall_s": wall,
-           "peak_rss": _rss_peak()}
+           "peak_rss": _rss_peak(), **_gpu_peak()}
     return doc, cfg, split
 
 
@@ -259,7 +272,8 @@ def part_epoch(args) -> tuple[dict, object, object]:
            "dataset": args.dataset, "interactions": len(split.train_users),
            "kg_triples": len(split.kg) if split.kg is not None else
            len(split.graph.knowledge()),
-           **_epoch_seconds(split, cfg, args.max_steps), "peak_rss": _rss_peak()}
+           **_epoch_seconds(split, cfg, args.max_steps), "peak_rss": _rss_peak(),
+           **_gpu_peak()}
     return doc, cfg, split
 
 
@@ -312,7 +326,7 @@ def part_synthetic(args) -> tuple[dict, object, object]:
            "train_pairs": len(split.train_users), "users": int(split.num_users),
            "items": int(split.num_items), "kg_triples": len(split.graph.knowledge()),
            "build_s": built, **_epoch_seconds(split, cfg, args.max_steps),
-           "peak_rss": _rss_peak()}
+           "peak_rss": _rss_peak(), **_gpu_peak()}
     return doc, cfg, split
 
 
@@ -327,7 +341,7 @@ def part_procs(args) -> tuple[dict, object, object]:
             run = Path(tmp) / f"run{len(out)}"
             cmd = [sys.executable, "-m", "kgrec.cli", "train", "--dataset", args.dataset, "--model",
                    "lightgcn", "--epochs", str(args.epochs), "--eval-every", "1", "--device",
-                   "cpu", "--quiet", "--out", str(run), "--nproc", str(nproc)]
+                   DEVICE, "--quiet", "--out", str(run), "--nproc", str(nproc)]
             for s in sets:
                 cmd += ["--set", s]
             env = dict(os.environ, OMP_NUM_THREADS=threads)
@@ -418,12 +432,20 @@ def main() -> None:
     p.add_argument("--steps", type=int, default=12, help="peer: steps timed")
     p.add_argument("--nproc", type=int, default=2)
     p.add_argument("--epochs", type=int, default=2, help="procs: epochs per run")
+    p.add_argument("--device", default="cpu", help="cpu or cuda (the runs' file names say "
+                   "which when not cpu)")
     p.add_argument("--out-dir", type=Path, default=RUNS)
     args = p.parse_args()
+    global DEVICE
+    DEVICE = args.device
     if args.part != "procs":
         one_thread()
     doc, cfg, split = PARTS[args.part](args)
-    write_run(args.out_dir / run_name(args), doc, cfg, split)
+    name = run_name(args)
+    if args.device != "cpu":
+        doc["device"] = args.device
+        name = name.replace("scale-", f"scale-{args.device.split(':')[0]}-", 1)
+    write_run(args.out_dir / name, doc, cfg, split)
     print(json.dumps({k: v for k, v in doc.items() if k != "curve"}, indent=1)[:3000])
 
 

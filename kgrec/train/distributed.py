@@ -74,9 +74,17 @@ class World:
         """``flag`` or-ed over every process (so that a stop reaches all of them)."""
         if not self.parallel:
             return flag
-        t = torch.tensor([int(flag)])
+        t = torch.tensor([int(flag)], device=collective_device())
         dist.all_reduce(t)
         return bool(t.item())
+
+    def sum(self, values: list[float]) -> list[float]:
+        """``values`` summed element-wise over every process (float64)."""
+        if not self.parallel:
+            return values
+        t = torch.tensor(values, dtype=torch.float64, device=collective_device())
+        dist.all_reduce(t)
+        return t.tolist()
 
     def broadcast(self, obj: Any) -> Any:
         """Rank 0's ``obj`` on every process."""
@@ -85,6 +93,13 @@ class World:
         box = [obj]
         dist.broadcast_object_list(box, src=0)
         return box[0]
+
+
+def collective_device() -> torch.device:
+    """Where small tensors for a collective must live: the GPU under NCCL, else the CPU."""
+    if dist.is_initialized() and dist.get_backend() == "nccl":
+        return torch.device("cuda", torch.cuda.current_device())
+    return torch.device("cpu")
 
 
 def current() -> World:

@@ -284,15 +284,13 @@ class Trainer:
         self.model.eval()
         return {"student": student, "gate": gate}
 
-    @staticmethod
-    def _sum_logged(loss: float, parts: dict[str, float],
+    def _sum_logged(self, loss: float, parts: dict[str, float],
                     share: float) -> tuple[float, dict[str, float]]:
         """The step's loss and logged parts from the shards' (the loss already weighted by
         this shard's ``share`` of the step, the parts shard means)."""
         keys = sorted(parts)
-        t = torch.tensor([loss, *[parts[k] * share for k in keys]], dtype=torch.float64)
-        torch.distributed.all_reduce(t)
-        return float(t[0]), {k: float(v) for k, v in zip(keys, t[1:].tolist(), strict=True)}
+        total = self.world.sum([loss, *[parts[k] * share for k in keys]])
+        return total[0], dict(zip(keys, total[1:], strict=True))
 
     def save_checkpoint(self) -> None:
         """The resumable state after an epoch (``out_dir/last.*``)."""
