@@ -6,6 +6,14 @@
 # set, for the device runner).
 #
 #   bash benchmarks/gpu.sh            # uses (or makes) the project's environment; PY=... overrides
+#   bash benchmarks/gpu.sh scale      # the big-graph runs instead (benchmarks/scale.py on CUDA)
+#
+# `scale` (under 10 minutes on one H200 and 16 cores, each part under a time limit): time to
+# accuracy of LightGCN on kgat-amazon-book, old and new set-ups, on the GPU; the generated
+# power-law graphs at 5M and 20M interactions (LightGCN, and kggnn at 5M), seconds an epoch
+# and the GPU's peak memory; with several GPUs, `kgrec train --nproc <GPUs>` over NCCL. Run
+# files go to $OUT/runs (the device runner) or benchmarks/results/runs as
+# scale-cuda-*.json, and report.py adds them to scale.md.
 #
 # On a machine with torch + torch-geometric but without the text model's package, point
 # KGREC_HOME at a kgrec home whose text-cache holds the dataset's texts (built here by any
@@ -17,6 +25,24 @@ if [ -z "${PY:-}" ]; then
   if [ -x "$VENV_PY" ]; then PY=$VENV_PY; else make -s venv >/dev/null && PY=$VENV_PY; fi
 fi
 export HF_HUB_OFFLINE=1 KGREC_DATA_DIR=${KGREC_DATA_DIR:-$(realpath ../shared/data)}
+if [ "${1:-}" = "scale" ]; then
+  RUNS=${OUT:+$OUT/runs}; RUNS=${RUNS:-benchmarks/results/runs}; mkdir -p "$RUNS"
+  part() {  # a part that overruns its limit is stopped; the others still run
+    local limit=$1; shift
+    echo "== scale.py $* (limit ${limit}s)"
+    timeout "$limit" "$PY" benchmarks/scale.py "$@" --device cuda --out-dir "$RUNS" | tail -n 3 \
+      || echo "!! scale.py $* did not finish within ${limit}s"
+  }
+  # limits sum to 600 s with several GPUs, 510 s with one
+  part 90 amazon --variant new --seed 0 --budget 40
+  part 120 amazon --variant old --seed 0 --budget 80
+  part 90 synthetic --interactions 5000000 --model lightgcn --max-steps 40
+  part 70 synthetic --interactions 5000000 --model kggnn --max-steps 20
+  part 140 synthetic --interactions 20000000 --model lightgcn --max-steps 30
+  gpus=$("$PY" -c "import torch; print(torch.cuda.device_count())")
+  if [ "$gpus" -gt 1 ]; then part 90 procs --nproc "$gpus" --epochs 2; fi
+  exit 0
+fi
 "$PY" - <<'PY'
 import json, os, platform, statistics, time
 from pathlib import Path

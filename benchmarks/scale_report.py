@@ -225,6 +225,24 @@ def _procs(runs, lines: list[str]) -> None:
                          + f" | {diff:.1e} |")
 
 
+def _gpu(runs, lines: list[str]) -> None:
+    docs = runs.glob("scale-cuda-*.json")
+    lines += ["", "## On a GPU", ""]
+    if not docs:
+        lines.append("Not run yet: `bash benchmarks/gpu.sh scale` runs these parts on CUDA "
+                     "(under 10 minutes on one GPU) the next time a GPU machine is lent.")
+        return
+    lines += [f"`bash benchmarks/gpu.sh scale`{runs.mark(docs)}.", "",
+              "| run | GPU | s/epoch | peak GPU memory GB | best valid NDCG@20 |",
+              "|---|---|---:|---:|---:|"]
+    for d in docs:
+        best = d.get("best_valid_ndcg@20")
+        lines.append(f"| {d['_file']} | {d.get('gpu', '')} | "
+                     f"{d.get('seconds_per_epoch', float('nan')):.2f} | "
+                     f"{d.get('peak_gpu_bytes', 0) / GB:.1f} | "
+                     f"{'' if best is None else f'{best:.4f}'} |")
+
+
 def _plot(runs, synthetic: list[dict[str, Any]]) -> bool:
     olds = runs.glob("scale-amazon-old-*.json")
     news = runs.glob("scale-amazon-new-*.json")
@@ -261,7 +279,8 @@ def _plot(runs, synthetic: list[dict[str, Any]]) -> bool:
                  label=f"{model}: peak RSS, GB")
     b.axhline(24, color="tab:red", lw=0.8, ls=":", label="this machine's memory (24 GB)")
     b.set_xlabel("interactions (generated power-law graph, KG of as many triples)")
-    b.set_title("Growth with the graph (new set-up, one thread)")
+    b.set_ylabel("seconds an epoch (solid) / peak RSS in GB (dashed)")
+    b.set_title("Growth with the graph (new set-up, one thread; 5M+ extrapolated)")
     b.grid(alpha=0.3, which="both")
     b.legend(fontsize=8)
     fig.tight_layout()
@@ -279,13 +298,16 @@ def tables(runs) -> dict[str, str]:
     lines = ["# Scale: time to accuracy, growth with the graph, processes", "",
              "Reproduce: `python benchmarks/scale.py PART ...` for each part (its docstring "
              "lists them; `benchmarks/gpu.sh` runs the big-graph parts on a GPU), then "
-             "`python benchmarks/report.py`.", "", runs.header(docs), ""]
+             "`python benchmarks/report.py`.", "", runs.header(docs), "",
+             "The CPU parts ran two at a time on this 2-core machine, one thread each (the "
+             "`old` amazon runs beside the others), except `procs`, which ran alone.", ""]
     _amazon(runs, lines)
     _hops(runs, lines)
     _peer(runs, lines)
     _kggnn(runs, lines)
     synthetic = _synthetic(runs, lines)
     _procs(runs, lines)
+    _gpu(runs, lines)
     if _plot(runs, synthetic):
         lines[4:4] = ["![time to accuracy; seconds an epoch and peak RSS against "
                       "interactions](scale.png)", ""]
