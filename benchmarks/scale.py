@@ -220,33 +220,29 @@ def part_peer(args) -> tuple[dict, object, object]:
     return doc, cfg, split
 
 
-class _CappedTrainer:
-    """A Trainer that stops after ``cap`` steps and times them."""
+def _capped_trainer(split, cfg, cap: int):
+    """A Trainer that stops after ``cap`` steps and records when each step ended
+    (``step_times``), so a large graph's epoch is timed from its first steps."""
+    from kgrec.train.loop import Trainer
 
-    @staticmethod
-    def make(split, cfg, cap: int):
-        from kgrec.train.loop import Trainer
+    class CappedTrainer(Trainer):
+        def train_step(self, batch):
+            out = super().train_step(batch)
+            self.step_times.append(time.perf_counter())
+            if len(self.step_times) >= cap:
+                self.stop.set()
+            return out
 
-        class Capped(Trainer):
-            def train_step(self, batch):
-                if not self.step_times:
-                    self.first = time.perf_counter()
-                out = super().train_step(batch)
-                self.step_times.append(time.perf_counter())
-                if len(self.step_times) >= cap:
-                    self.stop.set()
-                return out
-
-        t = Capped(split, cfg, progress=False)
-        t.step_times = []
-        return t
+    trainer = CappedTrainer(split, cfg, progress=False)
+    trainer.step_times = []
+    return trainer
 
 
 def _epoch_seconds(split, cfg, cap: int) -> dict:
     """One epoch's training seconds (or ``cap`` steps', scaled to the epoch)."""
     from kgrec.train.checkpoint import TrainingStopped
 
-    trainer = _CappedTrainer.make(split, cfg, cap)
+    trainer = _capped_trainer(split, cfg, cap)
     try:
         trained = trainer.fit()
         seconds, steps_done = trained.history[0]["seconds"], None
@@ -255,7 +251,8 @@ def _epoch_seconds(split, cfg, cap: int) -> dict:
         seconds = None
     steps = -(-len(split.train_users) // cfg.train.batch_size)
     if seconds is None:
-        per = (trainer.step_times[-1] - trainer.first) / max(1, steps_done - 1)
+        # from the end of the first step (its warm-up left out) to the end of the last
+        per = (trainer.step_times[-1] - trainer.step_times[0]) / max(1, steps_done - 1)
         seconds = per * steps
     return {"seconds_per_epoch": seconds, "steps_per_epoch": steps,
             "steps_timed": steps if steps_done is None else steps_done,

@@ -76,9 +76,13 @@ class Registry(Generic[T]):
         return list(self._items)
 
     def summary(self, name: str) -> str:
-        """The first line of the registered object's docstring (for ``--help``)."""
+        """The first sentence of the registered object's docstring, on one line (for
+        ``--help``): its first paragraph up to the first full stop, however the docstring
+        wraps it."""
         doc = (getattr(self._items[name], "__doc__", None) or "").strip()
-        return doc.splitlines()[0].rstrip(".") if doc else ""
+        para = " ".join(doc.split("\n\n", 1)[0].split())
+        cut = para.find(". ")
+        return (para if cut < 0 else para[:cut]).rstrip(".")
 
     def help(self, sep: str = " | ") -> str:
         """``name1 | name2 | ...``, for a command-line option's help text."""

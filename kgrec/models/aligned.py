@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Mapping
+from typing import Any
 
 import numpy as np
 import torch
@@ -36,6 +37,7 @@ from kgrec.config import ModelConfig
 from kgrec.features.build import Modalities, build_features
 from kgrec.graph import KnowledgeTriples
 from kgrec.models.base import Encoded, GraphInputs, PairBatch, RecModel
+from kgrec.models.capabilities import Propagates, has
 from kgrec.models.fusion import Fusion
 from kgrec.models.options import HGNNOptions
 
@@ -183,6 +185,16 @@ class AlignedHGNN(RecModel):
 
     def l2_sum(self, batch: PairBatch, enc: Encoded) -> Tensor:
         return self.teacher.l2_sum(batch, enc)
+
+    def adjacency(self) -> Tensor | None:
+        """The teacher's adjacency: what the training loop propagates over
+        (:class:`~kgrec.models.capabilities.Propagates`; ``None`` for an MF teacher)."""
+        return self.teacher.adjacency() if has(self.teacher, Propagates) else None
+
+    def use_adjacency(self, adj: Any) -> None:
+        if not has(self.teacher, Propagates):
+            raise TypeError(f"the {self.options.backbone} id model propagates over no graph")
+        self.teacher.use_adjacency(adj)
 
     # ------------------------------------------------------------------ ranking
     def item_weight(self) -> Tensor:

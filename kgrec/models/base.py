@@ -216,6 +216,26 @@ class RecModel(nn.Module):
                                                     torch.cat([batch.pos, batch.neg])))
 
 
+class SymmetricPropagation:
+    """:class:`~kgrec.models.capabilities.Propagates` for a model whose layers multiply by
+    its ``adj`` buffer (a symmetric CSR adjacency, :func:`bipartite_adjacency`), through
+    :func:`kgrec.models.ops.propagate`, which also accepts a callable in its place."""
+
+    def adjacency(self) -> Tensor | None:
+        adj = getattr(self, "adj", None)
+        return adj if isinstance(adj, Tensor) else None
+
+    def use_adjacency(self, adj: Any) -> None:
+        module: nn.Module = self  # type: ignore[assignment]
+        module._buffers.pop("adj", None)
+        if "adj" in vars(module):
+            del module.adj
+        if isinstance(adj, Tensor):
+            module.register_buffer("adj", adj, persistent=False)
+        else:  # an operator standing for the adjacency (not a tensor: no buffer)
+            module.adj = adj
+
+
 def __getattr__(name: str) -> Any:
     # the ranking losses moved to kgrec.models.losses (a registry); old names keep working
     import warnings

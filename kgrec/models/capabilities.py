@@ -20,6 +20,9 @@ capability             what it means                               who needs it
                                                                    with profiles
 :class:`AlignsContent` a content student aligned to a trained id   the trainer's last stage
                        model, a gate chosen on validation          (:mod:`kgrec.train.align`)
+:class:`Propagates`    multiplies by a symmetric user-item          data-parallel training
+                       adjacency that can be swapped for another    (``kgrec train --nproc``)
+                       operator standing for it
 =====================  ==========================================  =========================
 """
 
@@ -127,6 +130,22 @@ class AlignsContent(Protocol):
     def rank_vectors(self, users: Tensor, items: Tensor, student: Tensor
                      ) -> tuple[Tensor, Tensor]:
         """Ranking vectors from teacher users, teacher items and student items."""
+
+
+@runtime_checkable
+class Propagates(Protocol):
+    """Its layers multiply by a symmetric user-item adjacency, which the model hands out and
+    takes back: data-parallel training (:mod:`kgrec.train.distributed`) replaces it by an
+    operator over this process's rows of it, then puts the whole one back. A model that
+    wraps another (hgnn's id model) answers for the one it trains."""
+
+    def adjacency(self) -> Tensor | None:
+        """The symmetric CSR adjacency ``[U + I, U + I]`` the training step propagates over
+        (``None``: none to share, e.g. a matrix factorisation backbone)."""
+
+    def use_adjacency(self, adj: Any) -> None:
+        """Propagate over ``adj`` from now on: a sparse tensor, or a callable
+        ``x [N, d] -> A @ x [N, d]`` standing for one."""
 
 
 def has(model: Any, capability: type) -> bool:

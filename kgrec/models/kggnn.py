@@ -20,7 +20,13 @@ import torch
 from torch import Tensor, nn
 
 from kgrec.config import ModelConfig
-from kgrec.models.base import Encoded, GraphInputs, RecModel, bipartite_adjacency
+from kgrec.models.base import (
+    Encoded,
+    GraphInputs,
+    RecModel,
+    SymmetricPropagation,
+    bipartite_adjacency,
+)
 from kgrec.models.layers import RelationalMessages
 from kgrec.models.ops import WeightedAdjacency, propagate
 from kgrec.models.options import KGGNNOptions
@@ -28,7 +34,7 @@ from kgrec.models.registry import MODELS
 
 
 @MODELS.register("kggnn")
-class KGGNN(RecModel):
+class KGGNN(SymmetricPropagation, RecModel):
     """KG-aware GNN: relation-aware propagation over user-item and item-entity edges.
 
     Args:

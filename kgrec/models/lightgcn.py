@@ -6,13 +6,13 @@ import torch
 from torch import Tensor, nn
 
 from kgrec.config import ModelConfig
-from kgrec.models.base import GraphInputs, RecModel, bipartite_adjacency
+from kgrec.models.base import GraphInputs, RecModel, SymmetricPropagation, bipartite_adjacency
 from kgrec.models.ops import propagate
 from kgrec.models.registry import MODELS
 
 
 @MODELS.register("lightgcn")
-class LightGCN(RecModel):
+class LightGCN(SymmetricPropagation, RecModel):
     """LightGCN: free embeddings smoothed over the user-item graph (mean of the layers).
 
     Equivalent to PyG's ``LightGCN`` (``LGConv`` layers, uniform layer weights), but it

@@ -47,6 +47,8 @@ import torch
 import torch.distributed as dist
 from torch import Tensor
 
+from kgrec.models.capabilities import Propagates, has
+
 log = logging.getLogger(__name__)
 
 
@@ -259,25 +261,36 @@ class _PartitionedSpMM(torch.autograd.Function):
 
 
 def partition_adjacency(model: torch.nn.Module, world: World) -> Tensor | None:
-    """Replace ``model.adj`` (a CSR buffer) by this process's :class:`PartitionedAdjacency`;
-    returns the whole adjacency (for :func:`restore_adjacency`), or ``None`` if the model
-    has no such buffer (it then propagates in full in every process)."""
-    adj = model._buffers.get("adj")
-    if not world.parallel or adj is None or adj.layout != torch.sparse_csr:
+    """Give a :class:`~kgrec.models.capabilities.Propagates` model this process's
+    :class:`PartitionedAdjacency` in place of its whole adjacency.
+
+    Returns the whole adjacency on rank 0, which validates and serves the trained model alone
+    afterwards (:func:`restore_adjacency`); ``None`` on the other ranks, which keep only their
+    rows, and wherever there is nothing to partition: one process, or a model that does not
+    propagate over a shared adjacency (it then propagates in full in every process, and a
+    warning says so)."""
+    if not world.parallel:
         return None
-    del model._buffers["adj"]
-    model.adj = PartitionedAdjacency(adj, world)
-    return adj
+    adj = model.adjacency() if has(model, Propagates) else None
+    if adj is None or adj.layout != torch.sparse_csr:
+        if world.main:
+            log.warning("data-parallel: %s has no user-item adjacency to partition; every "
+                        "process propagates the whole graph (the pairs are still shared)",
+                        type(model).__name__)
+        return None
+    part = PartitionedAdjacency(adj, world)
+    model.use_adjacency(part)
+    log.info("data-parallel: rank %d of %d holds rows %d-%d of the graph (%d of %d edges)",
+             world.rank, world.size, part.rows.start, part.rows.stop, part.block.values().numel(),
+             adj.values().numel())
+    return adj if world.main else None
 
 
 def restore_adjacency(model: torch.nn.Module, adj: Tensor | None) -> None:
     """Put the whole adjacency back (after training, to evaluate and serve in one
-    process)."""
-    if adj is None:
-        return
-    if isinstance(getattr(model, "adj", None), PartitionedAdjacency):
-        del model.adj
-    model.register_buffer("adj", adj, persistent=False)
+    process); nothing for ``None``."""
+    if adj is not None:
+        model.use_adjacency(adj)
 
 
 __all__ = ["PartitionedAdjacency", "World", "all_reduce_grads", "current", "init_from_env",

@@ -279,7 +279,13 @@ class Trainer:
 
         student = fit_student(self.model, self.split, self.cfg, self.rng,
                               progress=self.progress)
-        gate = calibrate(self.model, self.split, self.cfg, self.validate) if self.has_valid \
+
+        def validate_here() -> dict[str, float]:
+            # rank 0 alone aligns (the others have finished): not the collective validate
+            return validate_outputs(outputs(self.model, self.split, self.cfg), self.split,
+                                    self.cfg)
+
+        gate = calibrate(self.model, self.split, self.cfg, validate_here) if self.has_valid \
             else {"gate_k": 0.0, "cold_offset": 0.0, "tried": []}
         self.model.eval()
         return {"student": student, "gate": gate}
@@ -333,8 +339,6 @@ class Trainer:
         # data-parallel: this process's rows of the graph (rank 0 keeps the whole one, to
         # validate and serve the trained model by itself afterwards)
         self._whole_adj = distributed.partition_adjacency(self.model, self.world)
-        if self._whole_adj is not None and not self.world.main:
-            self._whole_adj = None
         if self.out is not None:
             self.out.mkdir(parents=True, exist_ok=True)
             cfg.to_yaml(self.out / "config.yaml")  # `kgrec train --config <out>/config.yaml`
