@@ -119,6 +119,11 @@ class Persistence(Catalogue):
         if missing:
             raise StoreError(f"{weights}: lacks {missing}; not a kgrec model file")
         doc, t = _migrate_saved(doc, t)
+        # the saved config is checked by every layer that holds a registry it names (models,
+        # split strategies; metrics are evaluate's, loaded with the ranking): a run of a
+        # model nobody registered is refused here, naming it
+        import kgrec.data
+        import kgrec.models  # noqa: F401
         n_users, n_items = len(doc["user_ids"]), len(doc["item_ids"])
         seen = sp.csr_matrix((np.ones(len(t["seen.indices"]), dtype=np.float32),
                               t["seen.indices"].numpy(), t["seen.indptr"].numpy()),
