@@ -56,9 +56,13 @@ for _v in VARIANTS:
 
 def state_hash(rec: Any) -> str:
     h = hashlib.sha256()
-    for k in sorted(rec.state):
+    state = dict(rec.state)
+    if getattr(rec, "adaptation", None) is not None:
+        # hashed under the key it had among the weights, so hashes from before still compare
+        state["meta_learner.log_lr"] = rec.adaptation
+    for k in sorted(state):
         h.update(k.encode())
-        h.update(rec.state[k].detach().cpu().contiguous().numpy().tobytes())
+        h.update(state[k].detach().cpu().contiguous().numpy().tobytes())
     h.update(rec.user_embedding.detach().cpu().contiguous().numpy().tobytes())
     h.update(rec.item_embedding.detach().cpu().contiguous().numpy().tobytes())
     return h.hexdigest()[:20]

@@ -60,8 +60,8 @@ def run_robust(dataset: str, noise: str, share: float, adv_eps: float, seed: int
     test = kgrec.evaluate(rec, split.test, k=[20])
     attacked = {}
     if noise == "none":  # (c): the clean model's inputs attacked at test time
+        from kgrec.train import EmbeddingScorer, model_from
         from kgrec.train.adversarial import attacked_outputs
-        from kgrec.train.loop import EmbeddingScorer, model_from
 
         model = model_from(rec, split)
         for eps in ATTACK_EPS:

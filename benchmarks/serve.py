@@ -14,10 +14,10 @@ the ratio of medians:
   (chunks of 1,024, exclusions masked, top 20);
 - ``start``: ``kgrec recommend RUN --user X`` as a new process, against a script that imports
   torch, reads the same saved vectors and ids and ranks (median of 5 each);
-- ``ann``: ``kgrec.serve.ann`` on a 1M-item catalogue (the run's item vectors plus vectors
+- ``ann``: ``kgrec.recommender.ann`` on a 1M-item catalogue (the run's item vectors plus vectors
   drawn from a Gaussian fitted to them), recall@20 of the index against the exact top 20 and
   the speed-up per query, for each library installed (faiss, hnswlib, usearch), items lifted
-  to a sphere (``kgrec.serve.ann``), and hnswlib on the raw inner product too.
+  to a sphere (``kgrec.recommender.ann``), and hnswlib on the raw inner product too.
 
 Goals (the real-time issue): single <= 1.3x, batch <= 1.2x time and memory, evaluate <=
 1.3x, start <= 1.3x; ANN recall >= 0.98 at >= 10x. One JSON per part,
@@ -206,7 +206,7 @@ def part_ann(rec, args) -> dict:
     import numpy as np
     import torch
 
-    from kgrec.serve.ann import BACKENDS, AnnIndex, available
+    from kgrec.recommender.ann import BACKENDS, AnnIndex, available
 
     items = rec.item_embedding.numpy().astype(np.float32)
     rng = np.random.default_rng(0)

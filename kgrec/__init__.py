@@ -53,13 +53,14 @@ _LAZY = {
     "list_datasets": "kgrec.ingest", "load_dataset": "kgrec.ingest",
     "load_recipe": "kgrec.ingest",
     "GraphSchema": "kgrec.schema",
-    "Recommendations": "kgrec.serve", "Recommender": "kgrec.serve",
+    "Recommendations": "kgrec.recommender", "Recommender": "kgrec.recommender",
     "LocalStore": "kgrec.store",
-    "train": "kgrec.serve",  # the trainer wrapped in a Recommender (kgrec.serve.training)
+    "train": "kgrec.train",  # the trainer wrapped in a Recommender (kgrec.train.api)
 }
 # subpackages reachable as attributes (kgrec.ingest.recipe_path, ...)
 _SUBMODULES = {"config", "data", "evaluate", "features", "graph", "ingest", "models", "neo4j",
-               "paths", "plot", "progress", "schema", "serve", "store", "train", "tune"}
+               "paths", "plot", "progress", "recommender", "schema", "serve", "store", "train",
+               "tune"}
 
 __all__ = [
     "Config", "ConfigError", "DataConfig", "DataFormatError", "DatasetNotFoundError", "EvalConfig",
@@ -114,6 +115,7 @@ if TYPE_CHECKING:  # for type checkers and IDEs: the names as if imported eagerl
     from kgrec.evaluate import MetricTable, evaluate, evaluate_ctr
     from kgrec.graph import RecGraph
     from kgrec.ingest import list_datasets, load_dataset, load_recipe
+    from kgrec.recommender import Recommendations, Recommender
     from kgrec.schema import GraphSchema
-    from kgrec.serve import Recommendations, Recommender, train
     from kgrec.store import LocalStore
+    from kgrec.train import train

@@ -216,7 +216,7 @@ def tune(space: SearchSpace | str | Path | dict[str, Any], config: Config | None
     from optuna.trial import TrialState
 
     from kgrec.data.split import split_for
-    from kgrec.serve import train
+    from kgrec.train import train
 
     if not isinstance(space, SearchSpace):
         space = SearchSpace.from_dict(space) if isinstance(space, dict) else SearchSpace.load(

@@ -73,7 +73,7 @@ def test_adversarial_training_runs_for_kggnn_and_hgnn(lastfm):
 
 def test_test_time_attack_rebuilds_the_model_and_lowers_test_recall(lastfm, tmp_path, capsys):
     from kgrec.cli import main
-    from kgrec.serve import model_from
+    from kgrec.train import model_from
     from kgrec.train.adversarial import attacked_outputs
     from kgrec.train.loop import EmbeddingScorer as Scores
 

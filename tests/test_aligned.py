@@ -12,8 +12,9 @@ import torch
 import kgrec
 from kgrec.errors import ConfigError
 from kgrec.evaluate import RandomScorer
+from kgrec.models import HGNN
 from kgrec.models.aligned import AlignedHGNN
-from kgrec.serve.training import model_from
+from kgrec.train import model_from
 from kgrec.train.align import GATE_K, OFFSETS
 
 pytestmark = pytest.mark.cost(40)
@@ -97,6 +98,9 @@ def test_the_student_places_new_items_and_the_gate_is_chosen_on_validation(plant
     torch.testing.assert_close(users, rec.user_embedding)
     c = np.flatnonzero(coldm)[:2]
     texts = [str(t) for t in split.graph.items.attrs["text"][c]]
+    # the model says from its own weights whether they place items from text
+    assert HGNN.places_items(again.config.model, again.state)
+    assert not HGNN.places_items(again.config.model, {})
     emb = again.add_items(["new-a", "new-b"], texts)
     torch.testing.assert_close(emb, rec.item_embedding[torch.from_numpy(c)])
     (top,) = again.recommend([again.user_ids[0]], k=again.num_items)
@@ -129,5 +133,6 @@ def test_a_run_saved_before_the_aligned_default_loads_as_the_joint_gnn(cold, tmp
     doc_path.write_text(json.dumps(doc))
     rec = kgrec.Recommender.load(tmp_path / "old")
     assert rec.config.model.options.ranking == "joint"
+    assert HGNN.places_items(rec.config.model, rec.state)  # the joint GNN's text projection
     model = model_from(rec, cold)
     assert not isinstance(model, AlignedHGNN)

@@ -9,7 +9,7 @@ import scipy.sparse as sp
 import torch
 
 import kgrec
-from kgrec.serve.ann import AnnIndex
+from kgrec.recommender.ann import AnnIndex
 
 pytestmark = pytest.mark.cost(5)
 

@@ -24,6 +24,7 @@ LAYERS = [
     {"data"},
     {"models"},
     {"evaluate"},
+    {"recommender"},
     {"train"},
     {"serve"},
     {"tune"},

@@ -5,14 +5,16 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from safetensors.torch import load_file, save_file
 
 import kgrec
 from kgrec.errors import ConfigError, DataFormatError
 from kgrec.graph import INTERACTED, ITEM, USER, EdgeTable, NodeTable, RecGraph
 from kgrec.models import HGNN
+from kgrec.models.adaptation import MetaLearner
 from kgrec.models.base import Isolation
 from kgrec.train.loop import graph_inputs
-from kgrec.train.meta import EpisodeSampler, MetaLearner, episode_graph, fewshot_outputs
+from kgrec.train.meta import EpisodeSampler, episode_graph, fewshot_outputs
 
 pytestmark = pytest.mark.cost(33)  # seconds on 2 idle cores: scheduled by it
 
@@ -132,7 +134,7 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
     # the same trained model with the held-out users' support links taken away (K = 0):
     # only the shots can tell these users apart, so without them they rank alike
     from kgrec.models.base import bipartite_adjacency
-    from kgrec.serve import model_from
+    from kgrec.train import model_from
     from kgrec.train.loop import EmbeddingScorer
 
     model = model_from(rec, fewshot)
@@ -149,7 +151,8 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
     t = torch.from_numpy(np.flatnonzero(held)[:2])
     torch.testing.assert_close(users[t[0]], users[t[1]])
     # the step sizes were learned
-    lr = rec.state["meta_learner.log_lr"].exp()
+    assert not any(k.startswith("meta_learner.") for k in rec.state)  # the model's own
+    lr = rec.adaptation.exp()
     assert not torch.allclose(lr, torch.full_like(lr, 0.5))
 
 
@@ -185,7 +188,8 @@ def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, me
     """A held-out user of the few-shot split is a new user whose links are in the graph:
     rebuilt from its support items it gets exactly the model's vector (before adaptation);
     added as a brand-new user it ranks its test items about as well as the evaluation did."""
-    from kgrec.serve import Recommender, model_from
+    from kgrec.recommender import Recommender
+    from kgrec.train import model_from
     from kgrec.train.loop import EmbeddingScorer
 
     rec = meta_rec
@@ -220,6 +224,22 @@ def test_add_users_builds_a_new_user_as_the_few_shot_evaluation_does(fewshot, me
     torch.testing.assert_close(cold[0], cold[1])
     # saved and loaded, the same users come out the same
     torch.testing.assert_close(Recommender.load(tmp_path / "rec").add_users(new_ids, named), vecs)
+    # a run saved when the step sizes were among the model's weights loads the same
+    t = load_file(str(tmp_path / "rec" / "model.safetensors"))
+    t["state.meta_learner.log_lr"] = t.pop("adaptation.log_lr")
+    save_file(t, str(tmp_path / "rec" / "model.safetensors"))
+    old = Recommender.load(tmp_path / "rec")
+    torch.testing.assert_close(old.adaptation, rec.adaptation)
+    assert not any(k.startswith("meta_learner.") for k in old.state)
+    model_from(old, fewshot)  # its state is the model's own weights
+    torch.testing.assert_close(old.add_users(new_ids, named), vecs)
+    assert rec.has_user(new_ids[0]) and not rec.has_user("nobody")
+    assert rec.has_item(rec.item_ids[0]) and not rec.has_item("no-such-item")
+    # a passer-by is ranked as the same user added is (one ranking path)
+    passing = rec.recommend_new(named[0], 20)
+    rec.add_users(["solo"], [named[0]])
+    (solo,) = rec.recommend(["solo"], 20)
+    assert (passing.items, passing.scores) == (solo.items, solo.scores)
     # bad input changes nothing
     before = (rec.num_users, rec.seen.nnz)
     with pytest.raises(kgrec.UnknownIdError, match="no-such-item"):
@@ -250,7 +270,8 @@ def test_add_users_reads_a_profile_as_training_does(ml100k, fewshot, meta_rec, t
     """ml-100k's users have an age, a gender and an occupation, which hgnn fuses into their
     input: a held-out user rebuilt from its support items and its profile gets exactly the
     model's vector, and the profile is what sets it apart from a user without one."""
-    from kgrec.serve import Recommender, model_from
+    from kgrec.recommender import Recommender
+    from kgrec.train import model_from
 
     s = kgrec.split(ml100k, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": {"ranking": "joint",
@@ -328,7 +349,7 @@ def test_add_users_encodes_a_profile_text_and_vector_as_training_does():
     through the text encoder, its vector through the trained projection, and both through the
     trained fusion as a training user's do; a user without text in the same call is fused
     from the rest of its profile; a bad vector is refused, naming the user."""
-    from kgrec.serve import model_from
+    from kgrec.train import model_from
 
     g = _profiled_graph()
     s = kgrec.split(g, "cold_user", valid=0.1, test=0.1, seed=0, shots=3)

@@ -54,7 +54,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
     token = read_token(args.token_file, args.host)
     ann = None if args.ann == "off" else args.ann
     if ann is not None:
-        from kgrec.serve.ann import available
+        from kgrec.recommender.ann import available
 
         if ann not in available():
             raise ConfigError(f"serve --ann {ann}: the library is not installed (pip install "

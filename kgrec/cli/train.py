@@ -37,8 +37,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import threading
 
     from kgrec.data.split import split_for
-    from kgrec.serve import train
-    from kgrec.train import distributed
+    from kgrec.train import distributed, train
 
     cfg = config_from_args(args)
     launching = (args.nproc > 1 or args.nnodes > 1) and "WORLD_SIZE" not in os.environ
@@ -94,7 +93,7 @@ def _split_of(rec, data_dir: str | None):
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from kgrec.evaluate import evaluation_report
-    from kgrec.serve import Recommender
+    from kgrec.recommender import Recommender
 
     rec = Recommender.load(args.run, device=args.device or "cpu")
     split = _split_of(rec, args.data_dir)
@@ -105,7 +104,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         import copy
 
         from kgrec.models.losses import ranking_loss
-        from kgrec.serve import model_from
+        from kgrec.train import model_from
         from kgrec.train.adversarial import attacked_outputs
 
         if args.among_cold or split.strategy == "ctr" or rec.config.meta.mode != "off":
@@ -129,7 +128,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 
 def cmd_recommend(args: argparse.Namespace) -> int:
-    from kgrec.serve import Recommender
+    from kgrec.recommender import Recommender
 
     if args.out and not str(args.out).endswith(".csv"):
         raise ConfigError(f"recommend --out {args.out}: writes CSV; name it FILE.csv")
@@ -212,7 +211,7 @@ def cmd_quickstart(args: argparse.Namespace) -> int:
     from kgrec.config import Config
     from kgrec.data.split import split_for
     from kgrec.evaluate import evaluation_report
-    from kgrec.serve import train
+    from kgrec.train import train
 
     con = console()
     cfg = Config(data={"dataset": "lastfm-hetrec-kg", "split": "random", "data_dir":

@@ -199,7 +199,7 @@ def evaluate(scorer: Scorer, data: EvalSet, k: int | list[int] = (10, 20), *,
     removed from the ranking; everything else, cold items included, is a candidate.
 
     Args:
-        scorer: a :class:`~kgrec.serve.Recommender` (anything with ``score_users``).
+        scorer: a :class:`~kgrec.recommender.Recommender` (anything with ``score_users``).
         data: ``split.valid`` or ``split.test``.
         k: cut-off(s).
         batch_users: users scored per chunk (memory is ``batch_users * num_items`` floats).

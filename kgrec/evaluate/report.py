@@ -23,7 +23,7 @@ def evaluation_report(rec: Any, split: Split, ks: Sequence[int], which: str = "t
     """Metrics of ``rec`` on one evaluation set of ``split``, as its protocol says.
 
     Args:
-        rec: a :class:`~kgrec.serve.Recommender` (it gives ``config.eval.batch_users`` and,
+        rec: a :class:`~kgrec.recommender.Recommender` (it gives ``config.eval.batch_users`` and,
             for ``by=["domain"]``, ``item_domains``).
         split: the split ``rec`` was trained on.
         ks: ranking cut-offs.

@@ -107,7 +107,7 @@ class AttributeSchema:
     """How a node type's attribute columns became model inputs: which columns, in which
     order, with which scaling (numeric) or vocabulary (categorical). Fitted on the training
     graph and kept, so a node added after training (a new user's profile,
-    :meth:`kgrec.serve.Recommender.add_users`) is encoded exactly as a training node.
+    :meth:`kgrec.recommender.Recommender.add_users`) is encoded exactly as a training node.
 
     Attributes:
         numeric: ``(column, mean, std)`` per numeric input, in input order.

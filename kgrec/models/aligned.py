@@ -243,6 +243,12 @@ class AlignedHGNN(RecModel):
 
     # ------------------------------------------------ new items, from a saved run's weights
     @classmethod
+    def places_items(cls, cfg: ModelConfig, state: Mapping[str, Tensor]) -> bool:
+        """Whether these saved weights place an item from its text: the student's trained
+        text projection (:class:`~kgrec.models.capabilities.PlacesItems`)."""
+        return "student.content.text_proj.weight" in state
+
+    @classmethod
     def items_from_text(cls, cfg: ModelConfig, state: Mapping[str, Tensor], texts: list[str],
                         device: str = "cpu") -> Tensor:
         """Ranking vectors ``[N, d + 1]`` of brand-new items from their texts, as the

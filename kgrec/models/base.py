@@ -180,7 +180,7 @@ class RecModel(nn.Module):
 
         ``trace``: if a list, a propagation model appends the item vectors each of its
         layers reads (``[I, d]`` per layer, layer 0 first); what a user added after training
-        is built from (:meth:`new_user`, :meth:`kgrec.serve.Recommender.add_users`).
+        is built from (:meth:`new_user`, :meth:`kgrec.recommender.Recommender.add_users`).
         """
         raise NotImplementedError
 

@@ -93,6 +93,11 @@ class PlacesItems(Protocol):
     (no graph, no model object): what ``Recommender.add_items`` serves with."""
 
     @classmethod
+    def places_items(cls, cfg: ModelConfig, state: Mapping[str, Tensor]) -> bool:
+        """Whether a run saved with this config and these weights can place an item from
+        its text (it was trained with text features); the class names its own weights."""
+
+    @classmethod
     def items_from_text(cls, cfg: ModelConfig, state: Mapping[str, Tensor],
                         texts: list[str], device: str = "cpu") -> Tensor:
         """Ranking vectors ``[N, d]`` of new items with these texts."""

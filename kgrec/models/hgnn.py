@@ -329,6 +329,17 @@ class HGNN(TaskHeads, KGGNN):
 
     # ------------------------------------------------ new nodes, from a saved run's weights
     @classmethod
+    def places_items(cls, cfg: ModelConfig, state: Mapping[str, Tensor]) -> bool:
+        """Whether these saved weights place an item from its text: the trained text
+        projection of the items' content (the aligned ranking's student's, under
+        ``hgnn.ranking`` aligned; :class:`~kgrec.models.capabilities.PlacesItems`)."""
+        if cfg.options.ranking == "aligned":
+            from kgrec.models.aligned import AlignedHGNN
+
+            return AlignedHGNN.places_items(cfg, state)
+        return "item_content.text_proj.weight" in state
+
+    @classmethod
     def items_from_text(cls, cfg: ModelConfig, state: Mapping[str, Tensor], texts: list[str],
                         device: str = "cpu") -> Tensor:
         """Ranking vectors ``[N, d]`` of brand-new items from their texts, as this model

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.progress import progress as progress_bar
-from kgrec.serve.recommender import Recommender
+from kgrec.recommender import Recommender
 
 
 def run_id(run: str | Path) -> str:

@@ -3,8 +3,9 @@
 FastAPI because it is what Python services of this kind are written in: typed request
 models give the OpenAPI page (``/docs``, ``/openapi.json``) and field-level 4xx errors for
 free, and uvicorn is its standard server. Every endpoint is ``async`` and runs on the event
-loop's one thread: the model (a :class:`~kgrec.serve.Recommender`) is read and changed by one
-request at a time, with no lock, and a ranking (a millisecond) never waits for a thread pool.
+loop's one thread: the model (a :class:`~kgrec.recommender.Recommender`) is read and changed
+by one request at a time, with no lock, and a ranking (a millisecond) never waits for a thread
+pool.
 Only loading a run for a reload runs on a worker thread, while the old run keeps serving.
 
 Endpoints (see ``/docs``):
@@ -53,8 +54,8 @@ from prometheus_client.exposition import CONTENT_TYPE_LATEST
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from kgrec.errors import ConfigError, DataFormatError, KgrecError, UnknownIdError
+from kgrec.recommender import Recommender
 from kgrec.serve.events import EventLog, read_events
-from kgrec.serve.recommender import Recommender
 
 log = logging.getLogger("kgrec.serve")
 
@@ -170,7 +171,7 @@ class Service:
                 continue
             try:
                 if e["type"] == "item":
-                    if e["id"] not in rec._item_index:
+                    if not rec.has_item(e["id"]):
                         rec.add_items([e["id"]], [e["text"]],
                                       names=[e.get("name") or e["text"]],
                                       domain=e.get("domain", ""))
@@ -364,7 +365,7 @@ def create_app(service: Service) -> FastAPI:
         for n, e in enumerate(events):
             where = f"events.{n}." if isinstance(req, InteractionsRequest) else ""
             _known_item(rec, e.item, where + "item")
-            if e.user not in rec._user_index and rec.new_users is None:
+            if not rec.has_user(e.user) and rec.new_users is None:
                 raise ApiError(404, f"unknown user id {e.user!r}, and a {rec.name!r} model "
                                     "cannot place new users", where + "user")
         now = time.time()
@@ -382,7 +383,7 @@ def create_app(service: Service) -> FastAPI:
         """A brand-new item, placed from its text as evaluation places a cold item and
         servable at once (models that place items from text: hgnn with text features)."""
         rec = s.rec
-        if item.id in rec._item_index:
+        if rec.has_item(item.id):
             raise ApiError(409, f"item id {item.id!r} exists already", "id")
         if not item.text.strip():
             raise ApiError(422, "text: must not be blank", "text")
@@ -432,12 +433,12 @@ def _k_fits(rec: Recommender, k: int) -> None:
 
 
 def _known_user(rec: Recommender, user: str, field: str = "user_id") -> None:
-    if user not in rec._user_index:
+    if not rec.has_user(user):
         raise ApiError(404, f"unknown user id {user!r}", field)
 
 
 def _known_item(rec: Recommender, item: str, field: str = "item") -> None:
-    if item not in rec._item_index:
+    if not rec.has_item(item):
         raise ApiError(404, f"unknown item id {item!r}", field)
 
 

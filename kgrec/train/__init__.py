@@ -1,11 +1,13 @@
 """Training: the trainer with overridable steps, the objective's terms (ranking, task
-heads, adversarial, meta-episodes, L2), negative sampling, few-shot episodes.
+heads, adversarial, meta-episodes, L2), few-shot episodes.
 
-:func:`kgrec.train` (which returns a :class:`~kgrec.serve.Recommender`) is
-:func:`kgrec.serve.training.train`, a :class:`Trainer` run wrapped by serve.
+:func:`kgrec.train` (which returns a :class:`~kgrec.recommender.Recommender`) is
+:func:`kgrec.train.api.train`, a :class:`Trainer` run wrapped in a recommender;
+:func:`model_from` rebuilds the model behind one.
 """
 
 from kgrec.models.losses import LOSSES
+from kgrec.train.api import model_from, recommender_from, train
 from kgrec.train.loop import (
     EmbeddingScorer,
     TrainedModel,
@@ -18,4 +20,5 @@ from kgrec.train.loop import (
 from kgrec.train.objectives import Objective, build_objective
 
 __all__ = ["LOSSES", "EmbeddingScorer", "Objective", "TrainedModel", "Trainer",
-           "TrainingStopped", "build_objective", "graph_inputs", "resolve_device", "validate"]
+           "TrainingStopped", "build_objective", "graph_inputs", "model_from",
+           "recommender_from", "resolve_device", "train", "validate"]

@@ -18,12 +18,12 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kgrec.data.sampling import NegativeSampler
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import RecModel
 from kgrec.models.capabilities import Attackable, has
 from kgrec.models.losses import BPR, RankingLoss
-from kgrec.train.sampling import NegativeSampler
 
 Encode = Callable[[Tensor, Tensor], tuple[Tensor, Tensor]]
 Loss = Callable[[Tensor, Tensor], Tensor]

@@ -69,7 +69,7 @@ def fit_student(model: Any, split: Split, cfg: Config, rng: np.random.Generator,
     quality = torch.tanh(deg / max(n0, 1.0))
     tu = torch.from_numpy(split.train_users.astype(np.int64))
     ti = torch.from_numpy(split.train_items.astype(np.int64))
-    from kgrec.train.sampling import NegativeSampler
+    from kgrec.data.sampling import NegativeSampler
 
     sampler = NegativeSampler(split.train_users, split.train_items, split.num_items, rng)
     params = [p for p in model.student.parameters() if p.requires_grad]

@@ -7,8 +7,8 @@ override (:meth:`~Trainer.build_model`, :meth:`~Trainer.build_objective`,
 :meth:`~Trainer.train_step`, :meth:`~Trainer.train_epoch`, :meth:`~Trainer.validate`,
 :meth:`~Trainer.save_checkpoint`, :meth:`~Trainer.on_epoch_end`), and callbacks hook into
 each validation. It returns the trained model and its history (:class:`TrainedModel`);
-:func:`kgrec.train` (in :mod:`kgrec.serve.training`) wraps that in a
-:class:`~kgrec.serve.Recommender` and saves it.
+:func:`kgrec.train` (in :mod:`kgrec.train.api`) wraps that in a
+:class:`~kgrec.recommender.Recommender` and saves it.
 """
 
 from __future__ import annotations
@@ -28,6 +28,7 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kgrec.config import Config
+from kgrec.data.sampling import NegativeSampler
 from kgrec.data.split import Split
 from kgrec.evaluate.ranking import EmbeddingScorer, evaluate, evaluate_ctr
 from kgrec.models import GraphInputs, RecModel, build_model
@@ -44,7 +45,6 @@ from kgrec.train.checkpoint import (
     stop_on_signal,
 )
 from kgrec.train.objectives import Objective, build_objective
-from kgrec.train.sampling import NegativeSampler
 
 log = logging.getLogger(__name__)
 

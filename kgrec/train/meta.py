@@ -25,22 +25,21 @@ the handful (K) of links it has. This module trains for exactly that and evaluat
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass
 
 import numpy as np
 import scipy.sparse as sp
 import torch
-import torch.nn.functional as F
-from torch import Tensor, nn
+from torch import Tensor
 
 from kgrec.config import MetaConfig
+from kgrec.data.sampling import NegativeSampler
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
+from kgrec.models.adaptation import MetaLearner
 from kgrec.models.base import Isolation, bipartite_adjacency
 from kgrec.models.capabilities import FewShot
 from kgrec.models.losses import RankingLoss
-from kgrec.train.sampling import NegativeSampler
 
 SIDES = ("user", "item")
 
@@ -125,58 +124,6 @@ class EpisodeSampler:
 
 def _links(parts: list[np.ndarray]) -> np.ndarray:
     return np.concatenate(parts).astype(np.int64).reshape(-1, 2)
-
-
-class MetaLearner(nn.Module):
-    """First-order MAML over the output vectors of a batch of nodes, with a learned
-    per-dimension inner step size (Meta-SGD).
-
-    Args:
-        dim: vector size ``d``.
-        steps: inner gradient steps.
-        lr: initial inner step size.
-        learn_lr: learn the step sizes (``False``: plain fine-tuning at ``lr``).
-    """
-
-    def __init__(self, dim: int, steps: int = 3, lr: float = 0.5, learn_lr: bool = True) -> None:
-        super().__init__()
-        self.steps = steps
-        self.log_lr = nn.Parameter(torch.full((dim,), math.log(lr)), requires_grad=learn_lr)
-
-    def adapt(self, start: Tensor, side: str, task: Tensor, other_pos: Tensor,
-              other_neg: Tensor) -> Tensor:
-        """Adapt ``start`` ``[T, d]`` on support links.
-
-        Each support link of task ``t`` pairs the task's vector with ``other_pos`` (the linked
-        node's vector on the other side, ``[S, d]``) against a sampled negative:
-        user side, ``other_neg`` is a non-linked item's vector and the loss is
-        ``-log sigmoid(<v_t, pos> - <v_t, neg>)``; item side, ``other_pos`` is a linked user's
-        vector, ``other_neg`` an item that user did not link, and the loss is
-        ``-log sigmoid(<u, v_t> - <u, neg>)``. Losses are averaged per task, so K does not
-        scale the step. Inner gradients are constants (first order); a task with no support
-        link keeps its start.
-
-        Returns:
-            ``[T, d]`` adapted vectors (differentiable w.r.t. ``start`` and the step sizes).
-        """
-        if self.steps == 0 or len(task) == 0:
-            return start
-        counts = torch.bincount(task, minlength=start.shape[0]).clamp(min=1).float()
-        w = (1.0 / counts)[task]
-        pos, neg = other_pos.detach(), other_neg.detach()
-        lr = self.log_lr.exp()
-        v = start
-        for _ in range(self.steps):
-            leaf = v.detach().requires_grad_(True)
-            vt = leaf[task]
-            if side == "user":
-                margin = (vt * pos).sum(-1) - (vt * neg).sum(-1)
-            else:
-                margin = (pos * vt).sum(-1) - (pos * neg).sum(-1)
-            loss = -(F.logsigmoid(margin) * w).sum()
-            (g,) = torch.autograd.grad(loss, leaf)
-            v = v - lr * g
-        return v
 
 
 def _vectors(users: Tensor, items: Tensor, side: str) -> Tensor:

@@ -35,13 +35,13 @@ import numpy as np
 from torch import Tensor, nn
 
 from kgrec.config import Config
+from kgrec.data.sampling import NegativeSampler
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, PairBatch, RecModel
 from kgrec.models.capabilities import Attackable, FewShot, MultiTask, has
 from kgrec.models.losses import RankingLoss, ranking_loss
 from kgrec.train.adversarial import adversarial_loss
-from kgrec.train.sampling import NegativeSampler
 
 
 @dataclass
@@ -183,7 +183,8 @@ def build_objective(model: RecModel, cfg: Config, split: Split, sampler: Negativ
                                      cfg.train.adv_steps))
     terms.append(L2Term(cfg.train.reg))
     if cfg.meta.mode != "off":
-        from kgrec.train.meta import MetaLearner, MetaObjective
+        from kgrec.models.adaptation import MetaLearner
+        from kgrec.train.meta import MetaObjective
 
         _need(model, FewShot, "meta.mode")
         device = next(model.parameters()).device

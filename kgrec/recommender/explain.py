@@ -10,6 +10,10 @@ Two kinds of reason, the first that applies:
 - otherwise the **nearest items** the user had, by the model's own item vectors (cosine):
   ``like 'Air' (0.91) and 'Moby' (0.88), which you have``; the model ranks by those vectors,
   so this is the reason nearest to its own.
+
+:class:`Explainer` finds them; :class:`Explaining` is what a
+:class:`~kgrec.recommender.Recommender` answers them with (:meth:`Explaining.explain`,
+:meth:`Explaining.explanations`).
 """
 
 from __future__ import annotations
@@ -18,13 +22,12 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
-import scipy.sparse as sp
 import torch
 from torch import Tensor
 
 from kgrec.features.nodetext import readable
 from kgrec.graph import KnowledgeTriples
+from kgrec.recommender.catalogue import Catalogue, seen_items
 
 
 @dataclass
@@ -211,6 +214,34 @@ class Explainer:
                            self.graphs(seen, target, max_paths) if found else [])
 
 
-def seen_items(seen: sp.csr_matrix, u: int) -> np.ndarray:
-    """The items of user row ``u`` of a CSR ``[U, I]`` matrix."""
-    return seen.indices[seen.indptr[u]:seen.indptr[u + 1]]
+
+class Explaining(Catalogue):
+    """A :class:`~kgrec.recommender.catalogue.Catalogue`'s explanations, over its KG, its
+    items' names and vectors and what each user has."""
+
+    @property
+    def explainer(self) -> Explainer:
+        """The :class:`Explainer` over this model's KG and items."""
+        if self._explainer is None:
+            self._explainer = Explainer(self.kg, self.item_names, self.entity_ids,
+                                        self.entity_names, self.item_embedding)
+        return self._explainer
+
+    def explain(self, user: str, item: str, max_paths: int = 5) -> list[str]:
+        """Knowledge-graph paths from the user's training items to ``item`` (at most two hops),
+        as text; entities without a name are named by the relation and the items they link.
+
+        Each path reads ``seen item -[relation]-> entity <-[relation]- item``.
+        """
+        (u,) = self.user_index([user])
+        (t,) = self.item_index([item])
+        return self.explainer.paths(seen_items(self.seen, int(u)).tolist(), int(t), max_paths)
+
+    def explanations(self, user: str, items: Sequence[str], max_paths: int = 3
+                     ) -> list[Explanation]:
+        """Why each of ``items`` suits ``user``: KG paths where there are any, else the
+        user's items nearest to it by the model's item vectors."""
+        (u,) = self.user_index([user])
+        seen = seen_items(self.seen, int(u)).tolist()
+        return [self.explainer.explain(seen, int(t), str(x), max_paths)
+                for x, t in zip(items, self.item_index(items), strict=True)]

@@ -1,9 +1,12 @@
 """Training, as a user calls it: :func:`train` runs a :class:`~kgrec.train.Trainer` and wraps
-the trained model in a :class:`Recommender` (saved with its curves when ``out_dir`` is
-given); :func:`model_from` rebuilds the model behind a saved recommender.
+the trained model in a :class:`~kgrec.recommender.Recommender` (saved with its curves when
+``out_dir`` is given); :func:`model_from` rebuilds the model behind a saved recommender.
 
-This lives in serve, above the trainer, because what it returns is serve's: the trainer
-returns a model and its history and knows nothing of recommenders.
+The trainer itself returns a model and its history and knows nothing of recommenders; this
+module, above it in the train layer and above :mod:`kgrec.recommender`, joins the two. It
+also hands the recommender what training added to the model beside its own weights: the
+few-shot adaptation's learned step sizes (the submodule ``meta_learner``), as the
+recommender's ``adaptation``.
 """
 
 from __future__ import annotations
@@ -22,8 +25,8 @@ from kgrec.config import Config
 from kgrec.data.split import Split, fingerprint
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
-from kgrec.serve.newusers import UserFoldIn
-from kgrec.serve.recommender import Recommender
+from kgrec.models.adaptation import MetaLearner
+from kgrec.recommender import Recommender, UserFoldIn
 from kgrec.train.loop import Callback, Trainer, outputs
 
 
@@ -33,7 +36,7 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
           ) -> Recommender | None:
     """Train ``config.model`` on ``split`` with a :class:`~kgrec.train.Trainer` (its
     arguments, documented there) and wrap the best validated model in a
-    :class:`~kgrec.serve.Recommender`; with ``out_dir`` it is saved there beside
+    :class:`~kgrec.recommender.Recommender`; with ``out_dir`` it is saved there beside
     ``history.json`` and ``curves.png``. After ``train`` returns, ``stop.is_set()`` tells
     whether it was stopped (Ctrl-C, SIGTERM or the event) before its last epoch.
 
@@ -61,12 +64,12 @@ def train(split: Split, config: Config | None = None, *, out_dir: str | Path | N
 
 def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
     """Rebuild the trained model behind a saved recommender (its config and weights) over
-    ``split``'s training graph, e.g. to attack its inputs at test time."""
+    ``split``'s training graph, e.g. to attack its inputs at test time (without the
+    adaptation's learner, which the recommender keeps as its ``adaptation``)."""
     cfg = rec.config
     model = build_model(cfg.model, GraphInputs.from_split(split), device=device,
                         progress=False)
-    state = {k: v for k, v in rec.state.items() if not k.startswith("meta_learner.")}
-    model.load_state_dict(state)
+    model.load_state_dict(rec.state)
     return model.to(device).eval()
 
 
@@ -74,7 +77,10 @@ def model_from(rec: Recommender, split: Split, device: str = "cpu") -> RecModel:
 def recommender_from(model: RecModel, split: Split, cfg: Config,
                      history: list[dict[str, Any]]) -> Recommender:
     """Freeze a trained model's embeddings into a :class:`Recommender`, with what
-    :meth:`Recommender.add_users` builds new users from."""
+    :meth:`Recommender.add_users` builds new users from: the fold-in, and the learned log
+    step sizes ``[d]`` of the model's ``meta_learner`` (added by the trainer under
+    ``meta.mode``) as its ``adaptation``; its ``state`` is the model's own weights, without
+    the learner's."""
     trace: list[Tensor] = []
     users, items = outputs(model, split, cfg, trace)
     parts = model.new_user()
@@ -84,6 +90,10 @@ def recommender_from(model: RecModel, split: Split, cfg: Config,
         # (the graph is bipartite), so their sum is all a new user needs
         n = len(trace) + 1
         fold_in = UserFoldIn(parts[0] / n, parts[1], torch.stack(trace).sum(0) / n)
+    learner = getattr(model, "meta_learner", None)
+    adaptation = learner.log_lr.detach() if isinstance(learner, MetaLearner) else None
+    own = {k: v for k, v in model.state_dict().items()
+           if not k.startswith("meta_learner.") and not v.is_sparse and v.layout == torch.strided}
     g = split.graph
     ent = g.nodes.get(ENTITY)
     kg = g.knowledge()
@@ -94,7 +104,7 @@ def recommender_from(model: RecModel, split: Split, cfg: Config,
                        entity_ids=ent.ids.tolist() if ent is not None else [],
                        entity_names=(ent.attrs["name"].tolist() if ent is not None
                                      and "name" in ent.attrs else []),
-                       state={k: v for k, v in model.state_dict().items() if not v.is_sparse
-                              and v.layout == torch.strided},
-                       history=history, dataset=g.name, split_fingerprint=fingerprint(split),
-                       fold_in=fold_in, user_profile=model.user_profile(), device=users.device)
+                       state=own, history=history, dataset=g.name,
+                       split_fingerprint=fingerprint(split), fold_in=fold_in,
+                       user_profile=model.user_profile(), adaptation=adaptation,
+                       device=users.device)

@@ -53,15 +53,18 @@ class NewUserEncoder:
         fold_in: the trained model's :class:`UserFoldIn`.
         config: the config it was trained with (the model's, whose class encodes profiles,
             and ``meta``).
-        state: its weights (``user_content.*`` for profiles, ``meta_learner.log_lr`` for the
-            adaptation's learned step sizes).
+        state: its weights (what its class reads to encode a profile,
+            :class:`~kgrec.models.capabilities.PlacesUsers`).
         profile: how it encodes a user's attributes (``None``: it reads no profiles).
         dataset: the dataset's name (its recipe's ``user_text`` template gives a profile its
             text).
+        adaptation: the adaptation's learned log step sizes ``[d]``
+            (:class:`~kgrec.models.adaptation.MetaLearner`; ``None``: no adaptation).
     """
 
     def __init__(self, fold_in: UserFoldIn, *, config: Config, state: Mapping[str, Tensor],
                  profile: AttributeSchema | None = None, dataset: str = "",
+                 adaptation: Tensor | None = None,
                  device: str | torch.device = "cpu") -> None:
         self.device = torch.device(device)
         self.fold_in = fold_in.to(self.device)
@@ -69,6 +72,7 @@ class NewUserEncoder:
         self.state = state
         self.profile = profile
         self.dataset = dataset
+        self.adaptation = adaptation
 
     def encode(self, ids: Sequence[str], links: Sequence[np.ndarray], item_degree: np.ndarray,
                item_embedding: Tensor, *,
@@ -190,15 +194,16 @@ class NewUserEncoder:
     def adapt(self, vecs: Tensor, links: Sequence[np.ndarray], item_embedding: Tensor, *,
               pool: np.ndarray, seed: int = 0) -> Tensor:
         """The few-shot evaluation's adaptation (:func:`kgrec.train.meta.fewshot_outputs`) of
-        user vectors ``[N, d]`` on their links, against one random item from ``pool`` (items
-        with training links, never one of the user's own) per link; unchanged where the model
-        was not trained to adapt (``meta.mode`` off)."""
+        user vectors ``[N, d]`` on their links, with the learned step sizes
+        (:attr:`adaptation`), against one random item from ``pool`` (items with training
+        links, never one of the user's own) per link; unchanged where the model was not
+        trained to adapt (``meta.mode`` off)."""
         meta = self.config.meta
-        log_lr = self.state.get("meta_learner.log_lr")
+        log_lr = self.adaptation
         if meta.mode == "off" or log_lr is None or meta.inner_steps == 0:
             return vecs
-        from kgrec.train.meta import MetaLearner
-        from kgrec.train.sampling import NegativeSampler
+        from kgrec.data.sampling import NegativeSampler
+        from kgrec.models.adaptation import MetaLearner
 
         learner = MetaLearner(vecs.shape[1], steps=meta.inner_steps).to(self.device)
         learner.log_lr.data.copy_(log_lr.to(self.device))
