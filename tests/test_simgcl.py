@@ -19,7 +19,7 @@ from kgrec.train.loop import graph_inputs
 from kgrec.train.objectives import ContrastiveTerm, L2Term, RankingTerm, build_objective
 from tests.conftest import planted_ratings, write_kgcn
 
-pytestmark = pytest.mark.cost(30)  # seconds on 2 idle cores: scheduled by it
+pytestmark = pytest.mark.cost(14)  # seconds on 2 idle cores: scheduled by it
 
 
 @pytest.fixture(scope="module")
