@@ -32,8 +32,8 @@ Training budget: the contrast is on cosine, whose gradient grows as the vectors 
 LightGCN's initial vectors are small, so for the first few hundred steps it outweighs the
 ranking loss and the ranking barely moves (on Last.FM at ``train.lr: 0.005``, 15 epochs of
 2,048 pairs, random split seed 0, test Recall@20: lightgcn 0.324, simgcl 0.117, simgcl at
-``lr: 0.02`` 0.265, xsimgcl 0.392). The
-papers train for thousands of steps; budget epochs (or the learning rate) accordingly.
+``lr: 0.02`` 0.265, xsimgcl 0.392). The papers train for thousands of steps; budget epochs
+(or the learning rate) accordingly.
 
 Defaults (``model.simgcl.*``, ``model.xsimgcl.*``), from the reference code:
 
