@@ -8,6 +8,7 @@ import torch
 
 import kgrec
 from kgrec.models import MODELS, build_model
+from kgrec.models.capabilities import Contrastive, has
 from kgrec.train.loop import graph_inputs
 from tests.conftest import planted_ratings, write_kgcn
 
@@ -25,11 +26,14 @@ def quick(model: str, epochs: int = 10, **train) -> kgrec.Config:
 
 
 # every built-in model in the registry (a test file's own models aside); hgnn, whose text
-# encoding makes it the slow one, learns in test_model.py on a budget of its own
+# encoding makes it the slow one, learns in test_model.py on a budget of its own, and so do
+# the contrastive models in test_simgcl.py (their contrast's gradients dominate the first few
+# hundred steps at the default lr, and its loss does not halve: 15 epochs here are ~135)
 BUILT_IN = [m for m in MODELS if MODELS.get(m).__module__.startswith("kgrec.")]
 
 
-@pytest.mark.parametrize("model", [m for m in BUILT_IN if m != "hgnn"])
+@pytest.mark.parametrize("model", [m for m in BUILT_IN if m != "hgnn"
+                                   and not has(MODELS.get(m), Contrastive)])
 def test_each_model_learns_far_above_chance(split, model):
     rec = kgrec.train(split, quick(model, epochs=15), progress=False)
     m = kgrec.evaluate(rec, split.test, k=20)

@@ -31,10 +31,12 @@ from kgrec.models.mf import MF
 from kgrec.models.lightgcn import LightGCN
 from kgrec.models.kggnn import KGGNN
 from kgrec.models.hgnn import HGNN
+from kgrec.models.simgcl import SimGCL, XSimGCL
 # isort: on
 
 __all__ = ["HGNN", "KGGNN", "LOSSES", "MF", "MODELS", "Encoded", "GraphInputs", "Isolation",
-           "LightGCN", "PairBatch", "RecModel", "build_model", "check_config", "model_class"]
+           "LightGCN", "PairBatch", "RecModel", "SimGCL", "XSimGCL", "build_model",
+           "check_config", "model_class"]
 
 
 def model_class(name: str) -> type[RecModel]:

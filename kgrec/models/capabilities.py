@@ -23,6 +23,8 @@ capability             what it means                               who needs it
 :class:`Propagates`    multiplies by a symmetric user-item          data-parallel training
                        adjacency that can be swapped for another    (``kgrec train --nproc``)
                        operator standing for it
+:class:`Contrastive`   a self-supervised contrast between views     the objective's
+                       its training step made                       ``ContrastiveTerm``
 =====================  ==========================================  =========================
 """
 
@@ -151,6 +153,19 @@ class Propagates(Protocol):
     def use_adjacency(self, adj: Any) -> None:
         """Propagate over ``adj`` from now on: a sparse tensor, or a callable
         ``x [N, d] -> A @ x [N, d]`` standing for one."""
+
+
+@runtime_checkable
+class Contrastive(Protocol):
+    """A contrastive loss between views of the nodes that its training step's forward pass
+    (:meth:`~kgrec.models.base.RecModel.encode_batch`) made, e.g. SimGCL's noise-perturbed
+    passes; the objective adds ``cl_weight`` x it (:mod:`kgrec.train.objectives`)."""
+
+    cl_weight: float
+
+    def contrastive_loss(self, enc: Encoded, batch: PairBatch) -> Tensor:
+        """The step's unweighted contrastive loss (a scalar), from ``enc`` (this step's
+        ``encode_batch()``, whose ``private`` carries the views) and the step's pairs."""
 
 
 def has(model: Any, capability: type) -> bool:

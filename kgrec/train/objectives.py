@@ -8,6 +8,8 @@ term                       what it adds                   enabled by            
                            batch's pairs                  task heads)
 :class:`MultiTaskTerm`     every task head's loss,        always (models with     ``MultiTask``
                            weighted (fixed/uncertainty)   task heads)
+:class:`ContrastiveTerm`   ``cl_weight`` x the model's    always (models with a   ``Contrastive``
+                           contrast between its views     contrast)
 :class:`AdversarialTerm`   the ranking loss at worst-     ``train.adv_eps > 0``   ``Attackable``
                            case perturbed layer-0 inputs
 :class:`L2Term`            ``reg / 2`` x the batch's      always                  -
@@ -39,7 +41,7 @@ from kgrec.data.sampling import NegativeSampler
 from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, PairBatch, RecModel
-from kgrec.models.capabilities import Attackable, FewShot, MultiTask, has
+from kgrec.models.capabilities import Attackable, Contrastive, FewShot, MultiTask, has
 from kgrec.models.losses import RankingLoss, ranking_loss
 from kgrec.train.adversarial import adversarial_loss
 
@@ -89,6 +91,17 @@ class MultiTaskTerm:
         model = step.model  # a MultiTask model (build_objective chose this term for it)
         losses, parts, step.clean = model.task_losses(step.enc, step.batch, step.loss)
         return model.combine_tasks(losses), parts
+
+
+class ContrastiveTerm:
+    """``cl_weight`` x the model's contrastive loss between the views its step made
+    (:meth:`~kgrec.models.capabilities.Contrastive.contrastive_loss`); logs the unweighted
+    loss as ``cl``."""
+
+    def __call__(self, step: Step) -> tuple[Tensor, dict[str, float]]:
+        model = step.model  # a Contrastive model (build_objective chose this term for it)
+        value = model.contrastive_loss(step.enc, step.batch)
+        return model.cl_weight * value, {"cl": float(value.detach())}
 
 
 @dataclass
@@ -170,13 +183,15 @@ class Objective:
 
 def build_objective(model: RecModel, cfg: Config, split: Split, sampler: NegativeSampler,
                     rng: np.random.Generator) -> Objective:
-    """The objective ``cfg`` asks for on ``model``: its ranking (or multi-task) term, the
-    adversarial term under ``train.adv_eps``, L2, and meta-episodes under ``meta.mode:
-    meta``. Under ``meta.mode`` finetune or meta the model gets its :class:`MetaLearner` as
-    the submodule ``meta_learner`` (optimised, checkpointed and saved with it: its learned
-    step sizes adapt new users at serving time)."""
+    """The objective ``cfg`` asks for on ``model``: its ranking (or multi-task) term, its
+    contrast if it is ``Contrastive``, the adversarial term under ``train.adv_eps``, L2, and
+    meta-episodes under ``meta.mode: meta``. Under ``meta.mode`` finetune or meta the model
+    gets its :class:`MetaLearner` as the submodule ``meta_learner`` (optimised, checkpointed
+    and saved with it: its learned step sizes adapt new users at serving time)."""
     loss = ranking_loss(cfg.train)
     terms: list[Term] = [MultiTaskTerm() if has(model, MultiTask) else RankingTerm()]
+    if has(model, Contrastive):
+        terms.append(ContrastiveTerm())
     if cfg.train.adv_eps > 0:
         _need(model, Attackable, "train.adv_eps")
         terms.append(AdversarialTerm(cfg.train.adv_eps, cfg.train.adv_weight,
@@ -205,5 +220,6 @@ def _need(model: nn.Module, capability: type, field: str) -> None:
                           field=field)
 
 
-__all__: Sequence[str] = ["AdversarialTerm", "L2Term", "MetaEpisodeTerm", "MultiTaskTerm",
-                          "Objective", "RankingTerm", "Step", "Term", "build_objective"]
+__all__: Sequence[str] = ["AdversarialTerm", "ContrastiveTerm", "L2Term", "MetaEpisodeTerm",
+                          "MultiTaskTerm", "Objective", "RankingTerm", "Step", "Term",
+                          "build_objective"]
