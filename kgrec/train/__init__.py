@@ -11,11 +11,10 @@ from kgrec.train.loop import (
     TrainedModel,
     Trainer,
     TrainingStopped,
-    graph_inputs,
     resolve_device,
     validate,
 )
 from kgrec.train.objectives import Objective, build_objective
 
 __all__ = ["LOSSES", "EmbeddingScorer", "Objective", "TrainedModel", "Trainer",
-           "TrainingStopped", "build_objective", "graph_inputs", "resolve_device", "validate"]
+           "TrainingStopped", "build_objective", "resolve_device", "validate"]

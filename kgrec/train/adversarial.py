@@ -18,7 +18,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import RecModel
 from kgrec.models.capabilities import Attackable, has

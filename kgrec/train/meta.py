@@ -35,7 +35,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from kgrec.config import MetaConfig
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import Isolation, bipartite_adjacency
 from kgrec.models.capabilities import FewShot

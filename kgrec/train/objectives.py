@@ -35,7 +35,7 @@ import numpy as np
 from torch import Tensor, nn
 
 from kgrec.config import Config
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, PairBatch, RecModel
 from kgrec.models.capabilities import Attackable, FewShot, MultiTask, has
