@@ -44,7 +44,7 @@ def test_moved_names_builds_a_module_getattr():
     with pytest.warns(KgrecDeprecationWarning) as said:
         assert getattr_("kept") == 3  # its value, not the new name's (never imported)
     _one_warning(said, "kgrec.graph.X")
-    with pytest.raises(AttributeError, match="some.module.*'missing'"):
+    with pytest.raises(AttributeError, match=r"some\.module.*'missing'"):
         getattr_("missing")
     # the owner defaults to the calling module
     inferred = moved_names({"x": ("kgrec.graph", "RecGraph")})
@@ -133,6 +133,15 @@ def test_the_cli_s_old_report_name(monkeypatch):
     assert got == ("report", ("rec", "split", [20], "test", False, ()))
 
 
+def test_the_cli_s_old_module_names():
+    import kgrec.cli
+
+    with pytest.warns(KgrecDeprecationWarning) as said:
+        assert kgrec.cli.QUICKSTART_MODEL == importlib.import_module(
+            "kgrec.cli.train").QUICKSTART_MODEL
+    _one_warning(said, "kgrec.cli.train.QUICKSTART_MODEL")
+
+
 def test_graph_inputs_is_gone_from_the_trainer():
     train = importlib.import_module("kgrec.train")  # kgrec.train is the function
     assert not hasattr(importlib.import_module("kgrec.train.loop"), "graph_inputs")
@@ -145,7 +154,7 @@ FLAT = {"model": {"name": "hgnn", "dim": 16, "kg_items": "cold", "id_dropout": 0
 
 
 def test_migrate_config_moves_the_flat_options_under_the_model_s_name():
-    import kgrec.models  # noqa: F401  (registers the models' options)
+    import kgrec.models  # registers the models' options
 
     with pytest.warns(KgrecDeprecationWarning) as said:
         new = migrate_config(FLAT)
@@ -175,7 +184,7 @@ def test_config_written_in_python_with_a_flat_option_migrates_too():
 
 
 def test_migrate_field_for_set_and_search_spaces():
-    import kgrec.models  # noqa: F401
+    import kgrec.models
 
     assert migrate_field("train.lr") == "train.lr"
     assert migrate_field("model.hgnn.kg_items") == "model.hgnn.kg_items"
@@ -208,7 +217,7 @@ def test_a_search_space_with_an_old_field_name():
 
 
 def test_migrate_run_on_an_old_saved_document():
-    import kgrec.models  # noqa: F401
+    import kgrec.models
 
     # saved with the options under the model's name, but before `ranking` existed
     doc = {"format": 1, "user_ids": ["u"],
@@ -234,7 +243,7 @@ def test_migrate_run_on_an_old_saved_document():
 SHIMS = {"kgrec.data.split": None,  # the whole module
          "kgrec.config": {"SPLITS", "MODELS", "LOSSES", "MODALITIES"},
          "kgrec.models.base": {"bpr_loss", "softmax_loss", "Objective"},
-         "kgrec.cli": {"test_report"}}
+         "kgrec.cli": {"test_report", "QUICKSTART_MODEL"}}
 # a module another change moves: its import is switched there (pyproject's filterwarnings
 # names it too, so that importing it does not fail the tests); empty once it is
 NOT_YET = {"kgrec/serve/training.py"}

@@ -18,10 +18,12 @@ from collections.abc import Sequence
 from kgrec.cli import data, neo4j, serve, train, tune
 from kgrec.cli.common import Parser, add_format, set_format
 from kgrec.cli.plugins import PLUGINS_ENV, load_plugins, plugin_specs
-from kgrec.cli.train import QUICKSTART_MODEL
-from kgrec.errors import KgrecError, deprecated
+from kgrec.errors import KgrecError, deprecated, moved_names
 
-__all__ = ["QUICKSTART_MODEL", "build_parser", "main", "test_report"]
+__all__ = ["build_parser", "main", "test_report"]
+
+# the names kgrec.cli had as one module; test_report (below) is another
+__getattr__ = moved_names({"QUICKSTART_MODEL": ("kgrec.cli.train", "QUICKSTART_MODEL")})
 
 log = logging.getLogger("kgrec")
 

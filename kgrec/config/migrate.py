@@ -40,13 +40,14 @@ def migrate_config(doc: Any) -> Any:
     out = dict(doc)
     model = dict(out["model"])
     name = model.get("name", ModelConfig.name)
+    if not isinstance(name, str):
+        return doc  # reported by the model section
     opts = model.get(name)
     if opts is not None and not isinstance(opts, dict):
         return doc  # reported by the model section
     opts = dict(opts or {})
     registered = model_options()
-    known = _option_names(registered[name]) if isinstance(name, str) and \
-        name in registered else None
+    known = _option_names(registered[name]) if name in registered else None
     moved = False
     for k in [k for k in model if k not in (*_FIXED, name)]:
         if known is None:  # a model not registered yet: kept, checked once it is
