@@ -128,7 +128,7 @@ def provenance(cfg: Any = None, split: Any = None) -> dict[str, Any]:
     if cfg is not None:
         doc["config"] = cfg.to_dict()
     if split is not None:
-        from kgrec.data.split import fingerprint
+        from kgrec.data.folds import fingerprint
 
         doc["split"] = {"hash": fingerprint(split), **split.summary()}
     return doc

@@ -72,7 +72,7 @@ def _jobs(a: argparse.Namespace) -> list[tuple[Path, list[str], str]]:
 
 
 def parser() -> argparse.ArgumentParser:
-    from kgrec.config import LOSSES  # the config's list, not a copy of it
+    from kgrec.models.losses import LOSSES  # the registry, not a copy of its names
 
     p = argparse.ArgumentParser(
         description=__doc__, formatter_class=argparse.RawTextHelpFormatter,
@@ -91,7 +91,7 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument("--cross", action="store_true", help="the cross-domain transfer runs "
                    f"instead (datasets {list(cross.CROSS)})")
     p.add_argument("--one-cross", nargs=4, help=argparse.SUPPRESS)
-    p.add_argument("--loss", default="bpr", choices=LOSSES,
+    p.add_argument("--loss", default="bpr", choices=LOSSES.names(),
                    help="--robust: the training loss (train.loss)")
     p.add_argument("--noise", nargs="+", metavar="KIND=SHARE",
                    help="--robust: only these, e.g. none=0 inter=0.2 (default all: "

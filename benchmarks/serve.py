@@ -364,7 +364,7 @@ def main() -> None:
     for part in args.parts:
         print(f"[serve] {part} ...", flush=True)
         if part == "evaluate":
-            from kgrec.data.split import split_for
+            from kgrec.data.prepare import split_for
 
             cfg = rec.config
             if args.data_dir:

@@ -2,11 +2,21 @@
 
 Every error kgrec raises on purpose is a :class:`KgrecError`. Errors about input data carry
 the file, line and field so that a user can open the file and fix it.
+
+Old names that still work go through the one deprecation helper here: :func:`deprecated`
+warns (a :class:`KgrecDeprecationWarning` naming the new name), :func:`moved_names` builds
+a module's ``__getattr__`` for names that moved or were renamed. Old config field names and
+saved runs are migrated in one place, :mod:`kgrec.config.migrate`.
 """
 
 from __future__ import annotations
 
+import importlib
+import sys
+import warnings
+from collections.abc import Callable, Mapping
 from pathlib import Path
+from typing import Any
 
 
 class KgrecError(Exception):
@@ -86,3 +96,37 @@ class ModelError(KgrecError):
 class KgrecDeprecationWarning(FutureWarning):
     """An old name that still works, for now (a ``FutureWarning``, so Python shows it to
     users by default; a ``DeprecationWarning`` raised inside a library is hidden)."""
+
+
+def deprecated(old: str, new: str, *, stacklevel: int = 2) -> None:
+    """Warn once (one :class:`KgrecDeprecationWarning`) that ``old`` is deprecated in favour of
+    ``new``: "``old`` is deprecated: use ``new``". ``stacklevel`` counts as
+    :func:`warnings.warn`'s does, from the function calling this one (2: its caller)."""
+    warnings.warn(f"{old} is deprecated: use {new}", KgrecDeprecationWarning,
+                  stacklevel=stacklevel + 1)
+
+
+def moved_names(names: Mapping[str, tuple[str, str]], owner: str | None = None, *,
+                values: Mapping[str, Any] | None = None) -> Callable[[str], Any]:
+    """A module-level ``__getattr__`` for names that moved or were renamed::
+
+        __getattr__ = moved_names({"Split": ("kgrec.data.folds", "Split")})
+
+    ``names``: old name -> ``(module, new name)``; reading an old name warns (through
+    :func:`deprecated`, naming ``module.new_name``) and returns the new one, imported when
+    first asked for. ``owner``: the module that had the old names (default: the caller's).
+    ``values``: for an old name whose value is not its replacement (an old tuple of what a
+    registry now holds, say), what to return instead of importing the new name."""
+    where = owner if owner is not None else sys._getframe(1).f_globals["__name__"]
+    kept = dict(values or {})
+
+    def __getattr__(name: str) -> Any:
+        if name not in names:
+            raise AttributeError(f"module {where!r} has no attribute {name!r}")
+        module, new = names[name]
+        deprecated(f"{where}.{name}", f"{module}.{new}")
+        if name in kept:
+            return kept[name]
+        return getattr(importlib.import_module(module), new)
+
+    return __getattr__

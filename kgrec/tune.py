@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import Any
 
 from kgrec.config import Config
+from kgrec.config.migrate import migrate_field
 from kgrec.errors import ConfigError, ModelError
 from kgrec.ingest.spec import nearest
 from kgrec.paths import YamlLines, read_yaml_lines
@@ -68,22 +69,29 @@ class SearchSpace:
         self.params = params
 
     @classmethod
-    def load(cls, path: str | Path) -> SearchSpace:
+    def load(cls, path: str | Path, model: str | None = None) -> SearchSpace:
         doc, lines = read_yaml_lines(path, "search space file")
-        return cls.from_dict(doc, source=str(path), lines=lines)
+        return cls.from_dict(doc, source=str(path), lines=lines, model=model)
 
     @classmethod
     def from_dict(cls, doc: Any, source: str = "search space",
-                  lines: YamlLines | None = None) -> SearchSpace:
+                  lines: YamlLines | None = None, model: str | None = None) -> SearchSpace:
         """A validated space; every bad entry is reported (one line each, with its line in
-        the file when ``lines`` are given), not only the first."""
+        the file when ``lines`` are given), not only the first. An old field name is
+        migrated (:func:`~kgrec.config.migrate.migrate_field`, with a warning): ``model``,
+        the model the space is for, says whose option an old flat ``model.<option>`` is."""
         if not isinstance(doc, dict) or not doc:
             raise ConfigError(f"{source}: a search space maps config fields (e.g. train.lr) "
                               "to distributions")
         fields = Config.fields()
         params, problems = [], []
-        for path, spec in doc.items():
-            where = lines.at(str(path)) if lines is not None else source
+        for given, spec in doc.items():
+            where = lines.at(str(given)) if lines is not None else source
+            try:
+                path = migrate_field(str(given), model)
+            except ConfigError as exc:
+                problems.append(f"{where}: {exc}")
+                continue
             if path not in fields:
                 problems.append(f"{where}: unknown config field {path!r}"
                                 + nearest(str(path), list(fields)))
@@ -215,13 +223,13 @@ def tune(space: SearchSpace | str | Path | dict[str, Any], config: Config | None
     import optuna
     from optuna.trial import TrialState
 
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
     from kgrec.train import train
 
-    if not isinstance(space, SearchSpace):
-        space = SearchSpace.from_dict(space) if isinstance(space, dict) else SearchSpace.load(
-            space)
     base = config or Config()
+    if not isinstance(space, SearchSpace):
+        space = (SearchSpace.from_dict(space, model=base.model.name) if isinstance(space, dict)
+                 else SearchSpace.load(space, model=base.model.name))
     data = split if split is not None else split_for(base.data)
     metric = "auc" if data.strategy == "ctr" else base.eval.metric
     study = optuna.create_study(study_name=study_name, storage=make_storage(storage, heartbeat),

@@ -8,10 +8,9 @@ import torch
 
 import kgrec
 from kgrec.errors import ConfigError
-from kgrec.models import KGGNN
-from kgrec.models.base import bpr_loss
+from kgrec.models import KGGNN, GraphInputs
+from kgrec.models.losses import bpr_loss
 from kgrec.train.adversarial import perturbation
-from kgrec.train.loop import graph_inputs
 
 pytestmark = pytest.mark.cost(7)  # seconds on 2 idle cores: scheduled by it
 
@@ -23,7 +22,7 @@ JOINT_TEXT = {"ranking": "joint", "features": ["text"]}
 def setup(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
     torch.manual_seed(0)
-    model = KGGNN(graph_inputs(s), dim=16, layers=2, kg_dropout=0.0)
+    model = KGGNN(GraphInputs.from_split(s), dim=16, layers=2, kg_dropout=0.0)
     rng = np.random.default_rng(0)
     idx = rng.choice(len(s.train_users), 512, replace=False)
     users = torch.from_numpy(s.train_users[idx])

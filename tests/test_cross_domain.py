@@ -103,14 +103,13 @@ def test_cross_domain_config_errors(pair):
 
 
 def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
-    from kgrec.models import build_model
-    from kgrec.train.loop import graph_inputs
+    from kgrec.models import GraphInputs, build_model
 
     joint = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
     alone = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0, target_only=True)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
         "ranking": "joint", "rank_task": f"domain={TARGET}"}})
-    m = build_model(cfg.model, graph_inputs(joint), device="cpu", progress=False)
+    m = build_model(cfg.model, GraphInputs.from_split(joint), device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=phone", "domain=sport"]
     m.eval()
     with torch.no_grad():
@@ -122,12 +121,12 @@ def test_heads_follow_the_domains_and_the_target_head_ranks(pair):
     # trained on the target alone, auto drops the source domain's head (it has no pair)
     m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
                                         "hgnn": {"ranking": "joint"}}).model,
-                    graph_inputs(alone), device="cpu", progress=False)
+                    GraphInputs.from_split(alone), device="cpu", progress=False)
     assert m.link_tasks == ["all", "domain=sport"]
     with pytest.raises(kgrec.ConfigError, match="rank_task: 'domain=phone' is not one"):
         build_model(kgrec.Config(model={"name": "hgnn", "hgnn": {
                     "ranking": "joint", "rank_task": "domain=phone"}}).model,
-                    graph_inputs(alone), device="cpu", progress=False)
+                    GraphInputs.from_split(alone), device="cpu", progress=False)
 
 
 def test_the_source_domain_places_the_target_users(data_dir):
@@ -150,12 +149,11 @@ def test_the_source_domain_places_the_target_users(data_dir):
 
 
 def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
-    from kgrec.models import build_model
+    from kgrec.models import GraphInputs, build_model
     from kgrec.models.base import PairBatch
-    from kgrec.train.loop import graph_inputs
 
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
-    inputs = graph_inputs(s)
+    inputs = GraphInputs.from_split(s)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
         "ranking": "joint", "rank_task": f"domain={TARGET}", "task_users": True,
         "id_dropout": 0.0}})
@@ -190,12 +188,11 @@ def test_task_users_start_at_zero_and_learn_from_their_own_domain_only(pair):
 
 
 def test_source_weight_gives_the_ranking_head_its_own_graph(pair):
-    from kgrec.models import build_model
+    from kgrec.models import GraphInputs, build_model
     from kgrec.models.base import PairBatch
-    from kgrec.train.loop import graph_inputs
 
     s = kgrec.split(pair, "cross_domain", shots=3, target=TARGET, seed=0)
-    inputs = graph_inputs(s)
+    inputs = GraphInputs.from_split(s)
     model = {"name": "hgnn", "dim": 8}
     opts = {"ranking": "joint", "rank_task": f"domain={TARGET}"}
 

@@ -63,19 +63,21 @@ def test_a_model_s_options_live_under_its_name_and_the_old_names_still_work(tmp_
         "name": "lightgcn", "dim": 16, "layers": 2}
     with pytest.raises(ConfigError, match=r"it is an option of hgnn \(model\.hgnn\.kg_items"):
         cfg.set("model.kg_items", "cold")
-    # the old flat layout: a saved run's config, --set, attribute access; each one warns
+    # the old flat layout: a saved run's config, --set; each old name warns once
     old = tmp_path / "old.yaml"
     old.write_text("model:\n  name: hgnn\n  kg_items: cold\n  id_dropout: 0.0\n")
     with pytest.warns(KgrecDeprecationWarning) as said:
         loaded = kgrec.Config.load(old)
     assert [str(w.message) for w in said] == [
-        "config field model.kg_items is now model.hgnn.kg_items",
-        "config field model.id_dropout is now model.hgnn.id_dropout"]
+        "model.kg_items is deprecated: use model.hgnn.kg_items",
+        "model.id_dropout is deprecated: use model.hgnn.id_dropout"]
     assert loaded.model.options.kg_items == "cold" and loaded.model.options.id_dropout == 0.0
-    with pytest.warns(KgrecDeprecationWarning):
+    with pytest.warns(KgrecDeprecationWarning, match="use model.hgnn.fusion"):
         loaded.set("model.fusion", "mean")
-    with pytest.warns(KgrecDeprecationWarning):
-        assert loaded.model.fusion == "mean"
+    assert loaded.model.options.fusion == "mean"
+    # in Python the options are cfg.model.options (the flat attributes are gone)
+    with pytest.raises(AttributeError, match=r"cfg\.model\.options\.fusion"):
+        _ = loaded.model.fusion
     # a bad option is named with its new path and its line
     bad = tmp_path / "bad.yaml"
     bad.write_text("model:\n  name: hgnn\n  hgnn:\n    kg_items: warm\n")

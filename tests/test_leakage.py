@@ -23,7 +23,7 @@ from kgrec.graph import (
     NodeTable,
     RecGraph,
 )
-from kgrec.train.loop import graph_inputs
+from kgrec.models import GraphInputs
 from tests.conftest import write_kgcn
 
 pytestmark = pytest.mark.cost(3)  # seconds on 2 idle cores: scheduled by it
@@ -133,7 +133,7 @@ def test_no_held_out_pair_tags_reach_training(strategy, kw):
     assert kept == expected
     # facts pass unchanged, and the models read exactly this graph's KG
     assert len(s.graph.edges[GENRE]) == len(g.edges[GENRE])
-    kg = graph_inputs(s).kg
+    kg = GraphInputs.from_split(s).kg
     n_items = g.num_items
     model_tags = {(int(h), int(t) - n_items) for h, r, t in zip(kg.head, kg.relation, kg.tail,
                                                                 strict=True)
@@ -147,7 +147,7 @@ def test_a_noisy_split_keeps_the_tags_of_its_clean_training_pairs():
     s = kgrec.split(tagged_graph(), "random", seed=0)
     noisy = kg_noise(interaction_noise(s, 0.3, seed=0), 0.3, seed=0)
     assert tag_rows(noisy.graph) == tag_rows(s.graph)
-    kg = graph_inputs(noisy).kg
+    kg = GraphInputs.from_split(noisy).kg
     assert len(kg) == len(s.graph.knowledge())
 
 

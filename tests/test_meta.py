@@ -10,10 +10,9 @@ from safetensors.torch import load_file, save_file
 import kgrec
 from kgrec.errors import ConfigError, DataFormatError
 from kgrec.graph import INTERACTED, ITEM, USER, EdgeTable, NodeTable, RecGraph
-from kgrec.models import HGNN
+from kgrec.models import HGNN, GraphInputs
 from kgrec.models.adaptation import MetaLearner
 from kgrec.models.base import Isolation
-from kgrec.train.loop import graph_inputs
 from kgrec.train.meta import EpisodeSampler, episode_graph, fewshot_outputs
 
 pytestmark = pytest.mark.cost(33)  # seconds on 2 idle cores: scheduled by it
@@ -91,7 +90,7 @@ def test_episode_graph_holds_the_support_links_and_no_query_link(lastfm):
 def test_isolated_node_ignores_its_id_embedding(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": JOINT_TEXT})
-    model = HGNN(graph_inputs(s), cfg.model, device="cpu", progress=False).eval()
+    model = HGNN(GraphInputs.from_split(s), cfg.model, device="cpu", progress=False).eval()
     iso = Isolation(users=torch.tensor([0, 5, 17]))
     with torch.no_grad():
         before = model(isolate=iso)[0].clone()
@@ -158,7 +157,7 @@ def test_meta_training_runs_and_the_shots_place_held_out_users(fewshot, meta_rec
 
 def test_fewshot_adaptation_lowers_support_loss_of_held_out_users(fewshot):
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 16, "hgnn": JOINT_TEXT})
-    model = HGNN(graph_inputs(fewshot), cfg.model, device="cpu", progress=False)
+    model = HGNN(GraphInputs.from_split(fewshot), cfg.model, device="cpu", progress=False)
     held = np.flatnonzero(fewshot.test.heldout_users)
     base = fewshot_outputs(model, MetaLearner(16, steps=0), fewshot)
     adapted = fewshot_outputs(model, MetaLearner(16, steps=3, lr=0.5), fewshot)

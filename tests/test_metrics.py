@@ -8,7 +8,7 @@ import scipy.sparse as sp
 import torch
 
 import kgrec
-from kgrec.data.split import CTRRows, EvalSet
+from kgrec.data.folds import CTRRows, EvalSet
 from kgrec.errors import ConfigError
 from kgrec.evaluate import auc, domain_groups, evaluate, popularity_groups, ranking_metrics
 from kgrec.evaluate.metrics import best_threshold, f1_score

@@ -12,10 +12,9 @@ import kgrec
 from kgrec.errors import ConfigError
 from kgrec.features import Modalities, TextEncoder, build_features, node_texts, readable
 from kgrec.graph import ENTITY, INTERACTED, ITEM, USER, EdgeTable, NodeTable, RecGraph
-from kgrec.models import HGNN
+from kgrec.models import HGNN, GraphInputs
 from kgrec.models.fusion import Fusion
 from kgrec.models.tasks import auto_tasks, resolve_tasks
-from kgrec.train.loop import graph_inputs
 
 pytestmark = pytest.mark.cost(81)  # seconds on 2 idle cores: scheduled by it
 
@@ -182,7 +181,7 @@ def test_model_config_validation():
     bad = kgrec.Config(model={"name": "hgnn", "hgnn": {"features": [],
                                                           "task_weights": ["nope=1"]}})
     with pytest.raises(ConfigError, match="no task 'nope'"):
-        HGNN(graph_inputs(s), bad.model, device="cpu", progress=False)
+        HGNN(GraphInputs.from_split(s), bad.model, device="cpu", progress=False)
 
 
 @pytest.fixture(scope="module")
@@ -216,7 +215,7 @@ def test_hgnn_ranks_cold_items_from_content_and_ids_alone_cannot(cold):
 
 def test_hgnn_cold_item_ignores_its_id_embedding(cold):
     cfg = kgrec.Config(model={"name": "hgnn", "dim": 16})
-    model = HGNN(graph_inputs(cold), cfg.model, device="cpu", progress=False).eval()
+    model = HGNN(GraphInputs.from_split(cold), cfg.model, device="cpu", progress=False).eval()
     c = int(np.flatnonzero(cold.test.cold_items)[0])
     with torch.no_grad():
         before = model()[1][c].clone()
@@ -238,7 +237,7 @@ def test_hgnn_kg_items_cold_sends_kg_messages_to_cold_items_only(cold):
         cfg = kgrec.Config(model={"name": "hgnn", "dim": 16,
                                   "hgnn": {"ranking": "joint", "kg_items": mode}})
         torch.manual_seed(0)
-        model = HGNN(graph_inputs(cold), cfg.model, device="cpu", progress=False).eval()
+        model = HGNN(GraphInputs.from_split(cold), cfg.model, device="cpu", progress=False).eval()
         with torch.no_grad():
             users, items = model()
             model.relation.weight.mul_(3.0)
@@ -271,7 +270,7 @@ def test_hgnn_multitask_on_ml100k_learns_and_weights_tasks(ml100k):
     assert last["valid"]["recall@20"] > 1.2 * popular, (last["valid"]["recall@20"], popular)
     fixed = kgrec.Config(model={"name": "hgnn", "dim": 8, "hgnn": {
         "features": ["categorical"], "task_weighting": "fixed", "task_weights": ["kg=0.5"]}})
-    m = HGNN(graph_inputs(s), fixed.model, device="cpu", progress=False)
+    m = HGNN(GraphInputs.from_split(s), fixed.model, device="cpu", progress=False)
     assert m.task_weights() == {"all": 1.0, "weight>=4": 1.0, "kg": 0.5}
     assert m.modalities["users"] == ["categorical"]  # the ablation switch holds
 
@@ -308,13 +307,13 @@ def test_content_that_cannot_tell_nodes_apart_is_not_used(data_dir):
     feats = build_features(g, modalities=("categorical",), progress=False)
     assert feats.items.distinct_rows() == 2 and feats.users.distinct_rows() == 0
     s = kgrec.split(g, "cold_item", seed=0)
-    m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8}).model, graph_inputs(s),
+    m = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8}).model, GraphInputs.from_split(s),
                     device="cpu", progress=False)
     assert m.modalities["items"] == []
     kept = build_model(kgrec.Config(model={"name": "hgnn", "dim": 8,
                                            "hgnn": {"ranking": "joint",
                                                     "content_min_distinct": 0.0}}).model,
-                       graph_inputs(s), device="cpu", progress=False)
+                       GraphInputs.from_split(s), device="cpu", progress=False)
     assert kept.modalities["items"] == ["categorical"]
     kept.eval()
     with torch.no_grad():

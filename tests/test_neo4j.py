@@ -282,7 +282,7 @@ def test_bad_rdf_names_the_file(tmp_path):
 
 def test_train_straight_from_the_database(store, lastfm):
     store.write(lastfm, SCHEMA, progress=False)
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
 
     cfg = kgrec.Config(data={"dataset": store.uri}, model="lightgcn",
                        train={"epochs": 5, "device": "cpu"})

@@ -8,7 +8,7 @@ import pytest
 import kgrec
 from kgrec.data.noise import interaction_noise, kg_noise
 from kgrec.errors import ConfigError
-from kgrec.train.loop import graph_inputs
+from kgrec.models import GraphInputs
 
 
 def test_interaction_noise_replaces_a_share_and_never_adds_a_held_out_pair(lastfm):
@@ -36,18 +36,20 @@ def test_kg_noise_shuffles_relations_of_a_share_of_triples(lastfm):
     s = kgrec.split(lastfm, "random", seed=0)
     clean = lastfm.knowledge()
     noisy = kg_noise(s, 0.3, seed=2)
-    kg = graph_inputs(noisy).kg
+    kg = GraphInputs.from_split(noisy).kg
     assert kg is noisy.kg
     assert (kg.head == clean.head).all() and (kg.tail == clean.tail).all()
     assert sorted(kg.relation.tolist()) == sorted(clean.relation.tolist())
     changed = (kg.relation != clean.relation).mean()
     assert 0.15 < changed <= 0.3  # a shuffled triple may draw its own relation back
-    assert graph_inputs(s).kg.relation.tolist() == clean.relation.tolist()  # original intact
+    # the original is intact
+    assert GraphInputs.from_split(s).kg.relation.tolist() == clean.relation.tolist()
 
 
 def test_noise_in_the_config_rebuilds_the_same_noisy_split(lastfm):
     from kgrec.config import DataConfig
-    from kgrec.data.split import fingerprint, split_for
+    from kgrec.data.folds import fingerprint
+    from kgrec.data.prepare import split_for
 
     cfg = DataConfig(dataset="lastfm-hetrec-kg", noise=["inter=0.1", "kg=0.2"])
     a, b = split_for(cfg, lastfm), split_for(cfg, lastfm)

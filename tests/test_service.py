@@ -388,7 +388,7 @@ def test_the_next_training_run_learns_what_the_service_logged(lastfm, tmp_path):
     """``data.events`` (``kgrec train --events LOG``): the logged items, users and clicks join
     the graph before the split; a torn last line (a crash mid-write) is skipped; a click on
     an item nobody knows is one line naming the file and line."""
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
     from kgrec.ingest.events import with_events
     from kgrec.serve.events import EventLog
 

@@ -7,9 +7,8 @@ import pytest
 import torch
 
 import kgrec
-from kgrec.models import MODELS, build_model
+from kgrec.models import MODELS, GraphInputs, build_model
 from kgrec.models.capabilities import Contrastive, has
-from kgrec.train.loop import graph_inputs
 from tests.conftest import planted_ratings, write_kgcn
 
 pytestmark = pytest.mark.cost(49)  # seconds on 2 idle cores: scheduled by it
@@ -44,7 +43,7 @@ def test_each_model_learns_far_above_chance(split, model):
 
 
 def test_kggnn_sees_the_kg_and_only_training_edges(split):
-    inputs = graph_inputs(split)
+    inputs = GraphInputs.from_split(split)
     model = build_model(kgrec.ModelConfig(name="kggnn"), inputs)
     assert model.has_kg and len(model.kg_head) == 2 * 15518
     assert model.adj._nnz() == 2 * len(np.unique(split.train_users * split.num_items

@@ -13,16 +13,17 @@ import argparse
 import logging
 import os
 import sys
-import warnings
 from collections.abc import Sequence
 
 from kgrec.cli import data, neo4j, serve, textmodels, train, tune
 from kgrec.cli.common import Parser, add_format, set_format
 from kgrec.cli.plugins import PLUGINS_ENV, load_plugins, plugin_specs
-from kgrec.cli.train import QUICKSTART_MODEL
-from kgrec.errors import KgrecDeprecationWarning, KgrecError
+from kgrec.errors import KgrecError, deprecated, moved_names
 
-__all__ = ["QUICKSTART_MODEL", "build_parser", "main", "test_report"]
+__all__ = ["build_parser", "main", "test_report"]
+
+# the names kgrec.cli had as one module; test_report (below) is another
+__getattr__ = moved_names({"QUICKSTART_MODEL": ("kgrec.cli.train", "QUICKSTART_MODEL")})
 
 log = logging.getLogger("kgrec")
 
@@ -87,8 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 def test_report(rec, split, ks, which="test", among_cold=False, by=()):
     """Deprecated: :func:`kgrec.evaluate.evaluation_report` (same arguments)."""
-    warnings.warn("kgrec.cli.test_report is deprecated; use kgrec.evaluate.evaluation_report",
-                  KgrecDeprecationWarning, stacklevel=2)
+    deprecated("kgrec.cli.test_report", "kgrec.evaluate.evaluation_report")
     from kgrec.evaluate import evaluation_report
 
     return evaluation_report(rec, split, ks, which, among_cold, by)

@@ -163,6 +163,7 @@ _FLAGS = (("dataset", "data.dataset"), ("split", "data.split"), ("data_dir", "da
 
 def config_from_args(args: argparse.Namespace) -> Any:
     """The config ``--config`` names (or the defaults), with the flags and ``--set`` on top."""
+    import kgrec.models  # noqa: F401  (the models' options, which model.<name>.* address)
     from kgrec.config import Config
 
     cfg = Config.load(args.config) if getattr(args, "config", None) else Config()

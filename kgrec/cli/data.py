@@ -36,7 +36,7 @@ def cmd_data_recipe(args: argparse.Namespace) -> int:
 
 def cmd_data_stats(args: argparse.Namespace) -> int:
     from kgrec.config import DataConfig
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
     from kgrec.ingest import load_source
 
     graph = load_source(args.name, args.data_dir)

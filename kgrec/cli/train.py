@@ -36,7 +36,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     import os
     import threading
 
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
     from kgrec.train import distributed, train
 
     cfg = config_from_args(args)
@@ -79,7 +79,8 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _split_of(rec, data_dir: str | None):
-    from kgrec.data.split import fingerprint, split_for
+    from kgrec.data.folds import fingerprint
+    from kgrec.data.prepare import split_for
 
     cfg = rec.config
     if data_dir is not None:
@@ -209,7 +210,7 @@ def _recommend_all(rec, args: argparse.Namespace) -> int:
 
 def cmd_quickstart(args: argparse.Namespace) -> int:
     from kgrec.config import Config
-    from kgrec.data.split import split_for
+    from kgrec.data.prepare import split_for
     from kgrec.evaluate import evaluation_report
     from kgrec.train import train
 

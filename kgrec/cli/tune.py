@@ -13,7 +13,7 @@ def cmd_tune(args: argparse.Namespace) -> int:
     from kgrec.tune import SearchSpace, best_config, tune, write_plots
 
     cfg = config_from_args(args)
-    space = SearchSpace.load(args.space)
+    space = SearchSpace.load(args.space, model=cfg.model.name)
     study = tune(space, cfg, n_trials=args.trials, study_name=args.study, storage=args.storage,
                  pruner=args.pruner, seed=args.sampler_seed, timeout=args.timeout,
                  progress=not args.quiet, heartbeat=args.heartbeat)

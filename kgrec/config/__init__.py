@@ -25,22 +25,26 @@ import yaml
 
 from kgrec.config.fields import build as _build
 from kgrec.config.fields import coerce as _coerce
+from kgrec.config.migrate import migrate_config, migrate_field
 from kgrec.config.model import ModelConfig, add_model_options, model_fields, model_options
 from kgrec.config.sections import DataConfig, EvalConfig, MetaConfig, TrainConfig
-from kgrec.errors import ConfigError
+from kgrec.errors import ConfigError, moved_names
 from kgrec.paths import YamlLines, read_yaml_lines
 
 __all__ = ["Config", "DataConfig", "EvalConfig", "MetaConfig", "ModelConfig", "TrainConfig",
-           "add_check", "add_model_options", "model_options"]
+           "add_check", "add_model_options", "migrate_config", "model_options"]
 
-# The built-in names, for old importers only: what a name may be is what its registry holds
-# (``kgrec.models.MODELS``, ``kgrec.data.SPLITS``, ``kgrec.train.LOSSES``), and those layers
-# check the config against it (:func:`add_check`).
-SPLITS = ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user",
-          "cross_domain", "ctr")
-MODELS = ("mf", "lightgcn", "kggnn", "hgnn")
-MODALITIES = ("text", "categorical", "numeric", "vectors")
-LOSSES = ("bpr", "softmax", "sampled_softmax")
+# The built-in names, for old importers only: what a name may be is what its registry holds,
+# and those layers check the config against it (:func:`add_check`).
+__getattr__ = moved_names(
+    {"SPLITS": ("kgrec.data", "SPLITS"), "MODELS": ("kgrec.models", "MODELS"),
+     "LOSSES": ("kgrec.models.losses", "LOSSES"),
+     "MODALITIES": ("kgrec.models.options", "MODALITIES")},
+    values={"SPLITS": ("given", "random", "temporal", "user_temporal", "cold_item", "cold_user",
+                       "cross_domain", "ctr"),
+            "MODELS": ("mf", "lightgcn", "kggnn", "hgnn"),
+            "MODALITIES": ("text", "categorical", "numeric", "vectors"),
+            "LOSSES": ("bpr", "softmax", "sampled_softmax")})
 
 _CHECKS: list[Callable[[Config], None]] = []
 
@@ -80,7 +84,7 @@ class Config:
             if isinstance(value, str) and name in ("model", "data"):
                 value = cls(**{"name" if name == "model" else "dataset": value})
             elif isinstance(value, dict):
-                value = _section(name, value)
+                value = _section(name, migrate_config({name: value})[name])
             elif not isinstance(value, cls):
                 raise ConfigError(f"{name}: expected {cls.__name__}, a dict or a name")
             setattr(self, name, value)
@@ -102,13 +106,16 @@ class Config:
 
     # ------------------------------------------------------------- dotted access
     def get(self, path: str) -> Any:
-        section, attr = _split_path(path)
+        """The field at ``path`` (``train.lr``; an old name is migrated, with a warning)."""
+        section, attr = _split_path(migrate_field(path, self.model.name))
         if section == "model":
             return self.model.get_path(attr)
         return getattr(getattr(self, section), attr)
 
     def set(self, path: str, value: Any) -> Config:
-        """Set ``section.field`` (type-checked and coerced); returns ``self``."""
+        """Set ``section.field`` (type-checked and coerced; an old name is migrated, with a
+        warning); returns ``self``."""
+        path = migrate_field(path, self.model.name)
         section, attr = _split_path(path)
         if section == "model":
             self.model.set_path(attr, value)
@@ -139,13 +146,15 @@ class Config:
     @classmethod
     def from_dict(cls, doc: dict[str, Any], source: str = "config",
                   lines: YamlLines | None = None) -> Config:
-        """A config from its dict; errors name ``source`` (and with ``lines``, the line of the
-        field at fault)."""
+        """A config from its dict, in today's layout or an old one
+        (:func:`~kgrec.config.migrate.migrate_config`); errors name ``source`` (and with
+        ``lines``, the line of the field at fault)."""
         def at(field: str | None) -> str:
             return lines.at(field) if lines is not None else source
 
         if not isinstance(doc, dict):
             raise ConfigError(f"{source}: a config is a mapping with sections {list(_SECTIONS)}")
+        doc = migrate_config(doc)
         unknown = sorted(set(doc) - set(_SECTIONS))
         if unknown:
             raise ConfigError(f"{at(unknown[0])}: unknown section(s) {unknown}; "

@@ -18,23 +18,22 @@ are registered (``kgrec.config`` used alone) its sub-section is kept as given an
 when they are (the models layer's config check).
 
 The options used to be flat fields of this section (``model.id_dropout``); those names still
-work, with a :class:`DeprecationWarning`, wherever a config is written: YAML/JSON files and
-saved runs, ``Config.set`` / ``--set`` / search spaces, and attribute access
-(``cfg.model.id_dropout``). A config in the flat layout predates the options' later
-defaults: an options dataclass's ``LEGACY`` mapping (hgnn: ``ranking: joint``, the model such
-a file was written for) fills the options it does not set.
+work, with a :class:`~kgrec.errors.KgrecDeprecationWarning`, wherever a config is written:
+YAML/JSON files and saved runs, ``Config.set`` / ``--set`` and search spaces, all through
+:mod:`kgrec.config.migrate`. In Python the options are ``cfg.model.options`` (or
+``cfg.model.hgnn``, by the model's name); the old flat attributes (``cfg.model.id_dropout``)
+are gone.
 """
 
 from __future__ import annotations
 
 import dataclasses
 import typing
-import warnings
 from dataclasses import dataclass
 from typing import Any
 
 from kgrec.config.fields import build, coerce
-from kgrec.errors import ConfigError, KgrecDeprecationWarning
+from kgrec.errors import ConfigError
 
 # model name -> its options dataclass (None: the model takes no options)
 _OPTIONS: dict[str, type | None] = {}
@@ -50,10 +49,6 @@ def add_model_options(name: str, options: type | None) -> None:
 def model_options() -> dict[str, type | None]:
     """Every registered model's options dataclass (or ``None``)."""
     return dict(_OPTIONS)
-
-
-def _deprecated(old: str, new: str) -> None:
-    warnings.warn(f"config field {old} is now {new}", KgrecDeprecationWarning, stacklevel=4)
 
 
 def _owners(attr: str) -> list[str]:
@@ -118,7 +113,7 @@ class ModelConfig:
     @classmethod
     def from_doc(cls, doc: Any) -> ModelConfig:
         """From a mapping: ``name``, ``dim``, ``layers`` and the sub-section named after the
-        model; a flat option (the old layout) moves into it with a deprecation warning."""
+        model (an old layout is migrated first: :func:`kgrec.config.migrate.migrate_config`)."""
         if not isinstance(doc, dict):
             raise ConfigError(f"model: expected a mapping, got {type(doc).__name__}",
                               field="model")
@@ -130,24 +125,10 @@ class ModelConfig:
         if opts is not None and not isinstance(opts, dict):
             raise ConfigError(f"model.{name}: expected a mapping of {name}'s options",
                               field=f"model.{name}")
-        opts = dict(opts or {})
-        legacy = False
-        for k, v in doc.items():
-            if k in ("name", "dim", "layers", name):
-                continue
-            known = _OPTIONS.get(name, ...)
-            if known is ...:  # a model not registered yet: kept, checked once it is
-                opts[k] = v
-            elif known is not None and k in {f.name for f in dataclasses.fields(known)}:
-                _deprecated(f"model.{k}", f"model.{name}.{k}")
-                opts[k] = v
-                legacy = True
-            else:
-                raise ConfigError(_unknown(name, k), field=f"model.{k}")
-        if legacy:
-            for k, v in getattr(_OPTIONS.get(name), "LEGACY", {}).items():
-                opts.setdefault(k, v)
-        return cls(**fixed, options=opts or None)
+        extra = [k for k in doc if k not in ("name", "dim", "layers", name)]
+        if extra:
+            raise ConfigError(_unknown(name, extra[0]), field=f"model.{extra[0]}")
+        return cls(**fixed, options=dict(opts) if opts else None)
 
     def to_dict(self) -> dict[str, Any]:
         out: dict[str, Any] = {"name": self.name, "dim": self.dim, "layers": self.layers}
@@ -159,8 +140,7 @@ class ModelConfig:
 
     # ------------------------------------------------------------- dotted access
     def get_path(self, rest: str) -> Any:
-        """``rest`` of ``model.<rest>``: a fixed field, ``<name>.<option>``, or (deprecated)
-        a bare option."""
+        """``rest`` of ``model.<rest>``: a fixed field or ``<name>.<option>``."""
         if rest in ("name", "dim", "layers"):
             return getattr(self, rest)
         return getattr(self.options, self._option(rest))
@@ -186,9 +166,6 @@ class ModelConfig:
             name = attr
         elif not attr:
             name = head
-            if self.options is not None and dataclasses.is_dataclass(self.options) and \
-                    name in {f.name for f in dataclasses.fields(self.options)}:
-                _deprecated(f"model.{name}", f"model.{self.name}.{name}")
         else:
             raise ConfigError(f"unknown config field 'model.{rest}': the model is "
                               f"{self.name!r}; its options are model.{self.name}.<option>")
@@ -198,28 +175,19 @@ class ModelConfig:
             raise ConfigError(_unknown(self.name, name))
         return name
 
-    # ------------------------------------------------------------- old attribute names
+    # ------------------------------------------------------------- the options by name
     def __getattr__(self, attr: str) -> Any:
-        # only reached for names that are not fields: cfg.model.hgnn (the options by the
-        # model's name) and the old flat option names
+        # only reached for names that are not fields: cfg.model.hgnn, the options by the
+        # model's name
         if attr.startswith("_") or attr in _FIXED:
             raise AttributeError(attr)
         opts = self.__dict__.get("options")
         if attr == self.__dict__.get("name") and opts is not None:
             return opts
-        if dataclasses.is_dataclass(opts) and attr in {f.name for f in dataclasses.fields(opts)}:
-            _deprecated(f"model.{attr}", f"model.{self.name}.{attr}")
-            return getattr(opts, attr)
-        raise AttributeError(f"ModelConfig has no field {attr!r}")
-
-    def __setattr__(self, attr: str, value: Any) -> None:
-        opts = self.__dict__.get("options")
-        if attr not in _FIXED and dataclasses.is_dataclass(opts) and \
-                attr in {f.name for f in dataclasses.fields(opts)}:
-            _deprecated(f"model.{attr}", f"model.{self.name}.{attr}")
-            setattr(opts, attr, value)
-            return
-        object.__setattr__(self, attr, value)
+        raise AttributeError(f"ModelConfig has no field {attr!r}"
+                             + (f"; the model's options are cfg.model.options.{attr}"
+                                if dataclasses.is_dataclass(opts) and attr in
+                                {f.name for f in dataclasses.fields(opts)} else ""))
 
 
 def _unknown(name: str, attr: str) -> str:
@@ -235,15 +203,13 @@ def _unknown(name: str, attr: str) -> str:
 
 
 def model_fields() -> dict[str, Any]:
-    """``model.*`` dotted fields and their hints: the fixed ones, every registered model's
-    ``model.<name>.<option>``, and the old flat ``model.<option>`` names (deprecated)."""
+    """``model.*`` dotted fields and their hints: the fixed ones and every registered
+    model's ``model.<name>.<option>``."""
     out: dict[str, Any] = {f"model.{k}": v for k, v in
                            typing.get_type_hints(ModelConfig).items() if k != "options"}
-    flat: dict[str, Any] = {}
     for name, cls in _OPTIONS.items():
         if cls is None:
             continue
         for k, hint in typing.get_type_hints(cls).items():
             out[f"model.{name}.{k}"] = hint
-            flat.setdefault(f"model.{k}", hint)
-    return {**out, **{k: v for k, v in flat.items() if k not in out}}
+    return out

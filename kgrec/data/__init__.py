@@ -1,15 +1,22 @@
 """From a RecGraph to what models consume: splits, tensors, samplers.
 
-Importing it installs the data layer's whole-config check (:func:`check_split_params` of
+The names are defined in :mod:`kgrec.data.folds` (the split's types and their assembly),
+:mod:`kgrec.data.strategies` (:data:`SPLITS`, :func:`split`) and :mod:`kgrec.data.prepare`
+(:func:`split_for`); kgrec's own modules import them from there. Importing the package
+installs the data layer's whole-config check (:func:`check_split_params` of
 ``Config.data``, through :func:`kgrec.config.add_check`).
 """
 
+import importlib
+
 from kgrec.config import add_check
 
-# through the module kgrec.data.split, so that the name ``kgrec.data.split`` ends up as the
-# function, not that module (importing a submodule first sets it on the package)
-from kgrec.data.split import (
-    SPLITS,
+# The old module kgrec.data.split (deprecated names, kgrec.data.split's docstring) is loaded
+# first: importing a submodule sets it on the package, and this way the name
+# ``kgrec.data.split`` ends up as the function bound below, whoever imports the old module.
+importlib.import_module("kgrec.data.split")
+
+from kgrec.data.folds import (  # noqa: E402
     TEST,
     TRAIN,
     VALID,
@@ -17,13 +24,16 @@ from kgrec.data.split import (
     EvalSet,
     Pairs,
     Split,
+    fingerprint,
+)
+from kgrec.data.prepare import split_for  # noqa: E402
+from kgrec.data.strategies import (  # noqa: E402
+    SPLITS,
+    check_config,
     check_split_params,
     ctr_split,
-    fingerprint,
     split,
-    split_for,
 )
-from kgrec.data.strategies import check_config
 
 add_check(check_config)
 

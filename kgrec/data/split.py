@@ -1,25 +1,13 @@
-"""Train / validation / test splits of a RecGraph's interactions, built so nothing leaks.
+"""Deprecated: the names once imported from here, each of which warns naming where it is
+defined now (:mod:`kgrec.data.folds`, :mod:`kgrec.data.strategies`,
+:mod:`kgrec.data.prepare`); ``kgrec.data`` has the public ones."""
 
-The names that have always been importable from here: the types and their assembly are in
-:mod:`kgrec.data.folds`, the strategies (:data:`SPLITS`, :func:`split`) in
-:mod:`kgrec.data.strategies`, and :func:`split_for` (a config's data, loaded, split and
-noised) in :mod:`kgrec.data.prepare`.
-"""
+from kgrec.errors import moved_names
 
-from kgrec.data.folds import (
-    TEST,
-    TRAIN,
-    VALID,
-    CTRRows,
-    EvalSet,
-    Pairs,
-    Split,
-    fingerprint,
-    made_from_training,
-)
-from kgrec.data.prepare import split_for
-from kgrec.data.strategies import SPLITS, check_split_params, ctr_split, split
+_FOLDS = ("TEST", "TRAIN", "VALID", "CTRRows", "EvalSet", "Pairs", "Split", "fingerprint",
+          "made_from_training")
+_STRATEGIES = ("SPLITS", "check_split_params", "ctr_split", "split")
 
-__all__ = ["SPLITS", "TEST", "TRAIN", "VALID", "CTRRows", "EvalSet", "Pairs", "Split",
-           "check_split_params", "ctr_split", "fingerprint", "made_from_training", "split",
-           "split_for"]
+__getattr__ = moved_names({**{n: ("kgrec.data.folds", n) for n in _FOLDS},
+                           **{n: ("kgrec.data.strategies", n) for n in _STRATEGIES},
+                           "split_for": ("kgrec.data.prepare", "split_for")})

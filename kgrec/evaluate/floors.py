@@ -21,7 +21,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 
 
 class RandomScorer:

@@ -10,7 +10,7 @@ import scipy.sparse as sp
 import torch
 from torch import Tensor
 
-from kgrec.data.split import CTRRows, EvalSet
+from kgrec.data.folds import CTRRows, EvalSet
 from kgrec.errors import ModelError
 from kgrec.evaluate.metrics import METRICS, auc, best_threshold, f1_score, ranking_metrics
 

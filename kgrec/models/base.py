@@ -10,11 +10,12 @@ import numpy as np
 import torch
 from torch import Tensor, nn
 
+from kgrec.errors import moved_names
 from kgrec.graph import KnowledgeTriples, RecGraph
 
 if TYPE_CHECKING:
     from kgrec.config import Config, ModelConfig
-    from kgrec.data.split import Split
+    from kgrec.data.folds import Split
     from kgrec.features.build import AttributeSchema
 
 
@@ -236,28 +237,18 @@ class SymmetricPropagation:
             module.adj = adj
 
 
-def __getattr__(name: str) -> Any:
-    # the ranking losses moved to kgrec.models.losses (a registry); old names keep working
-    import warnings
-
-    from kgrec.errors import KgrecDeprecationWarning
-    from kgrec.models import losses
-
-    if name in ("bpr_loss", "softmax_loss"):
-        return getattr(losses, name)
-    if name == "Objective":
-        warnings.warn("kgrec.models.base.Objective is deprecated: use "
-                      "kgrec.models.losses.LOSSES (e.g. LOSSES.get('softmax')(0.3))",
-                      KgrecDeprecationWarning, stacklevel=2)
-        return _objective
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
 def _objective(kind: str = "bpr", temperature: float = 0.5) -> Any:
     from kgrec.models.losses import LOSSES
 
     cls = LOSSES.get(kind)
     return cls(temperature) if kind == "softmax" else cls()
+
+
+# the ranking losses moved to kgrec.models.losses (a registry); the old names keep working
+__getattr__ = moved_names({"bpr_loss": ("kgrec.models.losses", "bpr_loss"),
+                           "softmax_loss": ("kgrec.models.losses", "softmax_loss"),
+                           "Objective": ("kgrec.models.losses", "LOSSES")},
+                          values={"Objective": _objective})
 
 
 def bipartite_adjacency(users: np.ndarray, items: np.ndarray, num_users: int,

@@ -14,7 +14,7 @@ capability             what it means                               who needs it
                        and propagated again                        evaluate --perturb``
 :class:`FewShot`       encodes chosen nodes as few-shot ones (no   ``meta.mode``
                        id, only the given graph's links)
-:class:`MultiTask`     one head per link task, weighted            ``model.rank_task``
+:class:`MultiTask`     one head per link task, weighted            ``model.hgnn.rank_task``
 :class:`PlacesItems`   places a brand-new item from its text       ``Recommender.add_items``
 :class:`PlacesUsers`   places a new user from its profile          ``Recommender.add_users``
                                                                    with profiles
@@ -73,7 +73,7 @@ class FewShot(Protocol):
 @runtime_checkable
 class MultiTask(Protocol):
     """One link-prediction head per task, with learned or fixed task weights; the ranking
-    uses one of them (``model.rank_task``)."""
+    uses one of them (``model.hgnn.rank_task``)."""
 
     task_names: list[str]
 

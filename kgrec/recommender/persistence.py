@@ -3,23 +3,23 @@
 interactions and KG needed for exclusion and explanations) and ``recommender.json`` (config,
 id vocabularies, item names, training history). No pickle anywhere.
 
-What older versions saved differently is translated on load, in one place
-(:func:`_migrate_saved`).
+What older versions saved differently is translated on load, in the one place that knows
+it (:func:`kgrec.config.migrate.migrate_run`).
 """
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Any, Self
+from typing import Self
 
 import numpy as np
 import scipy.sparse as sp
 import torch
 from safetensors.torch import load_file, save_file
-from torch import Tensor
 
 from kgrec.config import Config
+from kgrec.config.migrate import MOVED_TENSORS, migrate_run
 from kgrec.errors import StoreError
 from kgrec.features.build import AttributeSchema
 from kgrec.graph import KnowledgeTriples
@@ -28,30 +28,8 @@ from kgrec.recommender.newusers import UserFoldIn
 
 FORMAT = "kgrec-recommender/1"
 
-ADAPTATION = "adaptation.log_lr"
+ADAPTATION = MOVED_TENSORS["state.meta_learner.log_lr"]
 """The ``model.safetensors`` key of the adaptation's log step sizes ``[d]``."""
-
-
-def _migrate_saved(doc: dict[str, Any], tensors: dict[str, Tensor]
-                   ) -> tuple[dict[str, Any], dict[str, Tensor]]:
-    """A saved recommender's ``recommender.json`` document and ``model.safetensors`` tensors
-    as this version reads them (in place, and returned), from what older versions wrote:
-
-    - a config saved before the aligned ranking was hgnn's default has no
-      ``model.hgnn.ranking``: it ranked ``joint``;
-    - the adaptation's learned step sizes were saved among the model's weights, as
-      ``state.meta_learner.log_lr`` (the trainer's submodule): they are
-      :data:`ADAPTATION` now, and the model's weights hold only the model's.
-    """
-    conf = doc.get("config", {})
-    model = conf.get("model") if isinstance(conf, dict) else None
-    hgnn = model.get("hgnn") if isinstance(model, dict) else None
-    if isinstance(hgnn, dict) and "ranking" not in hgnn:
-        hgnn["ranking"] = "joint"  # saved before the aligned ranking was hgnn's default
-    old = tensors.pop("state.meta_learner.log_lr", None)
-    if old is not None and ADAPTATION not in tensors:
-        tensors[ADAPTATION] = old
-    return doc, tensors
 
 
 class Persistence(Catalogue):
@@ -118,7 +96,7 @@ class Persistence(Catalogue):
                                "seen.indptr") if k not in t]
         if missing:
             raise StoreError(f"{weights}: lacks {missing}; not a kgrec model file")
-        doc, t = _migrate_saved(doc, t)
+        doc, t = migrate_run(doc, t)
         # the saved config is checked by every layer that holds a registry it names (models,
         # split strategies; metrics are evaluate's, loaded with the ranking): a run of a
         # model nobody registered is refused here, naming it

@@ -13,12 +13,11 @@ from kgrec.train.loop import (
     TrainedModel,
     Trainer,
     TrainingStopped,
-    graph_inputs,
     resolve_device,
     validate,
 )
 from kgrec.train.objectives import Objective, build_objective
 
 __all__ = ["LOSSES", "EmbeddingScorer", "Objective", "TrainedModel", "Trainer",
-           "TrainingStopped", "build_objective", "graph_inputs", "model_from",
-           "recommender_from", "resolve_device", "train", "validate"]
+           "TrainingStopped", "build_objective", "model_from", "recommender_from",
+           "resolve_device", "train", "validate"]

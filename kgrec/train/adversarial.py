@@ -18,8 +18,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from kgrec.data.folds import Split
 from kgrec.data.sampling import NegativeSampler
-from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import RecModel
 from kgrec.models.capabilities import Attackable, has

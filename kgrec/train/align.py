@@ -33,7 +33,7 @@ import torch.nn.functional as F
 from torch import Tensor
 
 from kgrec.config import Config
-from kgrec.data.split import Split
+from kgrec.data.folds import Split
 from kgrec.evaluate.ranking import EmbeddingScorer, evaluate
 from kgrec.progress import progress as progress_bar
 

@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from kgrec.config import Config
-from kgrec.data.split import Split, fingerprint
+from kgrec.data.folds import Split, fingerprint
 from kgrec.graph import ENTITY
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.adaptation import MetaLearner

@@ -28,8 +28,8 @@ from safetensors.torch import load_file, save_file
 from torch import Tensor
 
 from kgrec.config import Config
+from kgrec.data.folds import Split
 from kgrec.data.sampling import NegativeSampler
-from kgrec.data.split import Split
 from kgrec.evaluate.ranking import EmbeddingScorer, evaluate, evaluate_ctr
 from kgrec.models import GraphInputs, RecModel, build_model
 from kgrec.models.base import PairBatch
@@ -60,12 +60,6 @@ def resolve_device(name: str = "auto") -> torch.device:
 
         raise ConfigError("train.device: cuda requested but no CUDA device is available")
     return torch.device(name)
-
-
-def graph_inputs(split: Split) -> GraphInputs:
-    """What the model may see (:meth:`GraphInputs.from_split`): the training interactions,
-    the KG, and the graph's content without its held-out interactions."""
-    return GraphInputs.from_split(split)
 
 
 @torch.no_grad()

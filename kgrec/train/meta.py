@@ -33,8 +33,8 @@ import torch
 from torch import Tensor
 
 from kgrec.config import MetaConfig
+from kgrec.data.folds import Split
 from kgrec.data.sampling import NegativeSampler
-from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.adaptation import MetaLearner
 from kgrec.models.base import Isolation, bipartite_adjacency

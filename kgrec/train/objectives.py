@@ -37,8 +37,8 @@ import numpy as np
 from torch import Tensor, nn
 
 from kgrec.config import Config
+from kgrec.data.folds import Split
 from kgrec.data.sampling import NegativeSampler
-from kgrec.data.split import Split
 from kgrec.errors import ConfigError
 from kgrec.models.base import Encoded, PairBatch, RecModel
 from kgrec.models.capabilities import Attackable, Contrastive, FewShot, MultiTask, has
