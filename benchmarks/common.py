@@ -149,7 +149,7 @@ INFRASTRUCTURE = {"benchmarks/common.py"}
 #: file-name prefixes of the run kinds (a baseline run's name starts with its dataset)
 KINDS = ("ctr-", "cold-", "generalise-", "temporal-", "cross-", "model-random-",
          "model-longtail-", "robust-", "neo4j-io-", "explain-", "text-", "recbole-",
-         "kglayer-", "serve-", "scale-")
+         "kglayer-", "serve-", "scale-", "select-")
 
 
 def run_kind(doc: dict[str, Any]) -> tuple[str, str]:

@@ -8,6 +8,13 @@ the library's defaults (dim 64, 2 layers, batch 2048, L2 1e-4) with one learning
 model, picked from {1e-3, 5e-3} on Last.FM's validation NDCG@20 (seed 0): MF 1e-3, LightGCN,
 KG GNN and hgnn 5e-3. Seeds 0, 1, 2. Nothing is tuned on the test split.
 
+The peers a user would pick instead, each in its stronger set-up: SimGCL and XSimGCL (their
+reference code's defaults, ``kgrec/models/simgcl.py``), and LightGCN and MF with the
+shared-negatives softmax (``train.loss: sampled_softmax``, 1,024 negatives, 4,096 pairs a
+step). Their learning rate (and the softmax's temperature) is chosen the same way, on
+Last.FM's validation NDCG@20 at seed 0, by ``--select`` (one recorded run per setting,
+``select-*.json``); their runs read the chosen setting from those files.
+
 Each (dataset, model, seed) runs in its own process on one thread, so its peak RSS is its
 own; results go to ``benchmarks/results/runs/<dataset>-<model>-<seed>.json`` (with their
 provenance: commit, config, split hash, versions) and a finished run is not redone (the
@@ -42,8 +49,18 @@ DATASETS = ["lastfm-hetrec-kg", "ml-100k-kb4rec", "book-crossing-kg"]
 MODELS = ["mf", "lightgcn", "kggnn", "hgnn"]
 FLOORS = ["random", "popularity"]
 NAMES = {"random": "Random (floor)", "popularity": "Popularity (floor)", "mf": "MF-BPR",
-         "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)", "hgnn": "hgnn (content + KG)"}
+         "lightgcn": "LightGCN", "kggnn": "KG GNN (kggnn)", "hgnn": "hgnn (content + KG)",
+         "simgcl": "SimGCL", "xsimgcl": "XSimGCL", "lightgcn-ss": "LightGCN, shared negatives",
+         "mf-ss": "MF, shared negatives"}
 LR = {"mf": 1e-3, "lightgcn": 5e-3, "kggnn": 5e-3, "hgnn": 5e-3}  # see the docstring
+SELECT_DATASET = "lastfm-hetrec-kg"
+_SHARED = {"loss": "sampled_softmax", "negatives": 1024, "batch_size": 4096}
+_SOFTMAX_GRID = {"lr": [1e-3, 5e-3], "temperature": [0.1, 0.2]}
+#: peer -> (registered model, fixed train settings, the grid chosen on validation by --select)
+PEERS = {"simgcl": ("simgcl", {}, {"lr": [1e-3, 5e-3]}),
+         "xsimgcl": ("xsimgcl", {}, {"lr": [1e-3, 5e-3]}),
+         "lightgcn-ss": ("lightgcn", _SHARED, _SOFTMAX_GRID),
+         "mf-ss": ("mf", _SHARED, _SOFTMAX_GRID)}
 CTR_DATASETS = ["lastfm-hetrec-kg", "book-crossing-kg"]
 CTR_MODELS = ["mf", "lightgcn", "kggnn"]
 # KGCN paper (Wang et al., WWW 2019), Table 3, KGCN-sum: (AUC, F1).
@@ -56,6 +73,57 @@ def floor_scorer(name: str, split):
     if name == "random":
         return RandomScorer(split.num_items, seed=split.seed)
     return PopularityScorer.from_split(split)
+
+
+def grid(peer: str) -> list[dict]:
+    """Every setting of ``peer``'s selection grid, in a fixed order."""
+    import itertools
+
+    axes = PEERS[peer][2]
+    return [dict(zip(axes, values, strict=True)) for values in itertools.product(*axes.values())]
+
+
+def select_file(peer: str, k: int) -> Path:
+    return RUNS / f"select-{SELECT_DATASET}-{peer}-{k}.json"
+
+
+def chosen(peer: str) -> dict:
+    """The setting of ``peer``'s grid with the best validation NDCG@20 (``--select``)."""
+    import json
+
+    docs = [json.loads(select_file(peer, k).read_text()) if select_file(peer, k).is_file()
+            else None for k in range(len(grid(peer)))]
+    if None in docs:
+        raise SystemExit(f"{peer}: run `python benchmarks/run.py --select` first (its "
+                         "settings are chosen on validation)")
+    return max(docs, key=lambda d: d["valid_ndcg@20"])["setting"]
+
+
+def train_settings(model: str, seed: int, setting: dict | None = None) -> tuple[str, dict]:
+    """The registered model and train section of a baseline or peer run."""
+    if model not in PEERS:
+        return model, {"seed": seed, "device": "cpu", "lr": LR[model], "epochs": 500}
+    name, fixed, _ = PEERS[model]
+    return name, {"seed": seed, "device": "cpu", "epochs": 500, **fixed,
+                  **(setting if setting is not None else chosen(model))}
+
+
+def run_select(peer: str, k: int, out: Path) -> None:
+    """One setting of a peer's grid on the selection dataset, seed 0: its validation only."""
+    import kgrec
+
+    one_thread()
+    setting = grid(peer)[k]
+    split = kgrec.split(kgrec.load_dataset(SELECT_DATASET), "random", valid=0.1, test=0.1,
+                        seed=0)
+    name, train = train_settings(peer, 0, setting)
+    cfg = kgrec.Config(data={"dataset": SELECT_DATASET, "seed": 0, "split": "random"},
+                       model=name, train=train)
+    rec = kgrec.train(split, cfg, progress=False)
+    best = max((h for h in rec.history if "valid" in h), key=lambda h: h["valid"]["ndcg@20"])
+    write_run(out, {"dataset": SELECT_DATASET, "model": peer, "variant": f"{peer}-{k}",
+                    "setting": setting, "valid_ndcg@20": best["valid"]["ndcg@20"],
+                    "best_epoch": best["epoch"]}, cfg, split)
 
 
 def run_one(dataset: str, model: str, seed: int, out: Path, protocol: str) -> None:
@@ -78,8 +146,8 @@ def run_one(dataset: str, model: str, seed: int, out: Path, protocol: str) -> No
         cfg = kgrec.Config(data={"dataset": dataset, "seed": seed,
                                  "split": "ctr" if ctr else "random",
                                  **({"valid": 0.2, "test": 0.2} if ctr else {})},
-                           model=model, train={"seed": seed, "device": "cpu", "lr": LR[model],
-                                               "epochs": 500})
+                           model=train_settings(model, seed)[0],
+                           train=train_settings(model, seed)[1])
         t0 = time.perf_counter()
         scorer = kgrec.train(split, cfg, progress=False)
         train_s = time.perf_counter() - t0
@@ -116,7 +184,8 @@ def _rows(runs: Runs, ds: str, models: list[str], prefix: str = "") -> list[tupl
 
 
 def baselines_table(runs: Runs) -> str:
-    lines = ["# Baselines: MF-BPR, LightGCN, the KG GNN and hgnn, beside the floors", "",
+    lines = ["# Baselines: MF-BPR, LightGCN, the KG GNN and hgnn, beside the floors and the "
+             "peers (SimGCL, XSimGCL, shared negatives)", "",
              "Reproduce: `python benchmarks/run.py` (resumable; per-run JSON in "
              "`benchmarks/results/runs/`), then `python benchmarks/report.py`.", "",
              "Protocol: per-user random 80/10/10 split, full ranking over all items (training "
@@ -128,12 +197,13 @@ def baselines_table(runs: Runs) -> str:
              "training interactions. Seconds per epoch: median over epochs (training only; "
              "validation excluded). Peak RSS: max over seeds, of the run's own process. The "
              "RecBole peers on the same splits: `recbole.md`.", ""]
-    every = [d for ds in DATASETS for _, docs in _rows(runs, ds, FLOORS + MODELS) for d in docs]
+    listed = FLOORS + MODELS + list(PEERS)
+    every = [d for ds in DATASETS for _, docs in _rows(runs, ds, listed) for d in docs]
     runs = runs.scoped(every)
     lines += [runs.header(every), ""]
     for ds in DATASETS:
         rows, recalls = [], {}
-        for m, docs in _rows(runs, ds, FLOORS + MODELS):
+        for m, docs in _rows(runs, ds, listed):
             rec = [d["recall@20"] for d in docs]
             recalls[m] = statistics.mean(rec)
             trained = m not in FLOORS
@@ -155,6 +225,11 @@ def baselines_table(runs: Runs) -> str:
                 for m in ("kggnn", "hgnn") if m in recalls and ids]
         if "popularity" in recalls and ids:
             said.append(f"{NAMES[ids]} / popularity: {recalls[ids] / recalls['popularity']:.2f}x")
+        peers = [m for m in recalls if m not in FLOORS and m != "hgnn"]
+        if "hgnn" in recalls and peers:
+            best = max(peers, key=recalls.get)
+            said.append(f"hgnn / the best peer ({NAMES[best]}): "
+                        f"{recalls['hgnn'] / recalls[best]:.2f}x")
         if said:
             lines += ["Recall@20 ratios (means over seeds): " + "; ".join(said) + ".", ""]
     return "\n".join(lines) + "\n"
@@ -198,12 +273,24 @@ def main() -> None:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawTextHelpFormatter)
     p.add_argument("--protocol", choices=["ranking", "ctr"], default="ranking")
     p.add_argument("--datasets", nargs="+")
-    p.add_argument("--models", nargs="+", choices=FLOORS + MODELS)
+    p.add_argument("--models", nargs="+", choices=FLOORS + MODELS + list(PEERS))
+    p.add_argument("--select", action="store_true",
+                   help="run the peers' selection grids (Last.FM validation, seed 0)")
+    p.add_argument("--select-one", nargs=2, metavar=("PEER", "K"), help=argparse.SUPPRESS)
     p.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
     p.add_argument("--one", nargs=3, metavar=("DATASET", "MODEL", "SEED"), help=argparse.SUPPRESS)
     p.add_argument("--out", help=argparse.SUPPRESS)
     args = p.parse_args()
     ctr = args.protocol == "ctr"
+    if args.select_one:
+        run_select(args.select_one[0], int(args.select_one[1]), Path(args.out))
+        return
+    if args.select:
+        RUNS.mkdir(parents=True, exist_ok=True)
+        run_missing(__file__, [(select_file(m, k), ["--select-one", m, str(k)],
+                                f"select {m} {grid(m)[k]}")
+                               for m in (args.models or PEERS) for k in range(len(grid(m)))])
+        return
     if args.one:
         ds, m, seed = args.one
         run_one(ds, m, int(seed), Path(args.out), args.protocol)

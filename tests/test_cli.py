@@ -25,6 +25,17 @@ def test_help_lists_every_command():
         assert cmd in out
 
 
+def test_config_shows_a_models_options_and_sets_them_as_train_does():
+    """`kgrec config --model M` prints M's own options section, and `--set model.M.<field>`
+    works there as in `kgrec train` (it was refused, naming the flat field)."""
+    import yaml
+
+    for model, field, value in (("hgnn", "id_dropout", 0.25), ("xsimgcl", "eps", 0.3)):
+        out = kgrec("config", "--model", model, "--set", f"model.{model}.{field}={value}")
+        section = yaml.safe_load(out.stdout)["model"]
+        assert section["name"] == model and section[model][field] == value
+
+
 def test_data_list_and_stats():
     out = kgrec("data", "list").stdout
     # piped, nothing is cut (rich cut names at 80 columns: `amazon-cdr-phone-…`)

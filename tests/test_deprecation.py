@@ -246,6 +246,10 @@ def test_migrate_run_moves_the_tensors_older_versions_saved_elsewhere():
     _, moved = migrate_run(doc, tensors)
     assert moved == {"user_embedding": 1, "adaptation.log_lr": 2, "state.user.weight": 3}
     assert migrate_run(doc, dict(moved))[1] == moved
+    from kgrec.config.migrate import MOVED_TENSORS
+    from kgrec.recommender.persistence import ADAPTATION
+
+    assert set(MOVED_TENSORS.values()) == {ADAPTATION}  # where the recommender reads them
 
 
 # ----------------------------------------------------------------- no module uses a shim

@@ -12,10 +12,9 @@ import torch
 import kgrec
 from kgrec.errors import ConfigError
 from kgrec.evaluate import PopularityScorer
-from kgrec.models import MODELS, LightGCN, SimGCL, XSimGCL, build_model
+from kgrec.models import MODELS, GraphInputs, LightGCN, SimGCL, XSimGCL, build_model
 from kgrec.models.capabilities import Contrastive, Propagates, has
 from kgrec.models.simgcl import info_nce, perturb
-from kgrec.train.loop import graph_inputs
 from kgrec.train.objectives import ContrastiveTerm, L2Term, RankingTerm, build_objective
 from tests.conftest import planted_ratings, write_kgcn
 
@@ -88,7 +87,7 @@ def test_options_defaults_and_checks():
 
 
 def test_capabilities_and_the_objective_term(split):
-    inputs = graph_inputs(split)
+    inputs = GraphInputs.from_split(split)
     for name in ("simgcl", "xsimgcl"):
         cls = MODELS.get(name)
         assert has(cls, Contrastive) and has(cls, Propagates)
@@ -105,7 +104,7 @@ def test_capabilities_and_the_objective_term(split):
 @pytest.mark.parametrize("cls", [SimGCL, XSimGCL])
 def test_no_noise_at_evaluation_and_fresh_noise_in_training(split, cls):
     torch.manual_seed(0)
-    model = cls(graph_inputs(split), 16, 2)
+    model = cls(GraphInputs.from_split(split), 16, 2)
     model.eval()
     a, b = model(), model()
     assert all(torch.equal(x, y) for x, y in zip(a, b, strict=True))
@@ -127,7 +126,7 @@ def test_the_final_vector_leaves_layer_0_out_and_the_trace_folds_a_user_in(split
     """Without layer 0 a user's vector is the mean of its L propagated layers; the trace is
     scaled so that serve's fold-in (the trace's sum / (L + 1), the LightGCN mean) gives it."""
     torch.manual_seed(0)
-    model = SimGCL(graph_inputs(split), 8, 2).eval()
+    model = SimGCL(GraphInputs.from_split(split), 8, 2).eval()
     x = model.embedding.weight
     a1 = torch.sparse.mm(model.adj, x)
     a2 = torch.sparse.mm(model.adj, a1)
@@ -138,7 +137,7 @@ def test_the_final_vector_leaves_layer_0_out_and_the_trace_folds_a_user_in(split
     folded = torch.stack(trace).sum(0) / (len(trace) + 1)  # kgrec.serve's fold-in
     user_rows = model.adj.to_dense()[:U, U:]  # 1 / sqrt(deg(u) deg(i))
     torch.testing.assert_close(user_rows @ folded, users, atol=1e-6, rtol=1e-5)
-    with_input = SimGCL(graph_inputs(split), 8, 2, input_layer=True).eval()
+    with_input = SimGCL(GraphInputs.from_split(split), 8, 2, input_layer=True).eval()
     with_input.embedding.weight.data.copy_(x)
     torch.testing.assert_close(torch.cat(with_input()), (x + a1 + a2) / 3)
 

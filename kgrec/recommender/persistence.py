@@ -19,7 +19,7 @@ import torch
 from safetensors.torch import load_file, save_file
 
 from kgrec.config import Config
-from kgrec.config.migrate import MOVED_TENSORS, migrate_run
+from kgrec.config.migrate import migrate_run
 from kgrec.errors import StoreError
 from kgrec.features.build import AttributeSchema
 from kgrec.graph import KnowledgeTriples
@@ -28,7 +28,7 @@ from kgrec.recommender.newusers import UserFoldIn
 
 FORMAT = "kgrec-recommender/1"
 
-ADAPTATION = MOVED_TENSORS["state.meta_learner.log_lr"]
+ADAPTATION = "adaptation.log_lr"
 """The ``model.safetensors`` key of the adaptation's log step sizes ``[d]``."""
 
 
