@@ -96,6 +96,10 @@ def chosen(peer: str) -> dict:
     if None in docs:
         raise SystemExit(f"{peer}: run `python benchmarks/run.py --select` first (its "
                          "settings are chosen on validation)")
+    stale = [k for k, d in enumerate(docs) if d["setting"] != grid(peer)[k]]
+    if stale:
+        raise SystemExit(f"{peer}: {select_file(peer, stale[0]).name} was chosen from another "
+                         "grid; delete the select files and run --select again")
     return max(docs, key=lambda d: d["valid_ndcg@20"])["setting"]
 
 
@@ -289,7 +293,8 @@ def main() -> None:
         RUNS.mkdir(parents=True, exist_ok=True)
         run_missing(__file__, [(select_file(m, k), ["--select-one", m, str(k)],
                                 f"select {m} {grid(m)[k]}")
-                               for m in (args.models or PEERS) for k in range(len(grid(m)))])
+                               for m in (args.models or PEERS) if m in PEERS
+                               for k in range(len(grid(m)))])
         return
     if args.one:
         ds, m, seed = args.one

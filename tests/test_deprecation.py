@@ -70,6 +70,30 @@ def test_the_old_split_module_s_names_warn_and_load(name):
     assert _one_warning(said, f"{new}.{name}").startswith(f"kgrec.data.split.{name} ")
 
 
+MOVED_MODULES = {  # a module that moved: (old module, name) -> the module it lives in now
+    ("kgrec.serve", "Recommender"): "kgrec.recommender",
+    ("kgrec.serve", "train"): "kgrec.train.api",
+    ("kgrec.serve", "UserFoldIn"): "kgrec.recommender",
+    ("kgrec.serve.recommender", "Recommender"): "kgrec.recommender",
+    ("kgrec.serve.recommender", "FORMAT"): "kgrec.recommender",
+    ("kgrec.serve.training", "recommender_from"): "kgrec.train.api",
+    ("kgrec.serve.newusers", "NewUserEncoder"): "kgrec.recommender.newusers",
+    ("kgrec.serve.explain", "Explainer"): "kgrec.recommender.explain",
+    ("kgrec.serve.explain", "seen_items"): "kgrec.recommender.catalogue",
+    ("kgrec.serve.ann", "AnnIndex"): "kgrec.recommender.ann",
+    ("kgrec.train.sampling", "NegativeSampler"): "kgrec.data.sampling",
+}
+
+
+@pytest.mark.parametrize(("old", "name"), sorted(MOVED_MODULES))
+def test_a_moved_modules_names_warn_and_load(old, name):
+    new = MOVED_MODULES[(old, name)]
+    with pytest.warns(KgrecDeprecationWarning) as said:
+        value = getattr(importlib.import_module(old), name)
+    assert value is getattr(importlib.import_module(new), name)
+    assert _one_warning(said, f"{new}.{name}").startswith(f"{old}.{name} ")
+
+
 def test_from_the_old_module_import_works_and_kgrec_data_split_stays_the_function():
     import kgrec.data
 
@@ -257,7 +281,9 @@ def test_migrate_run_moves_the_tensors_older_versions_saved_elsewhere():
 SHIMS = {"kgrec.data.split": None,  # the whole module
          "kgrec.config": {"SPLITS", "MODELS", "LOSSES", "MODALITIES"},
          "kgrec.models.base": {"bpr_loss", "softmax_loss", "Objective"},
-         "kgrec.cli": {"test_report", "QUICKSTART_MODEL"}}
+         "kgrec.cli": {"test_report", "QUICKSTART_MODEL"},
+         **{old: None for old, _ in MOVED_MODULES if old != "kgrec.serve"},
+         "kgrec.serve": {name for old, name in MOVED_MODULES if old == "kgrec.serve"}}
 
 
 def test_no_kgrec_module_imports_through_a_shim():
@@ -273,3 +299,23 @@ def test_no_kgrec_module_imports_through_a_shim():
                 if hit:
                     bad.append(f"{rel}:{node.lineno}: {node.module} {hit}")
     assert not bad, "imports through a deprecated name:\n" + "\n".join(bad)
+
+
+def test_a_plugin_that_places_items_without_places_items_still_does_with_a_warning():
+    from kgrec.models.capabilities import can_place_items
+
+    class Old:
+        @classmethod
+        def items_from_text(cls, cfg, state, texts, device="cpu"):
+            return torch.zeros(len(texts), 2)
+
+    with pytest.warns(KgrecDeprecationWarning) as said:
+        assert can_place_items(Old, None, {})
+    _one_warning(said, "a classmethod places_items(cfg, state) -> bool beside items_from_text")
+
+    class New(Old):
+        @classmethod
+        def places_items(cls, cfg, state):
+            return "w" in state
+
+    assert not can_place_items(New, None, {}) and can_place_items(New, None, {"w": 1})

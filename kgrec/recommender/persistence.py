@@ -96,12 +96,14 @@ class Persistence(Catalogue):
                                "seen.indptr") if k not in t]
         if missing:
             raise StoreError(f"{weights}: lacks {missing}; not a kgrec model file")
-        doc, t = migrate_run(doc, t)
         # the saved config is checked by every layer that holds a registry it names (models,
         # split strategies; metrics are evaluate's, loaded with the ranking): a run of a
-        # model nobody registered is refused here, naming it
+        # model nobody registered is refused here, naming it. Loaded before the migration,
+        # which reads the models' options to place an old flat option name.
         import kgrec.data
         import kgrec.models  # noqa: F401
+
+        doc, t = migrate_run(doc, t)
         n_users, n_items = len(doc["user_ids"]), len(doc["item_ids"])
         seen = sp.csr_matrix((np.ones(len(t["seen.indices"]), dtype=np.float32),
                               t["seen.indices"].numpy(), t["seen.indptr"].numpy()),

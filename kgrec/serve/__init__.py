@@ -2,20 +2,15 @@
 log :mod:`kgrec.serve.events`) and batch output (:mod:`kgrec.serve.batch`).
 
 The :class:`~kgrec.recommender.Recommender` it serves lives in :mod:`kgrec.recommender`
-and training in :mod:`kgrec.train`; their names are re-exported here for users who import
-them from ``kgrec.serve`` (kgrec's own modules import them from where they live).
+(``kgrec.Recommender``) and training in :mod:`kgrec.train` (``kgrec.train``); the names
+once imported from here still load, each with one warning naming where it lives now.
 """
 
-from kgrec.recommender import (
-    FORMAT,
-    Explainer,
-    Explanation,
-    NewUserEncoder,
-    Recommendations,
-    Recommender,
-    UserFoldIn,
-)
-from kgrec.train.api import model_from, recommender_from, train
+from kgrec.errors import moved_names
 
-__all__ = ["FORMAT", "Explainer", "Explanation", "NewUserEncoder", "Recommendations",
-           "Recommender", "UserFoldIn", "model_from", "recommender_from", "train"]
+_RECOMMENDER = ("FORMAT", "Explainer", "Explanation", "NewUserEncoder", "Recommendations",
+                "Recommender", "UserFoldIn")
+_TRAINING = ("model_from", "recommender_from", "train")
+
+__getattr__ = moved_names({**{n: ("kgrec.recommender", n) for n in _RECOMMENDER},
+                           **{n: ("kgrec.train.api", n) for n in _TRAINING}})
