@@ -55,6 +55,7 @@ The InfoNCE is a mean over the batch's unique nodes as in SELFRec and RecBole-GN
 
 from __future__ import annotations
 
+import dataclasses
 from dataclasses import dataclass
 
 import torch
@@ -175,9 +176,8 @@ class SimGCL(LightGCN):
     @classmethod
     def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
                     progress: bool = True) -> SimGCL:
-        o = cfg.options
-        return cls(inputs, cfg.dim, cfg.layers, o.eps, o.cl_weight, o.temperature,
-                   o.input_layer)
+        # the options' fields are the constructor's keywords (XSimGCL's add cl_layer)
+        return cls(inputs, cfg.dim, cfg.layers, **dataclasses.asdict(cfg.options))
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
@@ -260,13 +260,6 @@ class XSimGCL(SimGCL):
                  cl_layer: int = 1) -> None:
         super().__init__(inputs, dim, layers, eps, cl_weight, temperature, input_layer)
         self.cl_layer = cl_layer
-
-    @classmethod
-    def from_config(cls, cfg: ModelConfig, inputs: GraphInputs, *, device: str = "auto",
-                    progress: bool = True) -> XSimGCL:
-        o = cfg.options
-        return cls(inputs, cfg.dim, cfg.layers, o.eps, o.cl_weight, o.temperature,
-                   o.input_layer, o.cl_layer)
 
     @classmethod
     def check_config(cls, cfg: Config) -> None:
