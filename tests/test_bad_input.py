@@ -179,8 +179,9 @@ def test_recipe_reference_is_generated_and_in_the_readme():
         assert all(f"| `{k}` |" in text for k in (*spec.files, *spec.mapping))
         # every example is a valid recipe of its format
         kgrec.ingest.Recipe.from_dict(yaml.safe_load(spec.example))
-    readme = (Path(__file__).parents[1] / "README.md").read_text()
-    assert text.strip() in readme, "README's recipe reference is stale: paste `kgrec data recipe`"
+    readme = (Path(__file__).parents[1] / "docs" / "datasets.md").read_text()
+    assert text.strip() in readme, ("docs/datasets.md's recipe reference is stale: paste "
+                                    "`kgrec data recipe`")
 
 
 def test_config_and_search_space_errors_name_the_line(tmp_path):

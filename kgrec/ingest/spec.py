@@ -4,7 +4,7 @@ key, with what it means and its default.
 One declaration serves three purposes: :meth:`kgrec.ingest.Recipe.from_dict` refuses every
 key it does not list (naming all of them, with the nearest known key), the readers may only
 read keys it lists (:meth:`Recipe.opt` and :meth:`Recipe.file` check), and
-:func:`reference` renders the reference that ``kgrec data recipe`` prints and the README
+:func:`reference` renders the reference that ``kgrec data recipe`` prints and docs/datasets.md
 carries.
 """
 

@@ -79,7 +79,7 @@ class HGNNOptions(KGGNNOptions):
             users alone, and the KG serves the items that have nothing else; entities
             still propagate among themselves and from every item. Better where items have
             text of their own (Last.FM, ml-100k: +6% and +4% Recall@20), worse where the
-            KG is their only content (Book-Crossing: -14%); see the README.
+            KG is their only content (Book-Crossing: -14%); see docs/models.md.
         tasks: link-prediction tasks (see :mod:`kgrec.models.tasks`): ``auto``, or a list of
             ``all``, ``weight>=T``, ``domain=X``, ``behavior=X``, ``kg``.
         task_weighting: ``uncertainty`` (learned, Kendall et al.) or ``fixed``.
